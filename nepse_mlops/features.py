@@ -9,13 +9,15 @@ import pandas as pd
 from .core import log
 
 # %% auto #0
-__all__ = ['FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'build_features', 'check_no_lookahead', 'features_from_raw']
+__all__ = ['FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'build_features', 'check_no_lookahead',
+           'features_from_raw']
 
 # %% ../nbs/03_features.ipynb #c005
 FEATURES = ['ret_1', 'ret_5', 'ret_20', 'vol_20', 'rsi_14', 'macd_sma', 'ma_ratio_5_20', 'ma_ratio_20_60',
             'volume_z20', 'turnover_z20', 'gap', 'range', 'days_since_prev']
 MAX_LOOKBACK = 60  # sessions; serving needs at least this many rows of history per symbol
 ID_COLUMNS = ['date', 'symbol']
+OUTCOME_COLUMNS = ['target', 'target_date', 'fwd_ret']  # the only columns that look ahead
 
 # %% ../nbs/03_features.ipynb #c007
 def _rolling(s: pd.Series, by: pd.Series, w: int, how: str) -> pd.Series:
@@ -58,6 +60,7 @@ def build_features(prices: pd.DataFrame, # validated prices: date, symbol, (adj_
     ahead = lag(lc, -horizon)
     f['target'] = np.where(ahead.isna(), np.nan, (ahead > lc).astype('float64'))
     f['target_date'] = lag(p.date, -horizon).to_numpy()
+    f['fwd_ret'] = ahead - lc   # realised log return over the horizon, for backtests and monitoring
     return f.replace([np.inf, -np.inf], np.nan)
 
 # %% ../nbs/03_features.ipynb #c012
@@ -72,7 +75,7 @@ def check_no_lookahead(prices: pd.DataFrame, cut: str, horizon: int = 1, seed: i
     a, b = build_features(prices, horizon), build_features(noisy, horizon)
     keep = a.date <= pd.Timestamp(cut)
     changed = []
-    for c in FEATURES:
+    for c in [c for c in a.columns if c not in ID_COLUMNS + OUTCOME_COLUMNS]:
         x, y = a.loc[keep, c].to_numpy(), b.loc[keep, c].to_numpy()
         if not np.allclose(x, y, equal_nan=True, rtol=1e-9, atol=1e-12): changed.append(c)
     return changed
