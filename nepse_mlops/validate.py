@@ -170,8 +170,8 @@ def validate_prices(prices: pd.DataFrame,             # canonical rows from inge
     rec('open_outside_range', df[df.flag_open_outside_range]); rec('off_calendar', df[df.flag_off_calendar])
     rec('non_equity', df[df.instrument_type != 'equity'])
     quarantine = pd.concat(qs, ignore_index=True)
+    if not len(df): counts['no_rows'] = 1; examples['no_rows'] = ['no row survived ingest and validation']
     report = _report(df, quarantine, dropped, n_in, counts, examples, today)
-    if not len(df): counts['no_rows'] = 1
     return Validation(df, quarantine, detected.reset_index(drop=True), report, dropped)
 
 # %% ../nbs/02_validate.ipynb #c018

@@ -1,0 +1,69 @@
+# nepse_mlops — the two commands: `make run` and `make test`. Everything installs into .venv from
+# pyproject.toml + requirements.lock (resolved with uv; `make lock` refreshes it).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+PORT ?= 8866
+DATA ?=
+export PLOOMBER_STATS_ENABLED := false
+export PLOOMBER_VERSION_CHECK_DISABLED := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: help install run test nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==0.13.9'
+
+$(VENV)/.installed: $(UV) requirements.lock pyproject.toml
+	$(UV) pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the locked environment
+
+run: install ## run the whole pipeline (embedded SYNTHETIC market; DATA=path for real files)
+	$(BIN)/nepse-mlops run $(if $(DATA),--data $(abspath $(DATA)))
+
+test: install ## nbdev_test over all notebooks, then pytest
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/pytest -q
+
+dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
+	$(BIN)/nepse-mlops dashboard --port $(PORT)
+
+serve: install ## serve the champion model over REST on 127.0.0.1:5001
+	$(BIN)/nepse-mlops serve
+
+mlflow-ui: install ## MLflow UI on 127.0.0.1:5000
+	$(BIN)/nepse-mlops ui
+
+lab: install ## JupyterLab on 127.0.0.1:8888
+	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+
+status: install ## champion, last run, data freshness
+	$(BIN)/nepse-mlops status
+
+check: install ## what CI checks besides tests: notebooks exported and clean
+	$(BIN)/nbdev_export && git diff --exit-code -- nepse_mlops
+	$(BIN)/nbdev_clean && git diff --exit-code -- nbs
+
+benchmark: install ## timings and memory (see benchmarks/README.md)
+	$(BIN)/python benchmarks/bench_pipeline.py
+
+lock: $(UV) ## re-resolve requirements.lock from pyproject.toml
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean-products: ## delete pipeline products and executed reports (keeps .venv)
+	rm -rf products reports/*.html reports/*.ipynb reports/.*.metadata reports/*.jsonl
+
+clean: clean-products ## also delete .venv
+	rm -rf $(VENV)
