@@ -172,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
     if args.command == 'serve':
         print(f"serving models:/{env['model_name']}@champion on http://{args.host}:{args.port}/invocations (Ctrl-C stops)")
-        return subprocess.call(serve_command(env, args.host, args.port), env=os.environ | {'MLFLOW_TRACKING_URI': env['tracking_uri']})
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"   # the scoring server execs uvicorn by name
+        return subprocess.call(serve_command(env, args.host, args.port), env=os.environ | {'MLFLOW_TRACKING_URI': env['tracking_uri'], 'PATH': path})
     if args.command == 'dashboard':
         print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-        return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': env['products']})
+        return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})
     if args.command == 'ui':
         print(f"MLflow UI on http://{args.host}:{args.port}/ (Ctrl-C stops)")
         return subprocess.call([str(Path(sys.executable).parent / 'mlflow'), 'ui', '--backend-store-uri', env['tracking_uri'],
