@@ -82,7 +82,7 @@ def champion_card(summary: dict) -> str:
         f"<table><tr><th>gate window</th><th>model</th><th>always-up</th><th>persistence</th><th>logistic</th></tr>{rows}</table>")
 
 # %% ../nbs/08_dashboard.ipynb #c012
-def drift_card(summary: dict, drift: pd.DataFrame, report_href: str = 'drift_report.html') -> str:
+def drift_card(summary: dict, drift: pd.DataFrame, report_href: str | None = 'drift_report.html') -> str:
     "Overall drift, the drifted columns, the retrain decision, and a link to the full Evidently report."
     d, r = summary.get('drift') or {}, summary.get('retrain') or {}
     drifted = drift[drift.drifted.astype(bool)].column.tolist() if len(drift) else []
@@ -91,7 +91,7 @@ def drift_card(summary: dict, drift: pd.DataFrame, report_href: str = 'drift_rep
             f"<div class='nm-muted'>{d.get('drifted_columns', 0)} of {d.get('columns', 0)}: {html.escape(', '.join(drifted) or 'none')}</div>"
             f"<p>Retrain: <b class='{'nm-warn' if r.get('retrain') else 'nm-ok'}'>{'yes' if r.get('retrain') else 'no'}</b> — "
             f"{html.escape('; '.join(r.get('reasons') or ['no reason to retrain']))}</p>"
-            f"<p><a href='{html.escape(report_href)}' target='_blank'>Full Evidently drift report</a></p>")
+            + (f"<p><a href='{html.escape(report_href)}' target='_blank'>Full Evidently drift report</a></p>" if report_href else ''))
     return card('Drift', body)
 
 # %% ../nbs/08_dashboard.ipynb #c015
