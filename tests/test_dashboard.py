@@ -21,9 +21,9 @@ def render(url, wait_for, tmp_path, query=''):
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = b.new_page(viewport={'width': 1300, 'height': 1000})
-        page.goto(url + query, timeout=120_000)
+        page.goto(url + query, timeout=120_000, wait_until='commit')   # Voila keeps loading widgets; wait for content instead
         page.wait_for_selector(f'text={wait_for}', timeout=120_000)
-        page.wait_for_load_state('networkidle', timeout=60_000)
+        if wait_for == 'Price and predictions': page.wait_for_selector('table.nm-preds', timeout=60_000)
         text = page.inner_text('body')
         rows = page.locator('table.nm-preds tbody tr').count()
         page.screenshot(path=str(tmp_path / 'dashboard.png'), full_page=True)
