@@ -53,16 +53,16 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     return rc
 
 # %% ../nbs/09_cli.ipynb #c010
-def check_data(paths: list[str], out: str, actions: str | None = None, today: str | None = None) -> int:
+def check_data(paths: list[str], out: str, actions: str | None = None, today: str | None = None, holidays: str | None = None) -> int:
     "Ingest and validate `paths` into `out`; return the exit code."
     import pandas as pd
     from nepse_mlops.ingest import ingest_paths, IngestError
-    from nepse_mlops.validate import validate_prices, write_validation
+    from nepse_mlops.validate import validate_prices, write_validation, load_holidays
     try: res = ingest_paths(paths)
     except IngestError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     acts = pd.read_csv(actions) if actions else None
-    v = validate_prices(res.prices, res.quarantine, actions=acts, today=today)
+    v = validate_prices(res.prices, res.quarantine, actions=acts, today=today, holidays=load_holidays(holidays) if holidays else None)
     paths_out = write_validation(v, out, res.manifest)
     r = v.report
     print(f"rows in {r['rows_in']:,} = kept {r['rows_kept']:,} + quarantined {r['rows_quarantined']:,} + duplicates dropped {r['rows_dropped']:,}"
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--out', required=True, help='folder for prices.parquet, quarantine.csv, report.json, report.html')
     i.add_argument('--actions', help='CSV of known corporate actions: symbol,date,factor (overrides detection)')
     i.add_argument('--today', help='pin today for the freshness check (YYYY-MM-DD)')
+    i.add_argument('--holidays', help='CSV of NEPSE holidays (Date[,HolidayName]): sessions on them are flagged')
     s = sub.add_parser('serve', help='serve the champion model over REST (MLflow scoring server)')
     s.add_argument('--host', default='127.0.0.1'); s.add_argument('--port', type=int, default=5001)
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of `nepse-mlops`."
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
-    if args.command == 'ingest': return check_data(args.paths, args.out, args.actions, args.today)
+    if args.command == 'ingest': return check_data(args.paths, args.out, args.actions, args.today, args.holidays)
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set))

@@ -103,3 +103,14 @@ def test_whole_dag_on_real_files(tmp_path):
         assert len(preds) >= 10 and (preds.prediction_for == '2026-08-24').all()
     else:
         assert len(preds) == 0 and summary['champion'] is None
+
+
+def test_holiday_file_flags_sessions_on_holidays(source1):
+    from nepse_mlops.validate import load_holidays, validate_prices
+    res, v = source1
+    hol = load_holidays(S2 / 'other_nepse_detail' / 'only_public_holidays.csv')
+    assert len(hol) > 100
+    v2 = validate_prices(res.prices, res.quarantine, today='2026-08-22', holidays=hol)
+    before = {x['rule']: x['rows'] for x in v.report['rules']}['off_calendar']
+    after = {x['rule']: x['rows'] for x in v2.report['rules']}['off_calendar']
+    assert after > before and v2.report['rows_kept'] == v.report['rows_kept']   # flagged, never dropped
