@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser('ingest', help='ingest + validate files alone and report (exit 1 on error-severity rules, 2 on unreadable files)')
     i.add_argument('paths', nargs='+', help='CSV files or folders (searched recursively)')
     i.add_argument('--out', required=True, help='folder for prices.parquet, quarantine.csv, report.json, report.html')
-    i.add_argument('--actions', help='CSV of known corporate actions: symbol,date,factor (overrides detection)')
+    i.add_argument('--actions', help='CSV of known corporate actions: symbol,date and factor or bonus_pct,right_ratio[,right_price] (overrides detection)')
     i.add_argument('--today', help='pin today for the freshness check (YYYY-MM-DD)')
     i.add_argument('--holidays', help='CSV of NEPSE holidays (Date[,HolidayName]): sessions on them are flagged')
     s = sub.add_parser('serve', help='serve the champion model over REST (MLflow scoring server)')
