@@ -102,11 +102,14 @@ def git_commit(root: str | Path | None = None) -> str:
 # %% ../nbs/00_core.ipynb #c020
 def setup_tracking(tracking_uri: str,        # e.g. sqlite:////abs/path/mlflow.db
                    experiment: str,          # experiment name
-                   artifact_root: str | Path, # folder for run artifacts
+                   artifact_root: str | Path | None = None, # run artifacts (default: `mlartifacts/` beside the SQLite file)
                   ) -> str:
     "Point MLflow at `tracking_uri`, create `experiment` if needed; return its id."
     os.environ.update(TELEMETRY_OFF)
     import mlflow
+    if artifact_root is None:
+        if not tracking_uri.startswith('sqlite:///'): raise ValueError(f"pass artifact_root for a non-SQLite store: {tracking_uri}")
+        artifact_root = Path(tracking_uri.removeprefix('sqlite:///')).parent / 'mlartifacts'
     mlflow.set_tracking_uri(tracking_uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
