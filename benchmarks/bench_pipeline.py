@@ -1,7 +1,7 @@
 """Wall time and peak memory of the pipeline: a cold `ploomber build`, a no-op rebuild, and the same stages as plain
 Python functions (the ratio is Ploomber + papermill + in-notebook tests overhead). Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--data synthetic|real|both] [--keep DIR]
+    .venv/bin/python benchmarks/bench_pipeline.py [--data synthetic|real|both] [--keep DIR] [--stages-only]
 
 Real data is source 1 in ../shared/data/nepse (372 files, 505k rows); it is read in place, never copied.
 """
@@ -39,7 +39,8 @@ est, n = fit_final(lab, pw.test_start.max(), env['model_params'], env['seed']); 
 t['total'] = time.time() - t0
 print(json.dumps({'seconds': t, 'rows': len(res.prices) + len(res.quarantine), 'labelled_rows': len(lab),
                   'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  'pooled_auc': pr.groupby('candidate').apply(lambda g: __import__('sklearn.metrics').metrics.roc_auc_score(g.y, g.p), include_groups=False).round(4).to_dict()}))
+                  'pooled_auc': pr.groupby('candidate').apply(lambda g: __import__('sklearn.metrics').metrics.roc_auc_score(g.y, g.p), include_groups=False).round(4).to_dict(),
+                  'pooled_accuracy': pr.groupby('candidate').apply(lambda g: float((g.label == g.y).mean()), include_groups=False).round(4).to_dict()}))
 '''
 
 
@@ -51,6 +52,19 @@ def timed(cmd, **kw):
     p = subprocess.run(wrapper, capture_output=True, text=True, env=os.environ | QUIET, **kw)
     peak = next((int(l.split()[1]) / 1024 for l in p.stderr.splitlines() if l.startswith('PEAK')), float('nan'))
     return time.time() - t0, peak, p
+
+
+def stages(label, data, work):
+    "Only the stages as plain functions: the features and training targets (features <= 5 s, all windows <= 60 s)."
+    work.mkdir(parents=True, exist_ok=True)
+    plain_s, _, pp = timed([sys.executable, '-c', PLAIN, str(ROOT), str(data), str(work)])
+    if pp.returncode: print(pp.stderr[-3000:]); raise SystemExit('stage run failed')
+    p = json.loads(pp.stdout.strip().splitlines()[-1]); t = p['seconds']
+    print(f'\n== {label}: stages as plain functions ({p["rows"]:,} rows, {p["labelled_rows"]:,} labelled) ==')
+    print(f'ingest {t["ingest"]:.1f} s, validate {t["validate"]:.1f} s')
+    print(f'features          {t["features"]:6.1f} s   (target <= 5 s: {t["features"] / 5:.2f} of budget)')
+    print(f'train all windows {t["train_all_windows"]:6.1f} s   (target <= 60 s: {t["train_all_windows"] / 60:.2f} of budget)')
+    print(f'peak RSS {p["peak_rss_mb"]:.0f} MB; pooled ROC AUC {p["pooled_auc"]}; pooled accuracy {p["pooled_accuracy"]}')
 
 
 def bench(label, data, work):
@@ -72,6 +86,7 @@ def bench(label, data, work):
           f'train all windows {plain["seconds"]["train_all_windows"]:.1f} s; {plain["rows"]:,} rows, {plain["labelled_rows"]:,} labelled)')
     print(f'ratio cold build / plain functions: {cold / plain_s:.2f}x   (no-op / cold: {noop / cold:.3f})')
     print(f'pooled out-of-sample ROC AUC by candidate: {plain["pooled_auc"]}')
+    print(f'pooled out-of-sample accuracy by candidate: {plain["pooled_accuracy"]}')
     return dict(label=label, cold=cold, noop=noop, plain=plain_s, ratio=cold / plain_s, plain_detail=plain)
 
 
@@ -79,9 +94,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', choices=['synthetic', 'real', 'both'], default='both')
     ap.add_argument('--keep', help='keep products here instead of a temporary folder')
+    ap.add_argument('--stages-only', action='store_true', help='only time the stages as plain functions (features, training targets)')
     a = ap.parse_args()
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix='nepse-bench-'))
     out = []
+    if a.stages_only:
+        if a.data in ('synthetic', 'both'): stages('synthetic default', 'synthetic', base / 'synthetic')
+        if a.data in ('real', 'both'): stages('real source 1, full', REAL, base / 'real')
+        return
     if a.data in ('synthetic', 'both'): out.append(bench('synthetic default (40 symbols, 2019-2026)', 'synthetic', base / 'synthetic'))
     if a.data in ('real', 'both'):
         if not REAL.exists(): print(f'\n(real data not found at {REAL}; skipped)')

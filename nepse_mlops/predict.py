@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log
-from .features import MAX_LOOKBACK
+from .features import MAX_LOOKBACK, MARKET
 from .validate import REGIMES
 
 # %% ../nbs/06_predict.ipynb #c006
@@ -23,8 +23,8 @@ def next_session(day) -> pd.Timestamp:
         d += pd.Timedelta(days=1)
 
 # %% ../nbs/06_predict.ipynb #c009
-def serving_rows(prices: pd.DataFrame, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
-    "The last MAX_LOOKBACK+1 raw rows of each active equity symbol with enough history; and what was left out."
+def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
+    "The last MAX_LOOKBACK+1 raw rows of each active equity symbol with enough history, plus the index rows on those dates; and what was left out."
     eq = prices[prices.instrument_type == 'equity'].sort_values(['symbol', 'date'])
     last = eq.date.max()
     by = eq.groupby('symbol')
@@ -33,7 +33,9 @@ def serving_rows(prices: pd.DataFrame, active_within_days: int = 10) -> tuple[pd
     keep = active & enough
     rows = eq[eq.symbol.isin(keep[keep].index)].groupby('symbol').tail(MAX_LOOKBACK + 1)
     # raw (unadjusted) prices, as a client would send them: the model adjusts inside
-    rows = rows[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']].assign(date=lambda d: d.date.dt.strftime('%Y-%m-%d'))
+    idx = market[market.date.isin(rows.date.unique())][['date', 'symbol', 'close']]
+    rows = pd.concat([rows[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx], ignore_index=True)
+    rows = rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
     return rows.reset_index(drop=True), dict(inactive=int((~active).sum()), short_history=int((active & ~enough).sum()))
 
 def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
@@ -47,9 +49,9 @@ def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
     return new
 
 # %% ../nbs/06_predict.ipynb #c011
-def predict_next(model, prices: pd.DataFrame, version: str, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
+def predict_next(model, prices: pd.DataFrame, market: pd.DataFrame, version: str, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
     "Champion predictions for the next session for every active symbol, plus counts of symbols left out."
-    rows, left_out = serving_rows(prices, active_within_days)
+    rows, left_out = serving_rows(prices, market, active_within_days)
     out = model.predict(rows)
     out = out.rename(columns={'date': 'feature_date'})
     out['prediction_for'] = next_session(pd.Timestamp(prices.date.max())).strftime('%Y-%m-%d')

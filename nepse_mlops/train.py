@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['BASELINES', 'walk_forward_splits', 'AlwaysUp', 'Persistence', 'make_candidates', 'direction', 'score', 'walk_forward',
-           'bootstrap_by_date', 'backtest', 'NepseDirectionModel', 'fit_final', 'serving_example', 'log_training_run']
+           'bootstrap_by_date', 'backtest', 'NepseDirectionModel', 'fit_final', 'serving_example', 'sector_map',
+           'log_training_run', 'permutation_importance_table', 'should_retrain']
 
 # %% ../nbs/04_train.ipynb #c003
 import json, os
@@ -19,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
 from .core import log
-from .features import FEATURES, MAX_LOOKBACK
+from .features import FEATURES, MAX_LOOKBACK, MARKET, SECTOR_PREFIX
 
 # %% ../nbs/04_train.ipynb #c006
 def walk_forward_splits(dates: pd.Series,     # the `date` column of the labelled rows
@@ -143,16 +144,28 @@ import mlflow.pyfunc
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
+def _registered_version(run_id: str | None) -> str | None:
+    "The registry version of the model logged by `run_id`, if a tracking server is configured (else None)."
+    from mlflow.tracking._tracking_service.utils import is_tracking_uri_set
+    if not run_id or not (os.environ.get('MLFLOW_TRACKING_URI') or is_tracking_uri_set()): return None
+    try:
+        from mlflow import MlflowClient
+        found = MlflowClient().search_model_versions(f"run_id = '{run_id}'")
+        return str(max(int(v.version) for v in found)) if found else None
+    except Exception: return None   # the model still serves; it just cannot name its version
+
 class NepseDirectionModel(mlflow.pyfunc.PythonModel):
     "Raw OHLCV rows in; per symbol, the probability that the next session closes up."
     def load_context(self, context):
         import joblib
         self.est = joblib.load(context.artifacts['estimator'])
         self.meta = json.loads(Path(context.artifacts['meta']).read_text())
+        self.version = _registered_version(self.meta.get('run_id'))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from nepse_mlops.features import features_from_raw
-        try: feats = features_from_raw(pd.DataFrame(model_input), self.meta['horizon'])
+        try: feats = features_from_raw(pd.DataFrame(model_input), self.meta['horizon'], self.meta.get('sectors'),
+                                       self.meta.get('circuit_limit', 0.10))
         except (ValueError, TypeError, KeyError) as e:
             raise MlflowException(f"bad request: {e}", error_code=INVALID_PARAMETER_VALUE) from None
         last = feats.groupby('symbol').tail(1)
@@ -164,7 +177,7 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         p = self.est.predict_proba(last[FEATURES])[:, 1]
         return pd.DataFrame({'symbol': last.symbol.to_numpy(), 'date': last.date.dt.strftime('%Y-%m-%d').to_numpy(),
                              'prob_up': p, 'direction': np.where(p >= 0.5, 'up', 'down'),
-                             'run_id': self.meta['run_id']})
+                             'model_version': getattr(self, 'version', None) or 'unregistered', 'run_id': self.meta['run_id']})
 
 # %% ../nbs/04_train.ipynb #c021
 def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42):
@@ -172,12 +185,23 @@ def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42
     tr = data[data.target_date < gate_start]
     return HistGradientBoostingClassifier(random_state=seed, **model_params).fit(tr[FEATURES], tr.target.astype(int)), len(tr)
 
-def serving_example(prices: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1) -> pd.DataFrame:
-    "The last `n_rows` raw rows of the most traded symbol, in the served model's input format."
+def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1) -> pd.DataFrame:
+    "The last `n_rows` raw rows of the most traded symbol and the index rows on those dates: the served model's input."
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
     sym = eq.groupby('symbol').size().idxmax()
     ex = eq[eq.symbol == sym].sort_values('date').tail(n_rows)
-    return ex.assign(date=ex.date.dt.strftime('%Y-%m-%d'))[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']].reset_index(drop=True)
+    sector = ex['sector'].iat[-1] if 'sector' in ex else None
+    idx = market[market.date.isin(ex.date) & market.symbol.isin([MARKET, f"{SECTOR_PREFIX}{sector}"])]
+    ex = pd.concat([ex[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]], ignore_index=True)
+    return ex.assign(date=ex.date.dt.strftime('%Y-%m-%d'))
+
+def sector_map(prices: pd.DataFrame) -> dict:
+    "symbol -> sector of the equities whose sector is known (the served model carries it)."
+    eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
+    if 'sector' not in eq: return {}
+    last = eq.dropna(subset=['sector']).drop_duplicates('symbol', keep='last')
+    return dict(zip(last.symbol, last.sector.astype(str)))
+
 
 # %% ../nbs/04_train.ipynb #c022
 def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, pooled: dict, example: pd.DataFrame,
@@ -202,10 +226,11 @@ def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, po
         mlflow.log_input(ds, context='training')
         joblib.dump(est, workdir / 'estimator.joblib')
         (workdir / 'meta.json').write_text(json.dumps(meta | {'run_id': rid}))
-        model = NepseDirectionModel()
+        from nepse_mlops.train import NepseDirectionModel as Model   # by reference: the server runs the package's code
+        model = Model()
         model.est, model.meta = est, meta | {'run_id': rid}
         sig = infer_signature(example, model.predict(None, example))
-        info = mlflow.pyfunc.log_model(name='model', python_model=NepseDirectionModel(),
+        info = mlflow.pyfunc.log_model(name='model', python_model=Model(),
                                        artifacts={'estimator': str(workdir / 'estimator.joblib'), 'meta': str(workdir / 'meta.json')},
                                        signature=sig, input_example=example,
                                        pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
@@ -213,3 +238,32 @@ def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, po
         for name, path in artifacts.items():
             if Path(path).exists(): mlflow.log_artifact(str(path))
     return dict(run_id=rid, model_uri=info.model_uri)
+
+# %% ../nbs/04_train.ipynb #1cfe0dd5
+def permutation_importance_table(est, rows: pd.DataFrame, path: str | Path | None = None, n_repeats: int = 3,
+                                 seed: int = 42, max_rows: int = 20_000):
+    "(table of the ROC AUC drop per shuffled feature on out-of-sample `rows`, figure); the figure saved to `path`."
+    from sklearn.inspection import permutation_importance
+    import matplotlib.pyplot as plt
+    rows = rows.sample(max_rows, random_state=seed) if len(rows) > max_rows else rows
+    r = permutation_importance(est, rows[FEATURES], rows.target.astype(int), scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
+    tbl = pd.DataFrame({'feature': FEATURES, 'importance': r.importances_mean, 'std': r.importances_std}).sort_values('importance')
+    fig, ax = plt.subplots(figsize=(6.5, 0.25 * len(tbl) + 1.2))
+    ax.barh(tbl.feature, tbl.importance, xerr=tbl['std'], color=np.where(tbl.importance > 0, 'tab:blue', 'tab:grey'))
+    ax.axvline(0, color='black', lw=0.8); ax.set_xlabel('drop in ROC AUC when shuffled')
+    ax.set_title(f'Permutation importance ({len(rows):,} out-of-sample rows)'); fig.tight_layout()
+    if path: fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return tbl.sort_values('importance', ascending=False).reset_index(drop=True), fig
+
+# %% ../nbs/04_train.ipynb #6045595d
+def should_retrain(policy: str, decision: dict | None, champion_run_id: str | None, last_run: dict | None) -> tuple[bool, str]:
+    "Whether this run trains a new model, and why (`policy`: 'auto' follows the last monitoring decision; 'always')."
+    if policy == 'always': return True, "retrain policy is 'always'"
+    if policy != 'auto': raise ValueError(f"retrain must be 'auto' or 'always', not {policy!r} (env.yaml)")
+    if champion_run_id is None: return True, 'no champion model yet'
+    if decision is None: return True, 'no monitoring decision yet'
+    if decision.get('retrain'): return True, 'monitoring asked for it: ' + '; '.join(decision.get('reasons', []))
+    if not last_run or last_run.get('run_id') != champion_run_id:
+        return True, "the evaluation on disk is not the champion's (the last trained model was refused)"
+    return False, f"the last monitoring decision ({decision.get('decided_at', 'previous run')}) found no reason to retrain: " + '; '.join(decision.get('checks', []))

@@ -28,18 +28,31 @@ def post(url, payload):
     except urllib.error.HTTPError as e: return e.code, json.loads(e.read() or b'{}')
 
 
+def request_rows(tmp, sym):
+    "What a client sends: the symbol's last 61 raw rows and the index levels (NEPSE, its sector) on those dates."
+    prices = pd.read_parquet(tmp / 'products/validate/prices.parquet')
+    market = pd.read_parquet(tmp / 'products/features/market.parquet')
+    own = prices[prices.symbol == sym].sort_values('date').tail(61)
+    idx = market[market.date.isin(own.date) & market.symbol.isin(['NEPSE', f'SECTOR:{own.sector.iat[-1]}'])]
+    rows = pd.concat([own[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]])
+    return rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
+
+
+def split(rows):
+    return {'dataframe_split': json.loads(rows.to_json(orient='split', index=False))}
+
+
 def test_rest_matches_batch_prediction(server):
     url, tmp = server
     preds = pd.read_csv(tmp / 'products/predict/predictions.csv')
-    prices = pd.read_parquet(tmp / 'products/validate/prices.parquet')
-    sym = preds.symbol.iat[0]
-    rows = prices[prices.symbol == sym].sort_values('date').tail(61)
-    rows = rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']]
-    status, body = post(url, {'dataframe_split': json.loads(rows.to_json(orient='split', index=False))})
-    assert status == 200, body
-    ans = body['predictions'][0]
-    assert ans['symbol'] == sym and ans['date'] == preds.feature_date.iat[0]
-    assert abs(ans['prob_up'] - preds.prob_up.iat[0]) < 1e-9
+    for i in (0, len(preds) - 1):                      # the most and the least bullish symbol
+        sym = preds.symbol.iat[i]
+        status, body = post(url, split(request_rows(tmp, sym)))
+        assert status == 200, body
+        ans = body['predictions'][0]
+        assert ans['symbol'] == sym and ans['date'] == preds.feature_date.iat[i]
+        assert abs(ans['prob_up'] - preds.prob_up.iat[i]) < 1e-12
+        assert ans['model_version'] == str(preds.model_version.iat[i]) == '1'
 
 
 def test_bad_requests_get_4xx_and_server_stays_up(server):
@@ -47,6 +60,13 @@ def test_bad_requests_get_4xx_and_server_stays_up(server):
     status, body = post(url, {'dataframe_split': {'columns': ['date', 'open'], 'data': [['2024-01-01', 1.0]]}})
     assert 400 <= status < 500, (status, body)
     status, body = post(url, {'dataframe_split': {'columns': ['date', 'symbol', 'open', 'high', 'low', 'close', 'volume'],
-                                                  'data': [['2024-01-01', 'X', 1, 1, 1, 1, 1]]}})
+                                                  'data': [['2024-01-01', 'X', 1, 1, 1, 1, 1], ['2024-01-01', 'NEPSE', None, None, None, 1000, None]]}})
     assert 400 <= status < 500 and ('history' in json.dumps(body) or 'schema' in json.dumps(body).lower()), body
+    sym = pd.read_csv(tmp / 'products/predict/predictions.csv').symbol.iat[0]
+    rows = request_rows(tmp, sym)
+    status, body = post(url, split(rows[rows.symbol != 'NEPSE']))            # index levels left out
+    assert status == 400 and "symbol 'NEPSE' needs its level" in body.get('message', ''), body
+    status, body = post(url, split(rows.assign(close=rows.close.astype(str).where(rows.index != rows.index[3], 'abc'))))
+    assert 400 <= status < 500, body
     assert urllib.request.urlopen(url + '/ping', timeout=5).status == 200
+    assert post(url, split(rows))[0] == 200                                   # and it still answers good requests
