@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX',
-           'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw']
+           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -52,8 +52,25 @@ def _window(x: np.ndarray, w: int, pos: np.ndarray, how: str = 'mean', chunk: in
     out[pos < w - 1] = np.nan
     return out
 
-def _price_cols(p: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {c: (p[f'adj_{c}'] if f'adj_{c}' in p else p[c]).to_numpy('float64') for c in ['open', 'high', 'low', 'close']}
+def _order(sym: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    "Row order by symbol, then date (stable): what `sort_values(['symbol', 'date'], kind='stable')` gives, in NumPy."
+    codes = pd.factorize(sym, sort=True)[0]
+    return np.lexsort((dates.astype('datetime64[ns]').view('i8'), codes))
+
+PRICE_INPUTS = ['open', 'high', 'low', 'close', 'adj_open', 'adj_high', 'adj_low', 'adj_close', 'volume']
+
+def _arrays(p: pd.DataFrame) -> dict[str, np.ndarray]:
+    "The columns the features need, as NumPy arrays sorted by symbol and date."
+    a = {'symbol': p['symbol'].to_numpy(object), 'date': p['date'].to_numpy('datetime64[ns]'),
+         'sector': p['sector'].to_numpy(object) if 'sector' in p else np.full(len(p), None, object)}
+    a |= {c: p[c].to_numpy('float64') for c in PRICE_INPUTS if c in p}
+    o = _order(a['symbol'], a['date'])
+    return {k: v[o] for k, v in a.items()}
+
+def _price_cols(a) -> dict[str, np.ndarray]:
+    "Adjusted open/high/low/close where present, else raw (from a DataFrame or a dict of arrays)."
+    get = (lambda c: a[c].to_numpy('float64')) if isinstance(a, pd.DataFrame) else (lambda c: a[c])
+    return {c: get(f'adj_{c}' if f'adj_{c}' in a else c) for c in ['open', 'high', 'low', 'close']}
 
 # %% ../nbs/03_features.ipynb #428d7bd6
 def market_index(prices: pd.DataFrame, base: float = 1000.0) -> pd.DataFrame:
@@ -74,8 +91,12 @@ def market_index(prices: pd.DataFrame, base: float = 1000.0) -> pd.DataFrame:
 def _log_levels(market: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     "Per index: (sorted dates as int64 ns, log levels)."
     if market is None or not len(market): return {}
-    m = market.sort_values(['symbol', 'date'], kind='stable')
-    sym = m.symbol.to_numpy(object); d = m.date.to_numpy('datetime64[ns]').view('i8'); lv = np.log(m.close.to_numpy('float64'))
+    return _levels(market.symbol.to_numpy(object), market.date.to_numpy('datetime64[ns]'), market.close.to_numpy('float64'))
+
+def _levels(sym: np.ndarray, dates: np.ndarray, close: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    if not len(sym): return {}
+    o = _order(sym, dates)
+    sym, d, lv = sym[o], dates[o].astype('datetime64[ns]').view('i8'), np.log(close[o])
     names, first = np.unique(sym, return_index=True)   # rows are sorted by symbol: one slice per index
     ends = np.r_[first[1:], len(sym)]
     return {n: (d[a:b], lv[a:b]) for n, a, b in zip(names, first, ends)}
@@ -101,10 +122,13 @@ def build_features(prices: pd.DataFrame,    # validated prices: date, symbol, (a
                   ) -> pd.DataFrame:
     "Features and target, one row per symbol and session (equity rows only if `instrument_type` is present)."
     p = prices
-    if 'instrument_type' in p: p = p[p.instrument_type == 'equity']
-    p = p.sort_values(['symbol', 'date'], kind='stable').reset_index(drop=True)
+    if 'instrument_type' in p: p = p[p.instrument_type.to_numpy() == 'equity']
     if market is None: market = market_index(p)
-    sym = p.symbol.to_numpy(object); dates = p.date.to_numpy('datetime64[ns]')
+    return _features(_arrays(p), horizon, _log_levels(market))
+
+def _features(p: dict[str, np.ndarray], horizon: int, levels: dict) -> pd.DataFrame:
+    "`build_features` on arrays already sorted by symbol and date, with index log levels from `_levels`."
+    sym = p['symbol']; dates = p['date']
     pos, rem = _blocks(sym)
     lag = lambda x, k: _lag(x, k, pos, rem)
     roll = lambda x, w, how='mean': _window(x, w, pos, how)
@@ -122,8 +146,8 @@ def build_features(prices: pd.DataFrame,    # validated prices: date, symbol, (a
         f['macd_sma'] = sma[12] / sma[26] - 1
         f['ma_ratio_5_20'] = sma[5] / sma[20] - 1
         f['ma_ratio_20_60'] = sma[20] / sma[60] - 1
-        volume = p['volume'].to_numpy('float64')
-        traded = {'volume': volume, 'turnover': p['close'].to_numpy('float64') * volume}   # value traded, from raw OHLCV
+        volume = p['volume']
+        traded = {'volume': volume, 'turnover': p['close'] * volume}   # value traded, from raw OHLCV
         for c in ('volume', 'turnover'):
             lv = np.log1p(traded[c])
             sd = roll(lv, 20, 'std')
@@ -131,16 +155,15 @@ def build_features(prices: pd.DataFrame,    # validated prices: date, symbol, (a
         f['gap'] = px['open'] / lag(close, 1) - 1
         f['range'] = (px['high'] - px['low']) / close
     f['days_since_prev'] = (dates - lag(dates, 1)) / np.timedelta64(1, 'D')
-    lv = _log_levels(market)
-    mkt = lv.get(MARKET)
+    mkt = levels.get(MARKET)
     f['mkt_ret_1'], f['mkt_ret_5'] = _span(mkt, dates, lag(dates, 1)), _span(mkt, dates, lag(dates, 5))
     f['rel_mkt_20'] = f['ret_20'] - _span(mkt, dates, lag(dates, 20))
-    sector = p['sector'].to_numpy(object) if 'sector' in p else np.full(len(p), None, object)
+    sector = p['sector']
     for k in (5, 20):
-        rel = np.full(len(p), np.nan)
+        rel = np.full(len(sym), np.nan)
         for s in pd.unique(sector[pd.notna(sector)]):
             m = sector == s
-            rel[m] = f[f'ret_{k}'][m] - _span(lv.get(SECTOR_PREFIX + str(s)), dates[m], lag(dates, k)[m])
+            rel[m] = f[f'ret_{k}'][m] - _span(levels.get(SECTOR_PREFIX + str(s)), dates[m], lag(dates, k)[m])
         f[f'rel_sector_{k}'] = rel
     ahead = lag(lc, -horizon)
     f['target'] = np.where(np.isnan(ahead), np.nan, (ahead > lc).astype('float64'))
@@ -168,19 +191,35 @@ def check_no_lookahead(prices: pd.DataFrame, cut: str, horizon: int = 1, seed: i
     return changed
 
 # %% ../nbs/03_features.ipynb #c017
-def _clean_window(r: pd.DataFrame, circuit_limit: float = 0.10) -> bool:
+def _clean_window(r, circuit_limit: float = 0.10) -> bool:
     "True when no validation rule would drop, fix or adjust any of these raw rows (sorted by symbol and date)."
-    pos, rem = _blocks(r.symbol.to_numpy(object))
-    o, h, l, c, v = (r[k].to_numpy('float64') for k in ['open', 'high', 'low', 'close', 'volume'])
-    if np.isnan(c).any() or r.duplicated(['symbol', 'date']).any(): return False
+    if isinstance(r, pd.DataFrame): r = {k: r[k].to_numpy('datetime64[ns]' if k == 'date' else None) for k in r}
+    sym, d = r['symbol'], r['date'].astype('datetime64[ns]')
+    pos, rem = _blocks(sym)
+    o, h, l, c, v = (np.asarray(r[k], 'float64') for k in ['open', 'high', 'low', 'close', 'volume'])
+    t = np.asarray(r.get('turnover', np.full(len(c), np.nan)), 'float64')
+    if np.isnan(c).any(): return False
+    if ((pos > 0) & (d == _lag(d, 1, pos, rem))).any(): return False                      # a repeated symbol and date
     with np.errstate(invalid='ignore', divide='ignore'):
         if (np.c_[o, h, l, c] <= 0).any() or (h < l).any() or (c > h + 1e-9).any() or (c < l - 1e-9).any(): return False
-        if ((r.date < '2011-03-20') & (r.turnover == 0)).any(): return False
+        if ((d < np.datetime64('2011-03-20')) & (t == 0)).any(): return False
         vals = np.c_[o, h, l, c, v]; filled = np.where(np.isnan(vals), -1, vals)
         prev = np.vstack([np.full((1, 5), np.nan), filled[:-1]]); prev[pos == 0] = np.nan
         if ((filled == prev).all(axis=1) & (np.nan_to_num(v) > 0)).any(): return False        # stale copy
         if (np.abs(c / _lag(c, 1, pos, rem) - 1) > circuit_limit + 0.005).any(): return False  # circuit-limit move
     return True
+
+def _numbers(x, name: str) -> np.ndarray:
+    try: return np.asarray(x, dtype='float64')
+    except (TypeError, ValueError):
+        try: return pd.to_numeric(pd.Series(x), errors='raise').to_numpy('float64')
+        except (TypeError, ValueError) as e: raise ValueError(f"column {name!r}: {e}") from None
+
+def _dates(x) -> np.ndarray:
+    try: return pd.to_datetime(x, format='ISO8601').to_numpy('datetime64[ns]')
+    except (TypeError, ValueError):
+        try: return pd.to_datetime(x, format='mixed').to_numpy('datetime64[ns]')
+        except (TypeError, ValueError) as e: raise ValueError(f"column 'date': {e}") from None
 
 def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, low, close, volume[, turnover, sector] + index rows
                       horizon: int = 1,
@@ -191,29 +230,31 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
     "Features from raw OHLCV rows and index rows (symbol NEPSE / SECTOR:<sector>, close = level), validated like training."
     missing = [c for c in ['date', 'symbol', 'close'] if c not in rows]
     if missing: raise ValueError(f"missing columns {missing}; send date, symbol, open, high, low, close, volume")
-    r = pd.DataFrame({'date': pd.to_datetime(rows['date'], errors='raise'), 'symbol': rows['symbol'].astype(str).str.strip()})
+    n = len(rows)
+    raw_sym = [str(s).strip() for s in rows['symbol'].to_numpy(object)]
+    up = np.array([s.upper() for s in raw_sym], object)
+    is_idx = np.array([u == MARKET or u.startswith(SECTOR_PREFIX) for u in up], bool)
+    r = {'symbol': up, 'date': _dates(rows['date'])}
     for c in ['open', 'high', 'low', 'close', 'volume', 'turnover']:
-        r[c] = pd.to_numeric(rows[c], errors='raise').astype('float64') if c in rows else np.nan
-    up = r.symbol.str.upper()
-    is_idx = (up == MARKET) | up.str.startswith(SECTOR_PREFIX)
-    idx = r[is_idx.to_numpy()].assign(symbol=lambda d: np.where(d.symbol.str.upper() == MARKET, MARKET,
-                                                                 SECTOR_PREFIX + d.symbol.str[len(SECTOR_PREFIX):]))
-    eq = r[~is_idx.to_numpy()].assign(symbol=up[~is_idx])
-    if not len(eq): raise ValueError("no equity rows: send a symbol's recent raw rows beside the index rows")
-    given = rows['sector'][~is_idx.to_numpy()] if 'sector' in rows else None
-    eq['sector'] = given.to_numpy(object) if given is not None and given.notna().any() else eq.symbol.map(sectors or {}).to_numpy(object)
+        r[c] = _numbers(rows[c].to_numpy(), c) if c in rows else np.full(n, np.nan)
+    idx_sym = np.array([MARKET if u == MARKET else SECTOR_PREFIX + s[len(SECTOR_PREFIX):] for u, s, i in zip(up, raw_sym, is_idx) if i], object)
+    idx_date, idx_close = r['date'][is_idx], r['close'][is_idx]
+    eq = {k: v[~is_idx] for k, v in r.items()}
+    if not len(eq['symbol']): raise ValueError("no equity rows: send a symbol's recent raw rows beside the index rows")
+    given = rows['sector'].to_numpy(object)[~is_idx] if 'sector' in rows else None
+    if given is not None and pd.notna(given).any(): eq['sector'] = given
+    else: eq['sector'] = np.array([(sectors or {}).get(s) for s in eq['symbol']], object)
     if require_market:
-        isym, idate = idx.symbol.to_numpy(object), idx.date.to_numpy('datetime64[ns]')
-        need = [(MARKET, eq.date.to_numpy('datetime64[ns]'))] + [
-            (SECTOR_PREFIX + str(s), eq.date.to_numpy('datetime64[ns]')[eq.sector.to_numpy(object) == s]) for s in eq.sector.dropna().unique()]
+        need = [(MARKET, eq['date'])] + [(SECTOR_PREFIX + str(s), eq['date'][eq['sector'] == s]) for s in pd.unique(eq['sector'][pd.notna(eq['sector'])])]
         for name, dates in need:
-            gap = np.unique(dates[~np.isin(dates, idate[isym == name])])
+            gap = np.unique(dates[~np.isin(dates, idx_date[idx_sym == name])])
             if len(gap): raise ValueError(f"index rows missing: symbol '{name}' needs its level (close) on every date sent; "
                                           f"{len(gap)} missing, first {str(gap[0])[:10]} (the pipeline writes them to products/features/market.parquet)")
-    eq = eq.sort_values(['symbol', 'date'], kind='stable').reset_index(drop=True)
-    if _clean_window(eq, circuit_limit): v = eq
-    else:
-        from nepse_mlops.validate import validate_prices
-        eq = eq.assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq)) + 1)
-        v = validate_prices(eq, circuit_limit=circuit_limit, today=str(eq.date.max().date())).prices
-    return build_features(v, horizon, market=idx[['date', 'symbol', 'close']])
+    o = _order(eq['symbol'], eq['date'])
+    eq = {k: v[o] for k, v in eq.items()}
+    levels = _levels(idx_sym, idx_date, idx_close)
+    if _clean_window(eq, circuit_limit): return _features(eq, horizon, levels)
+    from nepse_mlops.validate import validate_prices
+    frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq['symbol'])) + 1)
+    v = validate_prices(frame, circuit_limit=circuit_limit, today=str(frame.date.max().date())).prices
+    return _features(_arrays(v), horizon, levels)

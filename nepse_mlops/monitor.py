@@ -122,11 +122,11 @@ def sector_drift(reference: pd.DataFrame, current: pd.DataFrame, sectors: pd.Ser
         if len(r) < min_reference or len(c) < min_current:
             skipped.append(dict(sector=s, reference_rows=len(r), current_rows=len(c),
                                 reason=f"fewer than {min_reference} reference or {min_current} current rows")); continue
-        th = threshold
+        th, cols = threshold, [k for k in columns if r[k].notna().any() and c[k].notna().any()]   # Evidently refuses empty columns
         if history is not None and calibration:
-            cal = calibrate_drift_thresholds(history[history.symbol.map(sectors) == s], columns, floor=threshold, **calibration)
+            cal = calibrate_drift_thresholds(history[history.symbol.map(sectors) == s], cols, floor=threshold, **calibration)
             th = dict(zip(cal.column, cal.threshold))
-        ov, tb = build_drift_report(r, c, columns, None, drift_share, method, th)
+        ov, tb = build_drift_report(r, c, cols, None, drift_share, method, th)
         rows.append({'sector': s} | {k: ov[k] for k in SECTOR_COLUMNS[1:]})
         detail.append(tb.assign(sector=s))
     return (pd.DataFrame(rows, columns=SECTOR_COLUMNS),
