@@ -135,7 +135,7 @@ def sector_drift(reference: pd.DataFrame, current: pd.DataFrame, sectors: pd.Ser
 
 # %% ../nbs/07_monitor.ipynb #c012
 def realised_performance(log_df: pd.DataFrame, features: pd.DataFrame, window: int = 20) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(settled predictions with outcomes, per-date rolling accuracy/Brier of the model and of always-up)."
+    "(settled predictions with outcomes, per-date rolling accuracy/Brier/ROC AUC of the model, and always-up's accuracy)."
     if log_df is None or not len(log_df): return pd.DataFrame(), pd.DataFrame()
     lg = log_df.assign(feature_date=pd.to_datetime(log_df.feature_date))
     out = features[['date', 'symbol', 'target']].rename(columns={'date': 'feature_date'})
@@ -146,7 +146,15 @@ def realised_performance(log_df: pd.DataFrame, features: pd.DataFrame, window: i
     daily = s.groupby(['model_version', 'feature_date']).agg(n=('correct', 'size'), accuracy=('correct', 'mean'),
                                                              brier=('sq_err', 'mean'), always_up=('target', 'mean')).reset_index()
     roll = lambda c: daily.groupby('model_version')[c].transform(lambda x: x.rolling(window, min_periods=1).mean())
-    daily['accuracy_rolling'], daily['always_up_rolling'] = roll('accuracy'), roll('always_up')
+    daily['accuracy_rolling'], daily['always_up_rolling'], daily['brier_rolling'] = roll('accuracy'), roll('always_up'), roll('brier')
+    from sklearn.metrics import roc_auc_score
+    auc = {}
+    for v, g in s.groupby('model_version'):   # AUC needs the pooled rows of the window, not a mean of daily values
+        days = np.sort(g.feature_date.unique())
+        for i, d in enumerate(days):
+            w = g[g.feature_date.isin(days[max(0, i - window + 1):i + 1])]
+            auc[(v, d)] = roc_auc_score(w.target, w.prob_up) if w.target.nunique() == 2 else np.nan
+    daily['auc_rolling'] = [auc[k] for k in zip(daily.model_version, daily.feature_date)]
     return s, daily
 
 # %% ../nbs/07_monitor.ipynb #c015
