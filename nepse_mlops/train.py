@@ -107,6 +107,7 @@ def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
                              test_start=data.date[te].min(), test_end=data.date[te].max(), **score(yte, p, lab)))
             preds.append(pd.DataFrame({'window': k, 'candidate': name, 'date': data.date[te].to_numpy(),
                                        'symbol': data.symbol[te].to_numpy(), 'y': yte.to_numpy(), 'p': p, 'label': lab,
+                                       'ret_1': data.ret_1[te].to_numpy(),
                                        'fwd_ret': data.fwd_ret[te].to_numpy() if 'fwd_ret' in data else np.nan}))
         log(f"train: window {k + 1}/{len(splits)} scored ({len(tr):,} train rows, {len(te):,} test rows)")
     return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
@@ -142,18 +143,22 @@ def bootstrap_by_date(preds: pd.DataFrame, metric: str = 'roc_auc', baseline: st
     return bootstrap_all(preds, baseline, n, seed, [metric])[metric]
 
 # %% ../nbs/04_train.ipynb #c017
-def backtest(preds: pd.DataFrame, cost_one_way: float = 0.004) -> pd.DataFrame:
-    "Daily net returns of the model's long-only signal and of equal-weight buy-and-hold, from out-of-sample predictions."
-    m = preds[preds.candidate == 'model'].dropna(subset=['fwd_ret'])
+def _long_only(m: pd.DataFrame, label: pd.Series, cost_one_way: float) -> pd.Series:
+    "Daily net return of holding the symbols with `label` 1, equal-weighted, with costs on the change in weights."
     r = np.expm1(m.fwd_ret)
-    w = m.assign(w=m.label / m.groupby('date').label.transform('sum').replace(0, np.nan)).fillna({'w': 0})
-    w['bh'] = 1 / m.groupby('date').symbol.transform('size')
-    out = pd.DataFrame({'signal_gross': (w.w * r).groupby(m.date).sum(), 'buy_hold_gross': (w.bh * r).groupby(m.date).sum()})
-    wide = w.pivot_table(index='date', columns='symbol', values='w', fill_value=0)
-    bh = w.pivot_table(index='date', columns='symbol', values='bh', fill_value=0)
-    out['signal'] = out.signal_gross - cost_one_way * wide.diff().abs().sum(axis=1).fillna(wide.iloc[0].abs().sum())
-    out['buy_hold'] = out.buy_hold_gross - cost_one_way * bh.diff().abs().sum(axis=1).fillna(1.0)
-    return out
+    w = (label / label.groupby(m.date).transform('sum').replace(0, np.nan)).fillna(0)
+    gross = (w * r).groupby(m.date).sum()
+    wide = pd.DataFrame({'date': m.date, 'symbol': m.symbol, 'w': w}).pivot_table(index='date', columns='symbol', values='w', fill_value=0)
+    return gross - cost_one_way * wide.diff().abs().sum(axis=1).fillna(wide.iloc[0].abs().sum())
+
+def backtest(preds: pd.DataFrame, cost_one_way: float = 0.004, circuit_limit: float = 0.10) -> pd.DataFrame:
+    "Daily net returns of the model's long-only signal (without untradable limit-up entries, and with them) and of equal-weight buy-and-hold."
+    m = preds[preds.candidate == 'model'].dropna(subset=['fwd_ret'])
+    limit_up = (m.ret_1 > np.log1p(circuit_limit - 0.01)) if 'ret_1' in m else pd.Series(False, index=m.index)
+    return pd.DataFrame({'signal': _long_only(m, m.label * ~limit_up, cost_one_way),
+                         'signal_incl_limit_up': _long_only(m, m.label, cost_one_way),
+                         'buy_hold': _long_only(m, pd.Series(1, index=m.index), cost_one_way),
+                         'longs': (m.label * ~limit_up).groupby(m.date).sum(), 'limit_up_skipped': (m.label * limit_up).groupby(m.date).sum()})
 
 # %% ../nbs/04_train.ipynb #c019
 import mlflow.pyfunc
