@@ -239,6 +239,10 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
         r[c] = _numbers(rows[c].to_numpy(), c) if c in rows else np.full(n, np.nan)
     idx_sym = np.array([MARKET if u == MARKET else SECTOR_PREFIX + s[len(SECTOR_PREFIX):] for u, s, i in zip(up, raw_sym, is_idx) if i], object)
     idx_date, idx_close = r['date'][is_idx], r['close'][is_idx]
+    if len(idx_close) and not (np.isfinite(idx_close).all() and (idx_close > 0).all()):
+        raise ValueError("index rows need a positive index level in 'close' (NEPSE / SECTOR:<sector> rows)")
+    if len(set(zip(idx_sym, idx_date.view('i8').tolist()))) < len(idx_sym):
+        raise ValueError("index rows repeat a symbol and date: send one level per index and date")
     eq = {k: v[~is_idx] for k, v in r.items()}
     if not len(eq['symbol']): raise ValueError("no equity rows: send a symbol's recent raw rows beside the index rows")
     given = rows['sector'].to_numpy(object)[~is_idx] if 'sector' in rows else None

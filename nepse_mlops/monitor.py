@@ -171,7 +171,7 @@ def retrain_decision(drift: dict, settled: pd.DataFrame, model_trained_on: str, 
         (reasons if breached else checks).append(msg)
         if breached: breaches.append(dict(check=check, value=value, threshold=limit, message=msg))
     share = float(drift.get('drift_share', 0.0))
-    judge('drift_share', share, drift_share_threshold, share > drift_share_threshold, f"drift share {share:.2f} vs threshold {drift_share_threshold}")
+    judge('drift_share', share, drift_share_threshold, share >= drift_share_threshold, f"drift share {share:.2f} vs threshold {drift_share_threshold}")   # as Evidently's dataset drift
     if len(settled) >= min_settled:
         acc = float(((settled.prob_up >= 0.5).astype(int) == settled.target).mean())
         judge('realised_accuracy', acc, min_realised_accuracy, acc < min_realised_accuracy,
@@ -199,12 +199,15 @@ def alert_payload(decision: dict, model_name: str, champion_version: str | None,
 
 def send_alert(url: str, payload: dict, timeout: float = 5) -> dict:
     "POST `payload` as JSON to `url`; never raises: {delivered, status, error}."
+    if not str(url).lower().startswith(('http://', 'https://')):
+        return dict(delivered=False, status=None, error='the webhook URL must start with http:// or https://')
     req = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method='POST',
                                  headers={'Content-Type': 'application/json'})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r: return dict(delivered=200 <= r.status < 300, status=r.status, error=None)
     except Exception as e:  # refused, HTTP error, timeout, bad URL: an alert must never fail the pipeline
-        return dict(delivered=False, status=getattr(e, 'code', None), error=f"{type(e).__name__}: {getattr(e, 'reason', e)}")
+        why = str(getattr(e, 'reason', e)).replace(url, '<webhook>')   # the URL often carries a token: never logged
+        return dict(delivered=False, status=getattr(e, 'code', None), error=f"{type(e).__name__}: {why}")
 
 def append_alert(path: str | Path, record: dict) -> None:
     "Append one record to the JSONL alert log."

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log
-from .features import MAX_LOOKBACK, MARKET
+from .features import MAX_LOOKBACK, MARKET, SECTOR_PREFIX
 from .validate import REGIMES
 
 # %% ../nbs/06_predict.ipynb #c006
@@ -52,6 +52,9 @@ def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
 def predict_next(model, prices: pd.DataFrame, market: pd.DataFrame, version: str, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
     "Champion predictions for the next session for every active symbol, plus counts of symbols left out."
     rows, left_out = serving_rows(prices, market, active_within_days)
+    if not (rows.symbol.ne(MARKET) & ~rows.symbol.str.startswith(SECTOR_PREFIX)).any():   # no symbol has enough recent history
+        return pd.DataFrame(columns=['symbol', 'feature_date', 'prob_up', 'direction', 'model_version', 'run_id',
+                                     'prediction_for', 'created_at', 'sector']), left_out
     out = model.predict(rows)
     out = out.rename(columns={'date': 'feature_date'})
     out['prediction_for'] = next_session(pd.Timestamp(prices.date.max())).strftime('%Y-%m-%d')

@@ -43,6 +43,7 @@ def gate_decision(new: dict,              # the new model's gate-window metrics
         reasons.append(f"beats best naive baseline {best_name} on {metric}: {new[metric]:.4f} vs {best:.4f}")
     else: ok = False; reasons.append(f"does not beat best naive baseline {best_name} on {metric}: {new[metric]:.4f} vs {best:.4f}")
     if champion is None: reasons.append('no champion yet')
+    elif not np.isfinite(champion[metric]): reasons.append(f"champion has no {metric} on this window: the new model is judged on the baselines")
     elif _better(new[metric], champion[metric], metric, margin) and new[metric] != champion[metric]:   # a tie keeps the champion
         reasons.append(f"beats champion by >= {margin} on {metric}: {new[metric]:.4f} vs {champion[metric]:.4f}")
     else: ok = False; reasons.append(f"does not beat champion by {margin} on {metric}: {new[metric]:.4f} vs {champion[metric]:.4f}")

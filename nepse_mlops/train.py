@@ -154,11 +154,17 @@ def _long_only(m: pd.DataFrame, label: pd.Series, cost_one_way: float) -> pd.Ser
 def backtest(preds: pd.DataFrame, cost_one_way: float = 0.004, circuit_limit: float = 0.10) -> pd.DataFrame:
     "Daily net returns of the model's long-only signal (without untradable limit-up entries, and with them) and of equal-weight buy-and-hold."
     m = preds[preds.candidate == 'model'].dropna(subset=['fwd_ret'])
-    limit_up = (m.ret_1 > np.log1p(circuit_limit - 0.01)) if 'ret_1' in m else pd.Series(False, index=m.index)
-    return pd.DataFrame({'signal': _long_only(m, m.label * ~limit_up, cost_one_way),
+    m = m.sort_values(['symbol', 'date'], kind='stable')
+    lim = ((m.ret_1 > np.log1p(circuit_limit - 0.01)) if 'ret_1' in m else pd.Series(False, index=m.index)).to_numpy()
+    lab, sym = m.label.to_numpy().astype(bool), m.symbol.to_numpy(object)
+    keep = np.zeros(len(m), bool)   # held in the tradable portfolio: a limit-up close blocks a purchase, not a position already held
+    for i in range(len(m)):
+        keep[i] = lab[i] and (not lim[i] or (i > 0 and sym[i] == sym[i - 1] and keep[i - 1]))
+    kept, skipped = pd.Series(keep.astype(int), index=m.index), pd.Series((lab & ~keep).astype(int), index=m.index)
+    return pd.DataFrame({'signal': _long_only(m, kept, cost_one_way),
                          'signal_incl_limit_up': _long_only(m, m.label, cost_one_way),
                          'buy_hold': _long_only(m, pd.Series(1, index=m.index), cost_one_way),
-                         'longs': (m.label * ~limit_up).groupby(m.date).sum(), 'limit_up_skipped': (m.label * limit_up).groupby(m.date).sum()})
+                         'longs': kept.groupby(m.date).sum(), 'limit_up_skipped': skipped.groupby(m.date).sum()})
 
 # %% ../nbs/04_train.ipynb #c019
 import mlflow.pyfunc
@@ -193,6 +199,7 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
                                        self.meta.get('circuit_limit', 0.10))
         except (ValueError, TypeError, KeyError) as e:
             raise MlflowException(f"bad request: {e}", error_code=INVALID_PARAMETER_VALUE) from None
+        if not len(feats): raise MlflowException('no valid equity rows left after validation', error_code=INVALID_PARAMETER_VALUE)
         sym = feats.symbol.to_numpy(object)              # rows come sorted by symbol and date
         is_last = np.r_[sym[1:] != sym[:-1], True]
         ends = np.flatnonzero(is_last); counts = np.diff(np.r_[-1, ends])

@@ -164,7 +164,8 @@ def test_scheduled_run_follows_the_monitoring_decision(sample_build, tmp_path):
     assert ledger[-1]['event'] == 'reused' and ledger[-1]['version'] == '1'
     preds = pd.read_csv(tmp_path / 'products/predict/predictions.csv')
     assert preds.prediction_for.iat[0] > before and (preds.model_version.astype(str) == '1').all()
-    assert json.loads((tmp_path / 'products/monitor/retrain.json').read_text())['reasons'] is not None
+    after = json.loads((tmp_path / 'products/monitor/retrain.json').read_text())
+    assert after['decided_at'] > decision.get('decided_at', '') and after['checks'] and isinstance(after['retrain'], bool)
 
     # A forced retrain registers version 2; the CLI then moves the champion by hand and back, and the ledger shows it.
     res = build(tmp_path, '--sample', '--set', 'synth_end=2026-09-04', '--set', 'retrain=always')
