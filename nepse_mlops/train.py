@@ -224,18 +224,15 @@ def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MA
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
     sym = eq.groupby('symbol').size().idxmax()
     ex = eq[eq.symbol == sym].sort_values('date').tail(n_rows)
-    sector = ex['sector'].iat[-1] if 'sector' in ex else None
+    sector = sector_map(eq).get(sym)   # the same map the served model uses
     idx = market[market.date.isin(ex.date) & market.symbol.isin([MARKET, f"{SECTOR_PREFIX}{sector}"])]
     ex = pd.concat([ex[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]], ignore_index=True)
     return ex.assign(date=ex.date.dt.strftime('%Y-%m-%d'))
 
 def sector_map(prices: pd.DataFrame) -> dict:
-    "symbol -> sector of the equities whose sector is known (the served model carries it)."
-    eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
-    if 'sector' not in eq: return {}
-    last = eq.dropna(subset=['sector']).drop_duplicates('symbol', keep='last')
-    return dict(zip(last.symbol, last.sector.astype(str)))
-
+    "symbol -> latest known sector of the equities (the served model carries it); monitoring's `sector_of` on equities."
+    from nepse_mlops.monitor import sector_of
+    return sector_of(prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices).to_dict()
 
 # %% ../nbs/04_train.ipynb #c022
 def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, pooled: dict, example: pd.DataFrame,
