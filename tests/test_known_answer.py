@@ -1,0 +1,113 @@
+"""Known-answer tests: the embedded synthetic market plants a signal whose best possible ROC AUC the generator knows.
+
+A correct pipeline finds a stated share of that signal, never more than the best possible beyond noise (more can
+only mean look-ahead), refuses a market with nothing planted, and handles the canaries a real market throws at it:
+a column known only the next day, a change of the circuit limit, new listings that run limit-up.
+"""
+import numpy as np
+import pandas as pd
+import pytest
+
+from nepse_mlops.core import CANONICAL_COLUMNS
+from nepse_mlops.synthetic import make_market, PLANTED_LIMITS
+from nepse_mlops.validate import validate_prices, CIRCUIT_LIMITS, parse_limits
+from nepse_mlops.features import build_features, market_index, check_no_lookahead
+from nepse_mlops.train import walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES
+from nepse_mlops.register import gate_decision
+
+PARAMS = {'learning_rate': 0.05, 'max_iter': 200, 'max_leaf_nodes': 15, 'min_samples_leaf': 200, 'l2_regularization': 1.0}
+SHARE_OF_EDGE = 0.6      # the pipeline must find at least this share of the achievable edge over 0.5
+NOISE = 0.01             # ... and never beat the best possible ROC AUC by more than this
+
+
+def _raw(mk):
+    return mk.assign(instrument_type=np.where(mk.sector == 'Promoter_Share', 'promoter', 'equity'),
+                     source_file='synthetic.csv', source_line=np.arange(len(mk)) + 2)[CANONICAL_COLUMNS]
+
+
+def evaluate(seed=7, signal=1.0, model_seed=42, n_symbols=40, start='2019-01-01'):
+    "validate -> features -> walk-forward -> the gate's decision, as the pipeline does it (no tracking store)."
+    mk, events = make_market(n_symbols=n_symbols, start=start, end='2026-08-21', seed=seed, signal=signal)
+    vp = validate_prices(_raw(mk), today='2026-08-21').prices
+    fe = build_features(vp, market=market_index(vp))
+    data = fe[fe.target.notna().to_numpy() & serving_eligible(fe)].reset_index(drop=True)
+    per_window, preds = walk_forward(data, PARAMS, seed=model_seed)
+    ev = compare_all(preds, 200, 0)
+    gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
+    rules = {c: {'roc_auc': gate.loc[c, 'roc_auc']} for c in BASELINES}
+    d = gate_decision({'roc_auc': gate.loc['model', 'roc_auc']}, rules, ev, None)
+    return dict(mk=mk, vp=vp, fe=fe, preds=preds, evidence=ev, decision=d,
+                known=known_answer(preds, mk[['date', 'symbol', 'planted_p_up']]))
+
+
+@pytest.fixture(scope='module')
+def default_market():
+    return evaluate()
+
+
+def test_the_pipeline_finds_the_planted_signal_and_no_more(default_market):
+    ka = default_market['known']
+    assert ka['best_auc'] > 0.6, ka
+    assert ka['model_auc'] >= 0.5 + SHARE_OF_EDGE * (ka['best_auc'] - 0.5), ka
+    assert ka['model_auc'] <= ka['best_auc'] + NOISE, f'above the best possible: look-ahead? {ka}'
+    assert default_market['decision']['decision'] == 'promoted', default_market['decision']['reasons']
+
+
+def test_the_model_beats_every_naive_rule_beyond_noise(default_market):
+    diffs = default_market['evidence']['diffs']
+    assert set(BASELINES) <= set(diffs)
+    assert all(diffs[b]['roc_auc']['ci'][0] > 0 for b in BASELINES), {b: diffs[b]['roc_auc'] for b in BASELINES}
+
+
+def test_another_model_seed_gives_the_same_decision(default_market):
+    other = evaluate(model_seed=7)
+    assert other['decision']['decision'] == default_market['decision']['decision']
+
+
+def test_a_market_with_nothing_planted_is_refused():
+    r = evaluate(seed=11, signal=0.0, n_symbols=20, start='2022-01-01')
+    model = r['evidence']['candidates']['model']['roc_auc']
+    assert model['ci'][0] < 0.5 < model['ci'][1], model
+    assert r['decision']['decision'] == 'refused'
+
+
+def test_a_column_known_only_next_day_is_caught_by_the_leakage_guard(default_market, monkeypatch):
+    import nepse_mlops.features as F
+    vp = default_market['vp']
+    vp = vp[vp.symbol.isin(sorted(vp.symbol.unique())[:8])]
+    assert check_no_lookahead(vp, '2025-06-30') == []
+    honest = F.build_features
+    def with_settlement(prices, horizon=1, market=None):
+        # a figure the exchange publishes the next day (e.g. settled turnover), joined to the session it describes
+        f = honest(prices, horizon, market)
+        late = prices.sort_values(['symbol', 'date']).assign(settled=lambda d: d.groupby('symbol').turnover.shift(-1))
+        return f.merge(late[['symbol', 'date', 'settled']], on=['symbol', 'date'], how='left')
+    monkeypatch.setattr(F, 'build_features', with_settlement)
+    assert F.check_no_lookahead(vp, '2025-06-30') == ['settled']
+
+
+def test_the_limit_change_leaves_the_planted_up_rate_alone(default_market):
+    assert parse_limits(None) == [(d, l) for d, l in PLANTED_LIMITS]   # validation knows the regimes the market obeys
+    mk, fe = default_market['mk'], default_market['fe']
+    eq = mk[mk.sector != 'Promoter_Share'].drop_duplicates(['symbol', 'date'], keep=False).sort_values(['symbol', 'date'])
+    nxt = eq.groupby('symbol').close.shift(-1)
+    planted = eq.assign(up=(nxt > eq.close).astype(float).where(nxt.notna()), ret=eq.groupby('symbol').close.pct_change())
+    after = lambda d: d[(d.date >= '2026-04-21') & d.up.notna()]
+    big_raw = after(planted)[after(planted).ret.abs().between(0.105, 0.15)]
+    kept = fe.merge(big_raw[['symbol', 'date', 'up']], on=['symbol', 'date'])
+    assert len(big_raw) >= 5, 'the market must have moves between the old and the new limit'
+    assert len(kept) == len(big_raw), 'a genuine move within the new limit was dropped'
+    assert (kept.target == kept.up).all(), 'labels of big moves differ from what was planted'
+
+
+def test_a_new_listing_that_runs_limit_up_is_never_bought(default_market):
+    mk, fe = default_market['mk'], default_market['fe']
+    listings = default_market['mk'].groupby('symbol').date.min()
+    sym = listings[listings > listings.min()].index[0]                    # a symbol listed after the market opened
+    rows = fe[fe.symbol == sym].head(8).dropna(subset=['fwd_ret'])
+    preds = rows.assign(candidate='model', window=0, y=rows.target, p=1.0, label=1)    # a model that says 'buy' every day
+    bt = backtest(preds, cost_one_way=0.0)
+    run = rows.date.iloc[:4]                                              # the listing day and the limit-up run after it
+    assert (bt.loc[run, 'signal_same_close'] == 0).all() and (bt.loc[run, 'longs'] == 0).all(), bt.head()
+    assert (bt.limit_up_skipped.loc[run] == 1).all()
+    assert not serving_eligible(fe[fe.symbol == sym]).head(60).any()      # and the pipeline never scores those rows at all
