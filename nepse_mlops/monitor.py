@@ -164,6 +164,7 @@ def retrain_decision(drift: dict, settled: pd.DataFrame, model_trained_on: str, 
                      new_sessions: int | None = None,      # sessions after the last date the training run saw
                      max_new_sessions: int | None = None,  # retrain once more new sessions than this have arrived
                      now: str | None = None,               # "now" for the model's age (default: the real time)
+                     min_realised_auc: float | None = None, # retrain when realised ROC AUC falls below this (None: not judged)
                     ) -> dict:
     "Whether to retrain: every reason that applies, every check that passed, and each breach as a record."
     reasons, checks, breaches = [], [], []
@@ -174,8 +175,14 @@ def retrain_decision(drift: dict, settled: pd.DataFrame, model_trained_on: str, 
     judge('drift_share', share, drift_share_threshold, share >= drift_share_threshold, f"drift share {share:.2f} vs threshold {drift_share_threshold}")   # as Evidently's dataset drift
     if len(settled) >= min_settled:
         acc = float(((settled.prob_up >= 0.5).astype(int) == settled.target).mean())
-        judge('realised_accuracy', acc, min_realised_accuracy, acc < min_realised_accuracy,
-              f"realised accuracy {acc:.3f} on {len(settled)} settled predictions vs minimum {min_realised_accuracy}")
+        if min_realised_accuracy is not None:
+            judge('realised_accuracy', acc, min_realised_accuracy, acc < min_realised_accuracy,
+                  f"realised accuracy {acc:.3f} on {len(settled)} settled predictions vs minimum {min_realised_accuracy}")
+        if min_realised_auc is not None and settled.target.nunique() == 2:
+            from sklearn.metrics import roc_auc_score
+            auc = float(roc_auc_score(settled.target.astype(int), settled.prob_up))
+            judge('realised_auc', auc, min_realised_auc, auc < min_realised_auc,
+                  f"realised ROC AUC {auc:.3f} on {len(settled)} settled predictions vs minimum {min_realised_auc}")
     else: checks.append(f"only {len(settled)} settled predictions (< {min_settled}): realised performance not judged yet")
     if new_sessions is not None and max_new_sessions is not None:
         judge('new_sessions', int(new_sessions), max_new_sessions, new_sessions > max_new_sessions,
@@ -183,7 +190,8 @@ def retrain_decision(drift: dict, settled: pd.DataFrame, model_trained_on: str, 
     new_days = (pd.Timestamp(latest_data) - pd.Timestamp(model_trained_on)).days
     now = pd.Timestamp(now) if now else pd.Timestamp.now(tz='UTC')
     age = (now.tz_localize(None) - pd.Timestamp(model_created).tz_localize(None)).days
-    judge('model_age_days', age, max_model_age_days, age > max_model_age_days, f"model age {age} days vs maximum {max_model_age_days}")
+    if max_model_age_days is not None:
+        judge('model_age_days', age, max_model_age_days, age > max_model_age_days, f"model age {age} days vs maximum {max_model_age_days}")
     checks.append(f"data since the model's training window: {new_days} days")
     return dict(retrain=bool(reasons), reasons=reasons, checks=checks, breaches=breaches)
 
