@@ -124,12 +124,14 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
 # %% ../nbs/07a_replay.ipynb #7d1b7c97
 class ReplayRegistry:
     "Replayed model versions in MLflow under their own name (`<model>_replay`), tagged `replay=true` and `as_of`."
-    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None):
+    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None,
+                 fresh: bool = False):   # forget earlier replays' versions (a replay started afresh)
         from nepse_mlops.core import setup_tracking
         import mlflow
         self.name = f"{model_name}_replay"
         setup_tracking(tracking_uri, f"{model_name}_replay", artifact_root)
         self.client = mlflow.MlflowClient()
+        if fresh and self.client.search_registered_models(f"name='{self.name}'"): self.client.delete_registered_model(self.name)
 
     def register(self, est, as_of, decision: dict) -> str:
         "Log `est` as a run of the replay experiment and register it; the version number."
