@@ -6,8 +6,9 @@
 __all__ = ['REQUIRED_FILES', 'CSS', 'CHAMPION_EVENTS', 'ORDER', 'BLUE', 'ORANGE', 'GREEN', 'RED', 'GREY', 'PRED_COLUMNS',
            'locate_products', 'read_rows', 'read_ledger', 'locate_reports', 'load_dashboard_data', 'card', 'html_table',
            'no_products_page', 'freshness_card', 'champion_card', 'drift_card', 'sector_drift_card', 'svg_chart',
-           'performance_svg', 'query_symbol', 'price_svg', 'read_symbol_prices', 'read_symbol_log', 'sector_options',
-           'filter_predictions', 'predictions_table', 'pick_symbol', 'symbol_panel', 'prediction_explorer']
+           'performance_svg', 'query_symbol', 'price_svg', 'read_symbol_prices', 'read_symbol_log', 'loop_card',
+           'sector_options', 'filter_predictions', 'predictions_table', 'pick_symbol', 'symbol_panel',
+           'prediction_explorer']
 
 # %% ../nbs/08_dashboard.ipynb #c002
 import csv, html, json, os
@@ -66,7 +67,9 @@ def load_dashboard_data(products: str | Path) -> dict | None:
     return dict(summary=summary, predictions=read_rows(p / 'predict/predictions.csv'), drift=read_rows(p / 'monitor/drift_columns.csv'),
                 performance=read_rows(p / 'monitor/performance.csv'), retrain=_json(p / 'monitor/retrain.json') or summary.get('retrain'),
                 drift_sectors=read_rows(sectors) if sectors.exists() else None, ledger=read_ledger(reports / 'registry_ledger.jsonl'),
-                run=_json(p / 'run_status.json'), products=p, reports=reports)
+                run=_json(p / 'run_status.json'), products=p, reports=reports,
+                replay=read_rows(p / 'replay/timeline.csv'), replay_ledger=read_ledger(p / 'replay/ledger.jsonl'),
+                replay_summary=_json(p / 'replay/summary.json'))
 
 # %% ../nbs/08_dashboard.ipynb #c008
 CSS = """<style>
@@ -182,10 +185,11 @@ def _yfmt(v: float, span: float) -> str:
     return f'{v:,.0f}' if span >= 20 else f'{v:,.1f}' if span >= 2 else f'{v:.2f}'
 
 def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hline: float | None = None,
-              width: int = 820, height: int = 260) -> str:
+              width: int = 820, height: int = 260, vlines: list[tuple] = ()) -> str:
     """A small self-contained SVG time chart: `lines` are (label, [(date, y), ...], colour, dashed);
-    `points` are (date, y, 'up'|'down', colour, legend label[, tooltip]) drawn as triangles. No plotting library needed."""
-    xs = [_ord(d) for _, pts, *_ in lines for d, _ in pts] + [_ord(p[0]) for p in points]
+    `points` are (date, y, 'up'|'down', colour, legend label[, tooltip]) drawn as triangles; `vlines` are (date, colour, label)
+    marks across the plot. No plotting library needed."""
+    xs = [_ord(d) for _, pts, *_ in lines for d, _ in pts] + [_ord(p[0]) for p in points] + [_ord(v[0]) for v in vlines]
     ys = [y for _, pts, *_ in lines for _, y in pts if y is not None] + [p[1] for p in points] + ([hline] if hline is not None else [])
     esc = html.escape
     head = f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='11'>"
@@ -205,6 +209,9 @@ def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hli
         out.append(f"<text x='{X(d):.1f}' y='{height - 8}' text-anchor='middle' fill='#57606a'>{d}</text>")
     if hline is not None: out.append(f"<line x1='{L}' x2='{width - R}' y1='{Y(hline):.1f}' y2='{Y(hline):.1f}' stroke='#8c959f' stroke-width='0.8'/>")
     legend = []
+    for d, colour, label in vlines:
+        out.append(f"<line x1='{X(d):.1f}' x2='{X(d):.1f}' y1='{T}' y2='{height - B}' stroke='{colour}' stroke-width='1.2' stroke-dasharray='3,3'>"
+                   f"<title>{esc(label)}</title></line><text x='{X(d) + 3:.1f}' y='{T + 11}' fill='{colour}' font-size='10'>{esc(label)}</text>")
     for label, pts, colour, dashed in lines:
         pts = [(d, y) for d, y in pts if y is not None]
         if not pts: continue
@@ -295,6 +302,28 @@ def read_symbol_log(products: str | Path, symbol: str) -> list[dict]:
     if not p.exists(): return []
     rows = _rows_of(p, ['feature_date', 'prediction_for', 'prob_up', 'model_version'], symbol=symbol)
     return sorted((r for r in rows if r.get('prediction_for') and r.get('prob_up') is not None), key=lambda r: str(r['prediction_for']))
+
+def loop_card(timeline: list[dict], ledger: list[dict], summary: dict | None) -> str:
+    "The loop over time (a replay of recent sessions): realised ROC AUC beside the reversal rule, retrains, champion changes, drift."
+    if not timeline:
+        return card('The loop over time', "<p>No replay yet: the pipeline's replay task runs the daily loop over recent sessions "
+                    "(<code>replay_sessions</code> in env.yaml; <code>nepse-mlops replay --from DATE</code> by hand).</p>")
+    auc = [(r['session'], r.get('realised_auc')) for r in timeline]
+    rev = [(r['session'], r.get('realised_reversal_auc')) for r in timeline]
+    pts = [(r['session'], 0.5, 'up' if r.get('gate') == 'promoted' else 'down', GREEN if r.get('gate') == 'promoted' else RED,
+            f"retrain: {r.get('gate')}", f"{r['session']}: {r.get('reasons')} -> {r.get('gate')}") for r in timeline if r.get('retrain')]
+    marks = [(e['as_of'], GREEN, f"v{e['version']}") for e in ledger if e.get('event') == 'promoted']
+    change = (summary or {}).get('change_at')
+    if change: marks.append((change, RED, 'planted change'))
+    perf = svg_chart([('champion: realised ROC AUC (last sessions)', auc, BLUE, False), ('reversal rule, same rows', rev, GREY, True)],
+                     pts, 'Realised ROC AUC, retrains and champion changes', hline=0.5, vlines=marks)
+    drift = svg_chart([('drift share of the features', [(r['session'], r.get('drift_share')) for r in timeline], ORANGE, False)],
+                      title='Drift over time', vlines=marks, height=170)
+    s = summary or {}
+    head = (f"<p>A replay of the scheduled daily loop over the last {s.get('sessions', len(timeline))} sessions "
+            f"({s.get('first')} to {s.get('last')}): {s.get('retrains', '?')} retrains, {s.get('promotions', '?')} champion changes. "
+            + (f"{html.escape(s['planted'])}" if s.get('planted') else '') + "</p>")
+    return card('The loop over time (replay)', head + perf + drift)
 
 # %% ../nbs/08_dashboard.ipynb #c018
 PRED_COLUMNS = ['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up', 'direction', 'model_version']
