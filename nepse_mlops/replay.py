@@ -6,7 +6,7 @@
 __all__ = ['TIMELINE_COLUMNS', 'ReplaySettings', 'Champion', 'drift_reference', 'drift_now', 'realised_now', 'train_and_gate',
            'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline', 'replay_summary', 'timeline_plot']
 
-# %% ../nbs/07a_replay.ipynb #e74d9121
+# %% ../nbs/07a_replay.ipynb #b7b5aab8
 import json, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -18,7 +18,7 @@ from .train import walk_forward, compare_all, serving_eligible, fit_final, score
 from .register import gate_decision, sanity_checks, champion_on_gate
 from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision
 
-# %% ../nbs/07a_replay.ipynb #b099b281
+# %% ../nbs/07a_replay.ipynb #f3a9f9b3
 @dataclass
 class ReplaySettings:
     "What a replay decides with: the model, the walk-forward, the gate and the monitoring policy (env.yaml's keys)."
@@ -43,7 +43,7 @@ class ReplaySettings:
     max_new_sessions: int | None = None
     max_model_age_days: int | None = None
     train_sessions: int | None = None  # train on at most this many recent sessions (None: all history)
-    retry_sessions: int = 20           # with no champion, try again after this many sessions
+    retry_sessions: int = 20           # at most one retrain in this many sessions (a refused retrain is not retried every day)
 
     @classmethod
     def from_env(cls, env: dict) -> 'ReplaySettings':
@@ -52,7 +52,7 @@ class ReplaySettings:
         val = lambda v: None if v == '' else v
         return cls(**{k: val(v) for k, v in env.items() if k in names})
 
-# %% ../nbs/07a_replay.ipynb #100e0738
+# %% ../nbs/07a_replay.ipynb #030927dd
 @dataclass
 class Champion:
     "The champion of the moment: its estimator, when its training data ended, and its drift reference."
@@ -96,7 +96,7 @@ def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, win
              reversal_auc=_auc(y, -s.ret_1.fillna(0).to_numpy()), persistence_auc=_auc(y, s.ret_1.fillna(0).to_numpy()))
     return s, m
 
-# %% ../nbs/07a_replay.ipynb #af6f6cad
+# %% ../nbs/07a_replay.ipynb #411fea09
 def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySettings) -> dict:
     "Walk-forward on the outcomes known at `t`, the final model trained before the gate window, and the gate's decision."
     data = known[known.eligible & (known.target_date <= pd.Timestamp(t))].reset_index(drop=True)
@@ -121,17 +121,15 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     return d | dict(est=est, train_end=gate_start, gate_end=gate_end, train_rows=n_train,
                     gate_auc=float(new['roc_auc']), champion_gate_auc=None if cmp is None else float(cmp['roc_auc']))
 
-# %% ../nbs/07a_replay.ipynb #7d1b7c97
+# %% ../nbs/07a_replay.ipynb #02fbf14b
 class ReplayRegistry:
     "Replayed model versions in MLflow under their own name (`<model>_replay`), tagged `replay=true` and `as_of`."
-    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None,
-                 fresh: bool = False):   # forget earlier replays' versions (a replay started afresh)
+    def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None):
         from nepse_mlops.core import setup_tracking
         import mlflow
         self.name = f"{model_name}_replay"
         setup_tracking(tracking_uri, f"{model_name}_replay", artifact_root)
         self.client = mlflow.MlflowClient()
-        if fresh and self.client.search_registered_models(f"name='{self.name}'"): self.client.delete_registered_model(self.name)
 
     def register(self, est, as_of, decision: dict) -> str:
         "Log `est` as a run of the replay experiment and register it; the version number."
@@ -154,7 +152,7 @@ class LocalRegistry:
     def register(self, est, as_of, decision) -> str: self.n += 1; return str(self.n)
     def promote(self, version: str) -> None: self.champion = version
 
-# %% ../nbs/07a_replay.ipynb #3fc0a4c9
+# %% ../nbs/07a_replay.ipynb #aa1e5a2e
 TIMELINE_COLUMNS = ['session', 'champion', 'drift_share', 'drifted', 'realised_settled', 'realised_sessions', 'realised_auc',
                     'realised_accuracy', 'realised_always_up_accuracy', 'realised_reversal_auc', 'realised_persistence_auc',
                     'retrain', 'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds']
@@ -209,7 +207,11 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
         else:
             last = state.get('last_attempt')
             wait = last is not None and (sessions[(sessions > np.datetime64(pd.Timestamp(last))) & (sessions <= np.datetime64(t))]).size < s.retry_sessions
-            decision = dict(retrain=not wait, reasons=[] if wait else ['no champion model'], checks=[])
+            decision = dict(retrain=not wait, reasons=['no champion model'] + (['(waiting to retry)'] if wait else []), checks=[])
+        last = state.get('last_attempt')
+        since = None if last is None else int((sessions[(sessions > np.datetime64(pd.Timestamp(last))) & (sessions <= np.datetime64(t))]).size)
+        if decision['retrain'] and champ is not None and since is not None and since < s.retry_sessions:
+            decision = decision | dict(retrain=False, reasons=decision['reasons'] + [f"(waiting: the last retrain was {since} sessions ago, fewer than {s.retry_sessions})"])
         row |= dict(retrain=decision['retrain'], reasons='; '.join(decision['reasons']))
         if decision['retrain']:
             state['last_attempt'] = str(t.date())
@@ -242,7 +244,8 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
                      dict(version=champ.version, train_end=str(champ.train_end.date()), as_of=str(champ.as_of.date())))
         write_json(state, state_p)
         if progress: log(f"replay: {t.date()} ({i + 1}/{len(todo)}) champion v{row.get('champion_after', row['champion'])} · "
-                         f"{'RETRAIN ' + row.get('gate', '') if decision['retrain'] else 'no retrain'} · {row['seconds']:.2f}s")
+                         + (f"RETRAIN ({row['reasons']}): {row.get('gate', '')}" if decision['retrain'] else 'no retrain')
+                         + f" · {row['seconds']:.2f}s")
     if progress: log(f"replay: {len(todo)} sessions in {time.time() - t_start:.1f}s")
     return read_timeline(tl_p)
 
@@ -252,7 +255,7 @@ def read_timeline(path: str | Path) -> pd.DataFrame:
     if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
     return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
 
-# %% ../nbs/07a_replay.ipynb #409f4b51
+# %% ../nbs/07a_replay.ipynb #671c43a8
 def replay_summary(tl: pd.DataFrame, ledger: list[dict]) -> dict:
     "Sessions, retrains with their reason and gate decision, champion changes, realised metrics: the story in numbers."
     r = tl[tl.retrain.astype(bool)] if len(tl) else tl
