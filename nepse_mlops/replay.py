@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['TIMELINE_COLUMNS', 'ReplaySettings', 'Champion', 'drift_reference', 'drift_now', 'realised_now', 'train_and_gate',
-           'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline', 'replay_summary', 'timeline_plot']
+           'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline', 'replay_summary', 'timeline_plot',
+           'run_replay']
 
-# %% ../nbs/07a_replay.ipynb #b7b5aab8
+# %% ../nbs/07a_replay.ipynb #2bc40567
 import json, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ from .train import walk_forward, compare_all, serving_eligible, fit_final, score
 from .register import gate_decision, sanity_checks, champion_on_gate
 from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision
 
-# %% ../nbs/07a_replay.ipynb #f3a9f9b3
+# %% ../nbs/07a_replay.ipynb #d62fd93d
 @dataclass
 class ReplaySettings:
     "What a replay decides with: the model, the walk-forward, the gate and the monitoring policy (env.yaml's keys)."
@@ -52,7 +53,7 @@ class ReplaySettings:
         val = lambda v: None if v == '' else v
         return cls(**{k: val(v) for k, v in env.items() if k in names})
 
-# %% ../nbs/07a_replay.ipynb #030927dd
+# %% ../nbs/07a_replay.ipynb #eb3a9e94
 @dataclass
 class Champion:
     "The champion of the moment: its estimator, when its training data ended, and its drift reference."
@@ -96,7 +97,7 @@ def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, win
              reversal_auc=_auc(y, -s.ret_1.fillna(0).to_numpy()), persistence_auc=_auc(y, s.ret_1.fillna(0).to_numpy()))
     return s, m
 
-# %% ../nbs/07a_replay.ipynb #411fea09
+# %% ../nbs/07a_replay.ipynb #09d0c70b
 def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySettings) -> dict:
     "Walk-forward on the outcomes known at `t`, the final model trained before the gate window, and the gate's decision."
     data = known[known.eligible & (known.target_date <= pd.Timestamp(t))].reset_index(drop=True)
@@ -121,7 +122,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     return d | dict(est=est, train_end=gate_start, gate_end=gate_end, train_rows=n_train,
                     gate_auc=float(new['roc_auc']), champion_gate_auc=None if cmp is None else float(cmp['roc_auc']))
 
-# %% ../nbs/07a_replay.ipynb #02fbf14b
+# %% ../nbs/07a_replay.ipynb #638f3960
 class ReplayRegistry:
     "Replayed model versions in MLflow under their own name (`<model>_replay`), tagged `replay=true` and `as_of`."
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None):
@@ -152,7 +153,7 @@ class LocalRegistry:
     def register(self, est, as_of, decision) -> str: self.n += 1; return str(self.n)
     def promote(self, version: str) -> None: self.champion = version
 
-# %% ../nbs/07a_replay.ipynb #aa1e5a2e
+# %% ../nbs/07a_replay.ipynb #2ea091f5
 TIMELINE_COLUMNS = ['session', 'champion', 'drift_share', 'drifted', 'realised_settled', 'realised_sessions', 'realised_auc',
                     'realised_accuracy', 'realised_always_up_accuracy', 'realised_reversal_auc', 'realised_persistence_auc',
                     'retrain', 'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds']
@@ -255,7 +256,7 @@ def read_timeline(path: str | Path) -> pd.DataFrame:
     if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
     return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
 
-# %% ../nbs/07a_replay.ipynb #671c43a8
+# %% ../nbs/07a_replay.ipynb #d77f2fe1
 def replay_summary(tl: pd.DataFrame, ledger: list[dict]) -> dict:
     "Sessions, retrains with their reason and gate decision, champion changes, realised metrics: the story in numbers."
     r = tl[tl.retrain.astype(bool)] if len(tl) else tl
@@ -290,3 +291,24 @@ def timeline_plot(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = 
     if path: fig.savefig(path, dpi=100)
     plt.close(fig)
     return fig
+
+# %% ../nbs/07a_replay.ipynb #8097c75a
+def run_replay(env: dict,                      # env.yaml's settings (with any --set overrides)
+               start: str, end: str | None = None,
+               out: str | Path | None = None,   # default: products/replays/<start>_<end>
+               fresh: bool = False,             # start over instead of resuming
+               registry: str = 'mlflow',        # 'mlflow' (versions of <model>_replay) or 'local' (numbers only)
+              ) -> tuple[pd.DataFrame, Path]:
+    "`nepse-mlops replay`: the loop over the pipeline's features from `start` to `end`; resumes an interrupted replay."
+    import shutil
+    fpath = Path(env['products']) / 'features' / 'features.parquet'
+    if not fpath.exists(): raise FileNotFoundError(f"{fpath} not found: run `nepse-mlops run` first (the replay reads the features stage's table)")
+    features = pd.read_parquet(fpath)
+    first, last = features.date.min(), features.date.max()
+    s0, e0 = pd.Timestamp(start), pd.Timestamp(end) if end else last
+    if not (first < s0 <= last): raise ValueError(f"--from {start} is outside the data ({first.date()} to {last.date()})")
+    out = Path(out) if out else Path(env['products']) / 'replays' / f"{s0.date()}_{e0.date()}"
+    if fresh and out.exists(): shutil.rmtree(out)
+    reg = ReplayRegistry(env['tracking_uri'], env['model_name']) if registry == 'mlflow' else LocalRegistry()
+    s = ReplaySettings.from_env(dict(env.get('replay_policy') or {}, model_params=env['model_params']))
+    return replay(features, s0, e0, s, out, reg), out
