@@ -41,6 +41,7 @@ PLANTED = {'shock_prob': 0.25,    # share of high-volume sessions
            'after_calm': 0.2,     # ... of any other session's return (continuation)
            'listing_run': 3,      # sessions a new listing runs limit-up after its first
            'jump_prob': 0.02,     # news days: a move of 8-20% either way (clipped at the limit in force)
+           'change_noise': 1.3,   # after a planted regime change, own noise is this much larger
            'market_sd': 0.009, 'sector_sd': 0.006, 'own_sd': 0.017}
 
 def _symbols(n: int) -> list[tuple[str, str]]:
@@ -68,14 +69,15 @@ def _simulate(dates, n_sym, rng, signal=1.0, change_at=None):
     jump = np.where(rng.random((T, n_sym)) < q, rng.choice([-1.0, 1.0], (T, n_sym)) * rng.uniform(0.08, 0.2, (T, n_sym)), 0.0)
     sd = np.sqrt((beta * P['market_sd']) ** 2 + P['sector_sd'] ** 2 + P['own_sd'] ** 2)
     changed = np.asarray(dates >= pd.Timestamp(change_at)) if change_at else np.zeros(T, bool)
-    if changed.any(): shock[changed] = rng.random((int(changed.sum()), n_sym)) < 2 * P['shock_prob']
+    own[changed] *= P['change_noise']                          # after a regime change: noisier, and the signal flips
+    sd_after = np.sqrt((beta * P['market_sd']) ** 2 + P['sector_sd'] ** 2 + (P['change_noise'] * P['own_sd']) ** 2)
     rets, p_up = np.zeros((T, n_sym)), np.full((T, n_sym), np.nan)
     for t in range(1, T):
         k = np.where(shock[t - 1], P['after_shock'], P['after_calm']) * signal * (-1.0 if changed[t] else 1.0)
         mu = beta * 0.0002 + k * rets[t - 1]                  # the only predictable part of tomorrow's return
         r = mu + beta * (mkt[t] - 0.0002) + sec[t, np.arange(n_sym) % 6] + own[t] + jump[t]
         rets[t] = np.clip(r, -lim[t], lim[t])                 # circuit limit in force
-        p_up[t - 1] = (1 - q) * norm.cdf(mu / sd) + q / 2       # a jump (|move| >= 8%) swamps the drift: a coin flip
+        p_up[t - 1] = (1 - q) * norm.cdf(mu / (sd_after if changed[t] else sd)) + q / 2   # a jump (|move| >= 8%) swamps the drift
     return rets, shock, p_up
 
 # %% ../nbs/00a_synthetic.ipynb #c010
@@ -84,7 +86,7 @@ def make_market(n_symbols: int = 40,      # equity symbols (plus one promoter-sh
                 end: str = '2026-08-21',   # last calendar day
                 seed: int = 7,             # everything is deterministic given the seed
                 signal: float = 1.0,       # strength of the planted signal (0: a control market with none)
-                change_at: str | None = None, # from this date the signal flips and high-volume sessions double
+                change_at: str | None = None, # from this date the signal flips and own noise grows (a regime change)
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "A synthetic NEPSE-like market: (raw prices with quirks and the true `planted_p_up`, table of injected events)."
     rng = np.random.default_rng(seed)
@@ -138,7 +140,7 @@ def planted_description(signal: float = 1.0, change_at: str | None = None) -> st
          f"x{P['shock_volume']:g}) the next session reverses {-P['after_shock'] * signal:.0%} of the day's return; after any other "
          f"session it continues {P['after_calm'] * signal:.0%} of it. Everything else is unpredictable noise. Circuit limit "
          + ', then '.join(f"±{lim:.0%} from {d}" for d, lim in PLANTED_LIMITS[1:]).join(['±10%', '']) + '.')
-    if change_at: s += f" From {change_at} the signal flips sign and high-volume sessions double (a planted regime change)."
+    if change_at: s += f" From {change_at} the signal flips sign and own noise grows {P['change_noise']:g}x (a planted regime change)."
     return s
 
 # %% ../nbs/00a_synthetic.ipynb #c011
