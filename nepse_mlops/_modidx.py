@@ -254,6 +254,7 @@ d = { 'settings': { 'branch': 'main',
                                       'nepse_mlops.validate.off_calendar': ('validate.html#off_calendar', 'nepse_mlops/validate.py'),
                                       'nepse_mlops.validate.parse_limits': ('validate.html#parse_limits', 'nepse_mlops/validate.py'),
                                       'nepse_mlops.validate.report_html': ('validate.html#report_html', 'nepse_mlops/validate.py'),
+                                      'nepse_mlops.validate.round_sig': ('validate.html#round_sig', 'nepse_mlops/validate.py'),
                                       'nepse_mlops.validate.validate_prices': ('validate.html#validate_prices', 'nepse_mlops/validate.py'),
                                       'nepse_mlops.validate.write_validation': ( 'validate.html#write_validation',
                                                                                  'nepse_mlops/validate.py')}}}
