@@ -68,9 +68,21 @@ def load_holidays(path) -> pd.DatetimeIndex:
 CIRCUIT_LIMITS = [('1900-01-01', 0.10), ('2026-04-20', 0.15)]   # (first day in force, NEPSE daily price limit)
 
 def parse_limits(x) -> list[tuple[str, float]]:
-    "Circuit-limit regimes from a float, None/'' (the default table) or a list of (first day, limit) pairs."
+    """Circuit-limit regimes as (first day, limit) pairs, from: None or '' (the default table); a number (one limit for all
+    dates); a string `'1900-01-01:0.10,2026-04-20:0.15'` (env.yaml); a CSV path with `from,limit` columns; or a list of pairs."""
     if x is None or (isinstance(x, str) and not x.strip()): return list(CIRCUIT_LIMITS)
     if isinstance(x, (int, float)): return [('1900-01-01', float(x))]
+    if isinstance(x, str):
+        x = x.strip()
+        if Path(x).suffix.lower() == '.csv' and Path(x).exists():
+            t = pd.read_csv(x); t.columns = [c.strip().lower() for c in t.columns]
+            return sorted((str(pd.Timestamp(a).date()), float(b)) for a, b in zip(t['from'], t['limit']))
+        try:
+            if ':' not in x: return [('1900-01-01', float(x))]
+            return sorted((str(pd.Timestamp(a.strip()).date()), float(b)) for a, b in (part.rsplit(':', 1) for part in x.split(',')))
+        except ValueError as e:
+            raise ValueError(f"circuit_limits {x!r}: write 'FIRST_DAY:LIMIT,...' such as '1900-01-01:0.10,2026-04-20:0.15', "
+                             f"one number, or a CSV path with from,limit columns ({e})") from None
     return sorted((str(pd.Timestamp(a).date()), float(b)) for a, b in x)
 
 def limits_in_force(dates, limits=None) -> np.ndarray:
