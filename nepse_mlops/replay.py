@@ -7,7 +7,7 @@ __all__ = ['TIMELINE_COLUMNS', 'ReplaySettings', 'Champion', 'drift_reference', 
            'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline', 'replay_summary', 'timeline_plot',
            'run_replay']
 
-# %% ../nbs/07a_replay.ipynb #986631fa
+# %% ../nbs/07a_replay.ipynb #e9a70289
 import json, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -19,7 +19,7 @@ from .train import walk_forward, compare_all, serving_eligible, fit_final, score
 from .register import gate_decision, sanity_checks, champion_on_gate
 from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision
 
-# %% ../nbs/07a_replay.ipynb #0a032816
+# %% ../nbs/07a_replay.ipynb #ae7e7594
 @dataclass
 class ReplaySettings:
     "What a replay decides with: the model, the walk-forward, the gate and the monitoring policy (env.yaml's keys)."
@@ -53,7 +53,7 @@ class ReplaySettings:
         val = lambda v: None if v == '' else v
         return cls(**{k: val(v) for k, v in env.items() if k in names})
 
-# %% ../nbs/07a_replay.ipynb #07b8978d
+# %% ../nbs/07a_replay.ipynb #922b1d72
 @dataclass
 class Champion:
     "The champion of the moment: its estimator, when its training data ended, and its drift reference."
@@ -97,7 +97,7 @@ def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, win
              reversal_auc=_auc(y, -s.ret_1.fillna(0).to_numpy()), persistence_auc=_auc(y, s.ret_1.fillna(0).to_numpy()))
     return s, m
 
-# %% ../nbs/07a_replay.ipynb #44381191
+# %% ../nbs/07a_replay.ipynb #3e7f4275
 def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySettings) -> dict:
     "Walk-forward on the outcomes known at `t`, the final model trained before the gate window, and the gate's decision."
     data = known[known.eligible & (known.target_date <= pd.Timestamp(t))].reset_index(drop=True)
@@ -122,7 +122,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     return d | dict(est=est, train_end=gate_start, gate_end=gate_end, train_rows=n_train,
                     gate_auc=float(new['roc_auc']), champion_gate_auc=None if cmp is None else float(cmp['roc_auc']))
 
-# %% ../nbs/07a_replay.ipynb #cd6808a7
+# %% ../nbs/07a_replay.ipynb #6a712850
 class ReplayRegistry:
     "Replayed model versions in MLflow under their own name (`<model>_replay`), tagged `replay=true` and `as_of`."
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None,
@@ -140,7 +140,8 @@ class ReplayRegistry:
         with mlflow.start_run(run_name=f"replay as of {pd.Timestamp(as_of).date()}") as run:
             mlflow.set_tags({'replay': 'true', 'as_of': str(pd.Timestamp(as_of).date()), 'gate_decision': decision['decision']})
             mlflow.log_metric('gate_roc_auc', decision['gate_auc'])
-            info = mlflow.sklearn.log_model(est, name='model', pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+            info = mlflow.sklearn.log_model(est, name='model', pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                                            serialization_format='cloudpickle')   # our own estimators: skops refuses tree predictors
         v = str(mlflow.register_model(info.model_uri, self.name).version)
         self.client.set_model_version_tag(self.name, v, 'as_of', str(pd.Timestamp(as_of).date()))
         self.client.set_model_version_tag(self.name, v, 'replay', 'true')
@@ -155,7 +156,7 @@ class LocalRegistry:
     def register(self, est, as_of, decision) -> str: self.n += 1; return str(self.n)
     def promote(self, version: str) -> None: self.champion = version
 
-# %% ../nbs/07a_replay.ipynb #94ae1627
+# %% ../nbs/07a_replay.ipynb #29f99b8c
 TIMELINE_COLUMNS = ['session', 'champion', 'drift_share', 'drifted', 'realised_settled', 'realised_sessions', 'realised_auc',
                     'realised_accuracy', 'realised_always_up_accuracy', 'realised_reversal_auc', 'realised_persistence_auc',
                     'retrain', 'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds']
@@ -258,7 +259,7 @@ def read_timeline(path: str | Path) -> pd.DataFrame:
     if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
     return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
 
-# %% ../nbs/07a_replay.ipynb #0e3131f7
+# %% ../nbs/07a_replay.ipynb #06bc637a
 def replay_summary(tl: pd.DataFrame, ledger: list[dict]) -> dict:
     "Sessions, retrains with their reason and gate decision, champion changes, realised metrics: the story in numbers."
     r = tl[tl.retrain.astype(bool)] if len(tl) else tl
@@ -294,7 +295,7 @@ def timeline_plot(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = 
     plt.close(fig)
     return fig
 
-# %% ../nbs/07a_replay.ipynb #38a912a8
+# %% ../nbs/07a_replay.ipynb #04454870
 def run_replay(env: dict,                      # env.yaml's settings (with any --set overrides)
                start: str, end: str | None = None,
                out: str | Path | None = None,   # default: products/replays/<start>_<end>
