@@ -10,7 +10,7 @@ __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME
 import numpy as np
 import pandas as pd
 from .core import log
-from .validate import limits_in_force
+from .validate import SLACK, limits_in_force, validate_prices
 
 # %% ../nbs/03_features.ipynb #c005
 FEATURES = ['ret_1', 'ret_5', 'ret_20', 'vol_20', 'rsi_14', 'macd_sma', 'ma_ratio_5_20', 'ma_ratio_20_60',
@@ -207,8 +207,8 @@ def _clean_window(r, circuit_limits=None) -> bool:
         vals = np.c_[o, h, l, c, v]; filled = np.where(np.isnan(vals), -1, vals)
         prev = np.vstack([np.full((1, 5), np.nan), filled[:-1]]); prev[pos == 0] = np.nan
         if ((filled == prev).all(axis=1) & (np.nan_to_num(v) > 0)).any(): return False        # stale copy
-        lim = limits_in_force(d, circuit_limits) + 0.005
-        if (np.abs(c / _lag(c, 1, pos, rem) - 1) > lim).any(): return False   # a move beyond the limit in force
+        lim = limits_in_force(d, circuit_limits)   # the limit in force on each row's day
+        if (np.abs(c / _lag(c, 1, pos, rem) - 1) > lim + SLACK).any(): return False     # a move beyond it
     return True
 
 def _numbers(x, name: str) -> np.ndarray:
@@ -226,7 +226,7 @@ def _dates(x) -> np.ndarray:
 def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, low, close, volume[, turnover, sector] + index rows
                       horizon: int = 1,
                       sectors: dict | None = None,   # symbol -> sector, for requests without a `sector` column
-                      circuit_limits=None,           # limit regimes (validate.parse_limits); default NEPSE's
+                      circuit_limits=None,          # None: validate.CIRCUIT_LIMITS; a float; [(from, limit)]; a CSV
                       require_market: bool = True,   # index levels must cover every date sent
                      ) -> pd.DataFrame:
     "Features from raw OHLCV rows and index rows (symbol NEPSE / SECTOR:<sector>, close = level), validated like training."
@@ -260,7 +260,6 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
     eq = {k: v[o] for k, v in eq.items()}
     levels = _levels(idx_sym, idx_date, idx_close)
     if _clean_window(eq, circuit_limits): return _features(eq, horizon, levels)
-    from nepse_mlops.validate import validate_prices
     frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq['symbol'])) + 1)
     v = validate_prices(frame, circuit_limits=circuit_limits, today=str(frame.date.max().date())).prices
     return _features(_arrays(v), horizon, levels)

@@ -110,4 +110,4 @@ def test_a_new_listing_that_runs_limit_up_is_never_bought(default_market):
     run = rows.date.iloc[:4]                                              # the listing day and the limit-up run after it
     assert (bt.loc[run, 'signal_same_close'] == 0).all() and (bt.loc[run, 'longs'] == 0).all(), bt.head()
     assert (bt.limit_up_skipped.loc[run] == 1).all()
-    assert not serving_eligible(fe[fe.symbol == sym]).head(60).any()      # and the pipeline never scores those rows at all
+    assert not serving_eligible(fe[fe.symbol == sym])[:60].any()          # and the pipeline never scores those rows at all
