@@ -139,7 +139,7 @@ def planted_description(signal: float = 1.0, change_at: str | None = None) -> st
     s = (f"SYNTHETIC market with a planted signal: after a high-volume session ({P['shock_prob']:.0%} of sessions, volume "
          f"x{P['shock_volume']:g}) the next session reverses {-P['after_shock'] * signal:.0%} of the day's return; after any other "
          f"session it continues {P['after_calm'] * signal:.0%} of it. Everything else is unpredictable noise. Circuit limit "
-         + ', then '.join(f"±{lim:.0%} from {d}" for d, lim in PLANTED_LIMITS[1:]).join(['±10%', '']) + '.')
+         f"±{PLANTED_LIMITS[0][1]:.0%}" + ''.join(f", then ±{lim:.0%} from {d}" for d, lim in PLANTED_LIMITS[1:]) + '.')
     if change_at: s += f" From {change_at} the signal flips sign and own noise grows {P['change_noise']:g}x (a planted regime change)."
     return s
 
