@@ -6,9 +6,9 @@
 __all__ = ['ALIASES', 'REQUIRED', 'NULL_TOKENS', 'DATE_FORMATS', 'FOLDER_TYPES', 'QUARANTINE_COLUMNS', 'FIELDS', 'GENERIC_NAMES',
            'ACTION_ALIASES', 'SECTOR_NAMES', 'ACTION_COLUMNS', 'INSTRUMENT_TYPES', 'STATUS', 'norm_name', 'IngestError',
            'map_columns', 'parse_numbers', 'parse_dates', 'instrument_type', 'mark_promoter_siblings',
-           'symbol_from_path', 'read_raw_file', 'classify_table', 'parse_ratio', 'place_actions', 'parse_raw',
-           'read_price_file', 'canonical_schema', 'IngestResult', 'discover', 'read_any', 'conflicting_files',
-           'ingest_paths', 'ingest_summary']
+           'symbol_from_path', 'read_raw_file', 'classify_table', 'parse_ratio', 'place_actions', 'merge_actions',
+           'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover', 'read_any',
+           'conflicting_files', 'ingest_paths', 'ingest_summary']
 
 # %% ../nbs/01_ingest.ipynb #c003
 import csv, io, re
@@ -260,8 +260,9 @@ def _action_frame(path, root, header, rows, line_no, kind) -> tuple[pd.DataFrame
 def place_actions(actions: pd.DataFrame, prices: pd.DataFrame, tolerance: float = 0.10) -> pd.DataFrame:
     "Set each action's ex-date (first session on/after the announced date) and compare its implied factor with the observed move."
     if not len(actions) or not len(prices): return actions.assign(implied_move=np.nan, observed_move=np.nan, agrees=pd.NA)
-    p = prices[['symbol', 'date', 'close']].dropna().drop_duplicates(['symbol', 'date']).sort_values('date')
-    a = actions.drop(columns='date').sort_values('announced').reset_index(drop=True)
+    p = prices[['symbol', 'date', 'close']].dropna().drop_duplicates(['symbol', 'date'])
+    p = p.astype({'symbol': object, 'date': 'datetime64[ns]'}).sort_values('date')
+    a = actions.drop(columns='date').astype({'symbol': object, 'announced': 'datetime64[ns]'}).sort_values('announced').reset_index(drop=True)
     a = pd.merge_asof(a, p.rename(columns={'date': 'ex'}), left_on='announced', right_on='ex', by='symbol', direction='forward')
     prev = pd.merge_asof(a[['symbol', 'ex']].dropna().sort_values('ex'), p.rename(columns={'date': 'ex', 'close': 'prev'}),
                          on='ex', by='symbol', allow_exact_matches=False)
@@ -272,6 +273,18 @@ def place_actions(actions: pd.DataFrame, prices: pd.DataFrame, tolerance: float 
     a['observed_move'] = (a.close / a.prev - 1).round(4)
     a['agrees'] = ((a.implied_move - a.observed_move).abs() <= tolerance).where(a.observed_move.notna())
     return a.rename(columns={'ex': 'date'})[[*ACTION_COLUMNS, 'implied_move', 'observed_move', 'agrees']]
+
+# %% ../nbs/01_ingest.ipynb #c022i
+def merge_actions(user: pd.DataFrame | None,   # the user's corporate-actions table (symbol, date, factor or bonus_pct/right_ratio)
+                  source: pd.DataFrame | None, # the actions ingest read from the source's own tables
+                 ) -> pd.DataFrame | None:
+    "The user's corporate actions plus the source's, the user's row winning on the same symbol and date."
+    parts = []
+    for t in (user, source):
+        if t is None or not len(t): continue
+        t = t.rename(columns=lambda c: str(c).strip().lower())
+        parts.append(t.assign(symbol=t.symbol.astype(str).str.strip().str.upper(), date=pd.to_datetime(t.date)).dropna(subset=['date']))
+    return pd.concat(parts, ignore_index=True).drop_duplicates(['symbol', 'date']) if parts else None
 
 # %% ../nbs/01_ingest.ipynb #c024
 def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
