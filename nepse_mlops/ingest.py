@@ -278,8 +278,9 @@ def place_actions(actions: pd.DataFrame, prices: pd.DataFrame, tolerance: float 
 def merge_actions(user: pd.DataFrame | None,   # the user's corporate-actions table (symbol, date, factor or bonus_pct/right_ratio)
                   source: pd.DataFrame | None, # the actions ingest read from the source's own tables
                  ) -> pd.DataFrame | None:
-    "The user's corporate actions plus the source's, the user's row winning on the same symbol and date."
+    "The user's corporate actions plus the source's that the prices do not contradict; the user's row wins on the same symbol and date."
     parts = []
+    if source is not None and 'agrees' in source: source = source[source.agrees.astype('boolean').fillna(True)]
     for t in (user, source):
         if t is None or not len(t): continue
         t = t.rename(columns=lambda c: str(c).strip().lower())
@@ -450,6 +451,6 @@ def ingest_summary(res: IngestResult) -> str:
         dis = a[a.agrees == False]
         lines.append(f"corporate actions from the source's tables: {len(a)} ({int((a.agrees == True).sum())} match the price move, "
                      f"{len(dis)} disagree, {int(a.agrees.isna().sum())} without a session to check)")
-        lines += [f"  disagree: {r.symbol} {r.date.date()} {r.evidence}: implied {r.implied_move:+.1%}, prices moved {r.observed_move:+.1%}"
+        lines += [f"  disagree: {r.symbol} {r.date.date()} {r.evidence}: implied {r.implied_move:+.1%}, prices moved {r.observed_move:+.1%} (not applied; detection decides)"
                   for r in dis.head(10).itertuples()]
     return '\n'.join(lines)
