@@ -56,20 +56,27 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
 def check_data(paths: list[str], out: str, actions: str | None = None, today: str | None = None, holidays: str | None = None) -> int:
     "Ingest and validate `paths` into `out`; return the exit code."
     import pandas as pd
-    from nepse_mlops.ingest import ingest_paths, IngestError
+    from nepse_mlops.ingest import ingest_paths, IngestError, ingest_summary, merge_actions
     from nepse_mlops.validate import validate_prices, write_validation, load_holidays
     try: res = ingest_paths(paths)
     except IngestError as e:
         print(f"error: {e}", file=sys.stderr); return 2
-    acts = pd.read_csv(actions) if actions else None
+    print(ingest_summary(res))
+    for e in res.errors: print(f"error: {e}", file=sys.stderr)
+    if res.errors and not len(res.prices): return 2
+    acts = merge_actions(pd.read_csv(actions) if actions else None, res.actions)   # the user's + the source's own tables
     v = validate_prices(res.prices, res.quarantine, actions=acts, today=today, holidays=load_holidays(holidays) if holidays else None)
     paths_out = write_validation(v, out, res.manifest)
+    res.actions.to_csv(Path(out) / 'source_actions.csv', index=False)
     r = v.report
     print(f"rows in {r['rows_in']:,} = kept {r['rows_kept']:,} + quarantined {r['rows_quarantined']:,} + duplicates dropped {r['rows_dropped']:,}"
           f" ({'balanced' if r['balanced'] else 'NOT BALANCED'})")
     for rule in r['rules']:
         if rule['rows']: print(f"  {rule['severity']:<10} {rule['rule']:<22} {rule['rows']:>8,}  e.g. {'; '.join(rule['examples'][:2])}")
     print(f"wrote {', '.join(str(p) for p in paths_out.values())}")
+    if res.errors:
+        print(f"error: {len(res.errors)} input file(s) could not be used (listed above); the other files were checked.", file=sys.stderr)
+        return 2
     if r['errors']:
         print(f"error: {', '.join(r['errors'])} — see {paths_out['html']}; fix the input files and run again.", file=sys.stderr)
         return 1

@@ -69,8 +69,11 @@ def test_source2_folders_classify_instruments_and_skip_non_price_files():
     res = ingest_paths([S2], progress_every=10**6)
     types = res.prices.drop_duplicates('symbol').instrument_type.value_counts()
     assert types['promoter'] >= 200 and types['debenture'] >= 70 and types['mutual_fund'] >= 50
-    skipped = res.manifest[res.manifest.status == 'skipped'].file.str.rsplit('/', n=1).str[-1].tolist()
-    assert sorted(skipped) == ['listed_company.csv', 'only_public_holidays.csv', 'public_and_weekly_holidays.csv', 'trading_calendar.csv']
+    other = res.manifest[res.manifest.status != 'ingested']
+    assert dict(zip(other.file.str.rsplit('/', n=1).str[-1], other.reason)) == {
+        'listed_company.csv': 'company list', 'only_public_holidays.csv': 'holiday list',
+        'public_and_weekly_holidays.csv': 'holiday list', 'trading_calendar.csv': 'trading calendar'}
+    assert (other.status == 'other_table').all() and res.errors == []
 
 
 def test_index_file_with_blank_line_nbsp_and_percent():
