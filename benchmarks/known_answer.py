@@ -14,7 +14,7 @@ ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDe
 ap.add_argument('--seeds', type=int, nargs='+', default=[7, 8, 9, 10, 11])
 ap.add_argument('--signal', type=float, default=1.0, help='planted signal strength (0: a control market)')
 a = ap.parse_args()
-print(f"{'seed':>4} {'best AUC':>9} {'model AUC':>9} {'share of edge':>13} {'model - best rule [95%]':>30}  decision  seconds")
+print(f"{'seed':>4} {'best AUC':>9} {'model AUC':>9} {'share of edge':>13} {'model minus the closest rule [95%]':>34}  decision  seconds")
 for seed in a.seeds:
     t0 = time.time()
     r = evaluate(seed=seed, signal=a.signal)
@@ -22,5 +22,5 @@ for seed in a.seeds:
     worst = min(ev['diffs'].items(), key=lambda kv: kv[1]['roc_auc']['ci'][0])
     d = worst[1]['roc_auc']
     print(f"{seed:>4} {ka['best_auc']:>9.4f} {ka['model_auc']:>9.4f} {ka['share_of_edge']:>13.0%} "
-          f"{worst[0] + ' ' + format(d['diff'], '+.4f') + ' [' + format(d['ci'][0], '+.4f') + ', ' + format(d['ci'][1], '+.4f') + ']':>30}  "
+          f"{worst[0] + ' ' + format(d['diff'], '+.4f') + ' [' + format(d['ci'][0], '+.4f') + ', ' + format(d['ci'][1], '+.4f') + ']':>34}  "
           f"{r['decision']['decision']:<8}  {time.time() - t0:.0f}", flush=True)

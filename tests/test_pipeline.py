@@ -4,8 +4,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from conftest import BIN, QUIET, ROOT, build
+from nepse_mlops.core import is_test_cell
 
-STAGES = ['01_ingest', '02_validate', '03_features', '04_train', '05_register', '06_predict', '07_monitor']
+STAGES = ['01_ingest', '02_validate', '03_features', '04_train', '05_register', '06_predict', '07_monitor', '07a_replay']
 
 
 def test_every_stage_has_an_executed_report(sample_build):
@@ -16,6 +17,11 @@ def test_every_stage_has_an_executed_report(sample_build):
         assert outputs, f'{s} has no outputs'
         assert not [o for o in outputs if o.get('output_type') == 'error'], s
         assert (tmp / 'reports' / f'{s}.html').stat().st_size > 10_000
+        html = (tmp / 'reports' / f'{s}.html').read_text()
+        assert "upstream['" not in html and 'test_eq(' not in html, f'{s}: code in the HTML report'
+        tests = [c for c in nb['cells'] if c['cell_type'] == 'code' and is_test_cell(c['source'] if isinstance(c['source'], list)
+                                                                                       else c['source'].splitlines(True))]
+        assert tests and not any(c.get('outputs') for c in tests), f'{s}: the pipeline run executed its tests'
     assert 'SYNTHETIC' in (tmp / 'reports' / '01_ingest.html').read_text()   # labelled as synthetic
     assert (tmp / 'reports' / 'dashboard.html').exists() and (tmp / 'reports' / 'drift_report.html').exists()
 
@@ -88,7 +94,7 @@ def test_second_build_is_a_noop(sample_build):
     res = build(tmp, '--sample')
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'True' not in [line.split()[1] for line in res.stdout.splitlines() if line.split()[:1] and line.split()[0] in
-                          ('ingest', 'validate', 'features', 'train', 'register', 'predict', 'monitor', 'dashboard') and len(line.split()) > 2]
+                          ('ingest', 'validate', 'features', 'train', 'replay', 'register', 'predict', 'monitor', 'dashboard') and len(line.split()) > 2]
     assert before == {p: p.stat().st_mtime_ns for p in (tmp / 'reports').glob('*.html')}
 
 
