@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['data_fingerprint', 'run_pipeline', 'check_data', 'status', 'serve_command', 'dashboard_command', 'build_parser',
-           'main']
+           'replay_command', 'main']
 
 # %% ../nbs/09_cli.ipynb #c002
 import argparse, hashlib, json, os, subprocess, sys, time
@@ -89,6 +89,17 @@ def _client(env):
     mlflow.set_tracking_uri(env['tracking_uri'])
     return mlflow.MlflowClient()
 
+def _last_realised(path: Path) -> dict:
+    "The replay's settled sessions and the latest realised metrics (stdlib only: status stays fast)."
+    import csv
+    if not path.exists(): return {}
+    rows = list(csv.DictReader(open(path)))
+    last = next((r for r in reversed(rows) if r.get('realised_auc')), {})
+    settled = sum(1 for r in rows if r.get('realised_settled'))
+    return dict(settled_sessions=settled, realised_as_of=last.get('session'),
+                realised_auc=float(last['realised_auc']) if last else None, realised_accuracy=float(last['realised_accuracy']) if last else None,
+                reversal_rule_auc=float(last['realised_reversal_auc']) if last.get('realised_reversal_auc') else None)
+
 def status(env: dict) -> dict:
     "Champion version and when it was promoted, the last run, and data freshness."
     from nepse_mlops.register import champion_version
@@ -98,6 +109,12 @@ def status(env: dict) -> dict:
     if (products / 'validate/report.json').exists():
         rep = read_json(products / 'validate/report.json')
         out.update(last_market_session=rep['last_market_session'], data_age_days=rep['data_age_days'])
+    if (products / 'replay/summary.json').exists():   # the pipeline's replay of recent sessions: the loop over time
+        rs = read_json(products / 'replay/summary.json')
+        mon = read_json(products / 'monitor/summary.json') if (products / 'monitor/summary.json').exists() else {}
+        out['settled_predictions'] = mon.get('settled_predictions')
+        out['replay'] = {k: rs.get(k) for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes']}
+        out['replay'] |= _last_realised(products / 'replay/timeline.csv')
     db = env['tracking_uri'].replace('sqlite:///', '')
     if env['tracking_uri'].startswith('sqlite:///') and not Path(db).exists(): return out
     client = _client(env)
@@ -152,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser('rollback', help='move champion back to the previous champion (recorded in the ledger)')
     rb.add_argument('--reason', default='manual rollback')
     sub.add_parser('status', help='champion version, when promoted, last run, data freshness')
+    rp = sub.add_parser('replay', formatter_class=argparse.RawDescriptionHelpFormatter,
+        help='run the scheduled daily loop as of past sessions (predict, settle, monitor, retrain, gate, promote)',
+        description='Replay the daily loop as a scheduler would have run it after each past session: only what was known at that '
+                    'session is used; the champion of the moment predicts the next session; earlier predictions settle; monitoring '
+                    'decides whether to retrain; a retrain is gated and may be promoted. Everything is marked as replayed and kept apart '
+                    "from live runs (products/replays/<from>_<to>/, registered model <model>_replay). Run `nepse-mlops run` first: the "
+                    'replay reads the features it built. Interrupted, the same command resumes from the last completed session.',
+        epilog='examples:\n  nepse-mlops replay --from 2026-03-02\n  nepse-mlops replay --from 2025-09-01 --to 2026-08-21 --set replay_policy.train_sessions=500')
+    rp.add_argument('--from', dest='start', required=True, metavar='DATE', help='first session to replay (YYYY-MM-DD)')
+    rp.add_argument('--to', dest='end', metavar='DATE', help='last session (default: the last one in the data)')
+    rp.add_argument('--out', help='folder for the timeline, prediction log, ledger and resume state (default: products/replays/<from>_<to>)')
+    rp.add_argument('--fresh', action='store_true', help='start over instead of resuming an interrupted replay')
+    rp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override an env.yaml value; replay_policy.KEY=VALUE for the policy")
     return p
 
 # %% ../nbs/09_cli.ipynb #c018
@@ -163,6 +193,22 @@ def _parse_set(items):
         k, v = it.split('=', 1); out[k] = yaml.safe_load(v)
     return out
 
+def replay_command(env: dict, args) -> int:
+    "`nepse-mlops replay`: the loop over past sessions; prints the timeline's story and where it is."
+    from nepse_mlops.replay import run_replay, replay_summary, read_timeline
+    overrides = _parse_set(args.set)
+    policy = dict(env.get('replay_policy') or {})
+    for k, v in overrides.items():
+        if k.startswith('replay_policy.'): policy[k.split('.', 1)[1]] = v
+        else: env[k] = v
+    try: tl, out = run_replay(env | {'replay_policy': policy}, args.start, args.end, args.out, args.fresh)
+    except (FileNotFoundError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    led = [json.loads(l) for l in (out / 'ledger.jsonl').read_text().splitlines()] if (out / 'ledger.jsonl').exists() else []
+    s = replay_summary(tl, led)
+    print(f"replayed {s['sessions']} sessions ({s['first']} to {s['last']}): {s['retrains']} retrains, {s['promotions']} champion changes; "
+          f"median {s['seconds_per_session']} s a session\n  timeline: {out / 'timeline.csv'}\n  ledger:   {out / 'ledger.jsonl'}")
+    return 0
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `nepse-mlops`."
     args = build_parser().parse_args(argv)
@@ -172,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     env = load_env(root)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set))
     if args.command == 'status': print(json.dumps(status(env), indent=2, default=str)); return 0
+    if args.command == 'replay': return replay_command(env, args)
     if args.command in ('promote', 'rollback'):
         from nepse_mlops.register import promote, rollback
         ledger = Path(env['reports']) / 'registry_ledger.jsonl'
