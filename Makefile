@@ -12,7 +12,7 @@ export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help install run test nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
+.PHONY: help install run test test-loop nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ run: install ## run the whole pipeline (embedded SYNTHETIC market; DATA=path for
 test: install ## nbdev_test over all notebooks, then pytest
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q
+
+test-loop: install ## the loop over time on the known-answer market (slow replays; CI runs it after make test)
+	$(BIN)/pytest -q -m loop
 
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
 	$(BIN)/nepse-mlops dashboard --port $(PORT)

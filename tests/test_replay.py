@@ -36,11 +36,15 @@ def run(tmp, change_at, name):
     return tl, led
 
 
+loop = pytest.mark.loop   # replays of 140 sessions of the full default market: `make test-loop` (CI runs it)
+
+
 @pytest.fixture(scope='module')
 def changed(tmp_path_factory):
     return run(tmp_path_factory.mktemp('replay'), CHANGE, 'changed')
 
 
+@loop
 def test_the_planted_change_is_flagged_and_a_retrain_follows(changed):
     tl, led = changed
     assert tl.retrain.iat[0] and led[0]['event'] == 'promoted'            # the first session trains a champion
@@ -53,6 +57,7 @@ def test_the_planted_change_is_flagged_and_a_retrain_follows(changed):
     assert all(e['replay'] and e['as_of'] for e in led)
 
 
+@loop
 def test_a_market_without_the_change_does_not_retrain_on_drift_or_decay(tmp_path):
     tl, led = run(tmp_path, None, 'control')
     later = tl.iloc[1:]
