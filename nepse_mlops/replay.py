@@ -7,7 +7,7 @@ __all__ = ['TIMELINE_COLUMNS', 'ReplaySettings', 'Champion', 'drift_reference', 
            'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline', 'replay_summary', 'timeline_plot',
            'run_replay']
 
-# %% ../nbs/07a_replay.ipynb #18f7fa95
+# %% ../nbs/07a_replay.ipynb #85738b79
 import json, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -19,7 +19,7 @@ from .train import walk_forward, compare_all, serving_eligible, fit_final, score
 from .register import gate_decision, sanity_checks, champion_on_gate
 from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision
 
-# %% ../nbs/07a_replay.ipynb #877d9cad
+# %% ../nbs/07a_replay.ipynb #96926a09
 @dataclass
 class ReplaySettings:
     "What a replay decides with: the model, the walk-forward, the gate and the monitoring policy (env.yaml's keys)."
@@ -37,7 +37,7 @@ class ReplaySettings:
     drift_threshold: float = 0.1
     drift_quantile: float = 0.95
     drift_share_threshold: float = 0.5
-    realised_window: int = 20          # sessions of settled predictions the realised metrics look at
+    realised_window: int = 40          # sessions of settled predictions the realised metrics look at (fewer: noise trips the check)
     min_settled: int = 400             # fewer settled predictions than this: realised performance not judged
     min_realised_auc: float | None = 0.5   # retrain when the champion's realised ROC AUC falls below this
     min_realised_accuracy: float | None = None
@@ -53,7 +53,7 @@ class ReplaySettings:
         val = lambda v: None if v == '' else v
         return cls(**{k: val(v) for k, v in env.items() if k in names})
 
-# %% ../nbs/07a_replay.ipynb #0ccf4573
+# %% ../nbs/07a_replay.ipynb #23b0fecd
 @dataclass
 class Champion:
     "The champion of the moment: its estimator, when its training data ended, and its drift reference."
@@ -97,7 +97,7 @@ def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, win
              reversal_auc=_auc(y, -s.ret_1.fillna(0).to_numpy()), persistence_auc=_auc(y, s.ret_1.fillna(0).to_numpy()))
     return s, m
 
-# %% ../nbs/07a_replay.ipynb #54bbb1b6
+# %% ../nbs/07a_replay.ipynb #7706cef3
 def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySettings) -> dict:
     "Walk-forward on the outcomes known at `t`, the final model trained before the gate window, and the gate's decision."
     data = known[known.eligible & (known.target_date <= pd.Timestamp(t))].reset_index(drop=True)
@@ -122,7 +122,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     return d | dict(est=est, train_end=gate_start, gate_end=gate_end, train_rows=n_train,
                     gate_auc=float(new['roc_auc']), champion_gate_auc=None if cmp is None else float(cmp['roc_auc']))
 
-# %% ../nbs/07a_replay.ipynb #e418cc7f
+# %% ../nbs/07a_replay.ipynb #a5e27feb
 class ReplayRegistry:
     "Replayed model versions in MLflow under their own name (`<model>_replay`), tagged `replay=true` and `as_of`."
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None,
@@ -156,7 +156,7 @@ class LocalRegistry:
     def register(self, est, as_of, decision) -> str: self.n += 1; return str(self.n)
     def promote(self, version: str) -> None: self.champion = version
 
-# %% ../nbs/07a_replay.ipynb #1bdb73b4
+# %% ../nbs/07a_replay.ipynb #fd68f1c6
 TIMELINE_COLUMNS = ['session', 'champion', 'drift_share', 'drifted', 'realised_settled', 'realised_sessions', 'realised_auc',
                     'realised_accuracy', 'realised_always_up_accuracy', 'realised_reversal_auc', 'realised_persistence_auc',
                     'retrain', 'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds']
@@ -259,7 +259,7 @@ def read_timeline(path: str | Path) -> pd.DataFrame:
     if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
     return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
 
-# %% ../nbs/07a_replay.ipynb #575e96f2
+# %% ../nbs/07a_replay.ipynb #1b070997
 def replay_summary(tl: pd.DataFrame, ledger: list[dict]) -> dict:
     "Sessions, retrains with their reason and gate decision, champion changes, realised metrics: the story in numbers."
     r = tl[tl.retrain.astype(bool)] if len(tl) else tl
@@ -295,7 +295,7 @@ def timeline_plot(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = 
     plt.close(fig)
     return fig
 
-# %% ../nbs/07a_replay.ipynb #dd25c2b2
+# %% ../nbs/07a_replay.ipynb #ea34c1c9
 def run_replay(env: dict,                      # env.yaml's settings (with any --set overrides)
                start: str, end: str | None = None,
                out: str | Path | None = None,   # default: products/replays/<start>_<end>
