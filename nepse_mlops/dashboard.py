@@ -122,6 +122,17 @@ def freshness_card(summary: dict, run: dict | None = None) -> str:
     return card('Data freshness and last run', body)
 
 CHAMPION_EVENTS = ('promoted', 'manual_promotion', 'rollback')
+
+def _short(text: str, n: int = 140) -> str:
+    "A long reason cut to `n` characters (the ledger keeps it whole)."
+    return text if len(text) <= n else text[:n - 1] + '…'
+
+def _reasons(text: str | None) -> str:
+    "The gate's reasons (' | '-joined) as a short line and the full list on demand."
+    parts = [r.strip() for r in (text or '').split(' | ') if r.strip()]
+    if not parts: return ''
+    return (f"<details><summary>why: {len(parts)} checks passed</summary><ul>"
+            + ''.join(f"<li>{html.escape(r)}</li>" for r in parts) + "</ul></details>")
 ORDER = ['always_up', 'majority', 'persistence', 'reversal', 'logistic']   # display order of the naive rules
 
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5) -> str:
@@ -138,13 +149,13 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
                        + ''.join(f"<td>{gb.get(f'{b}_{m}', float('nan')):.4f}</td>" for b in rules) + '</tr>' for m in shown)
         body = (f"<div class='nm-big'>version {html.escape(str(c['version']))}</div>"
                 f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before {c.get('train_end')}</div>"
-                f"<p>{html.escape(c.get('reasons') or '')}</p>"
+                + _reasons(c.get('reasons')) +
                 f"<table class='nm-t'><tr><th>gate window</th><th>model</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
     if last and str(last.get('version')) != str((c or {}).get('version')):
         body += (f"<p class='nm-warn'>The registry has changed since monitoring ran: {html.escape(str(last.get('event')))} made version "
                  f"{html.escape(str(last.get('version')))} champion at {html.escape(str(last.get('time')))}. Run <code>make run</code> to refresh.</p>")
     if ledger:
-        why = lambda e: e.get('reason') or '; '.join(e.get('reasons') or [])
+        why = lambda e: _short(e.get('reason') or '; '.join(e.get('reasons') or []))
         recent = [dict(time=e.get('time'), event=e.get('event'), version=e.get('version'), previous=e.get('previous_champion'), why=why(e))
                   for e in reversed(ledger[-events:])]
         body += "<div class='nm-muted'>Registry ledger (latest first)</div>" + html_table(recent, ['time', 'event', 'version', 'previous', 'why'])

@@ -48,3 +48,10 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
             urllib.request.urlopen(url, timeout=2); return
         except Exception: time.sleep(0.5)
     raise TimeoutError(url)
+
+
+def pytest_collection_modifyitems(config, items):
+    "Under `pytest -n 2 --dist loadgroup` (make test), every test on the shared sample build runs in one worker, which builds it once."
+    for item in items:
+        if 'sample_build' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.xdist_group('sample'))

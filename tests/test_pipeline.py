@@ -136,11 +136,11 @@ def test_serving_features_equal_training_features(sample_build):
 def test_training_metrics_reproduce(sample_build):
     "Same data, code and seed: the walk-forward metrics recomputed here equal the pipeline's, digit for digit."
     import yaml
-    from nepse_mlops.train import walk_forward
+    from nepse_mlops.train import walk_forward, serving_eligible
     tmp, _ = sample_build
     env = yaml.safe_load((ROOT / 'env.yaml').read_text())
     feats = pd.read_parquet(tmp / 'products/features/features.parquet')
-    data = feats[feats.target.notna()].reset_index(drop=True)
+    data = feats[feats.target.notna().to_numpy() & serving_eligible(feats)].reset_index(drop=True)   # the rows serving answers
     run = json.loads((tmp / 'products/train/run.json').read_text())
     per_window, _ = walk_forward(data, env['model_params'], env['n_windows'], env['test_sessions'],
                                  max(env['embargo'], env['horizon']), env['min_train_sessions'], env['seed'])
