@@ -9,6 +9,9 @@ SHARED = ROOT.parent / 'shared' / 'data' / 'nepse'
 CHROMIUM = shutil.which('chromium') or ('/usr/bin/chromium' if Path('/usr/bin/chromium').exists() else None)
 QUIET = {'PLOOMBER_STATS_ENABLED': 'false', 'PLOOMBER_VERSION_CHECK_DISABLED': '1', 'MLFLOW_DISABLE_TELEMETRY': 'true'}
 
+if os.environ.get('PYTEST_XDIST_WORKER'):   # `make test` runs two workers on two cores: one OpenMP thread each, or
+    os.environ['OMP_NUM_THREADS'] = '1'      # gradient boosting's spinning threads fight and a window takes 20x longer
+
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason=f'real NEPSE data not found at {SHARED} (present in CI)')
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason='Debian chromium not installed (CI installs it: apt-get install chromium)')
 
@@ -50,6 +53,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
     raise TimeoutError(url)
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's loadgroup reads the markers
 def pytest_collection_modifyitems(config, items):
     "Under `pytest -n 2 --dist loadgroup` (make test), every test on the shared sample build runs in one worker, which builds it once."
     for item in items:
