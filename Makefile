@@ -33,9 +33,9 @@ install: $(VENV)/.installed ## create .venv and install the locked environment
 run: install ## run the whole pipeline (embedded SYNTHETIC market; DATA=path for real files)
 	$(BIN)/nepse-mlops run $(if $(DATA),--data $(abspath $(DATA)))
 
-test: install ## nbdev_test over all notebooks, then pytest (two workers: the sample-build tests in one)
+test: install ## nbdev_test over all notebooks, then pytest on two workers
 	$(BIN)/nbdev_test --n_workers 2
-	$(BIN)/pytest -q -n 2 --dist loadgroup
+	$(BIN)/pytest -q -n 2
 
 test-loop: install ## the loop over time on the known-answer market (slow replays; CI runs it after make test)
 	$(BIN)/pytest -q -m loop

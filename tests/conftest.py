@@ -52,10 +52,3 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
         except Exception: time.sleep(0.5)
     raise TimeoutError(url)
 
-
-@pytest.hookimpl(tryfirst=True)   # before xdist's loadgroup reads the markers
-def pytest_collection_modifyitems(config, items):
-    "Under `pytest -n 2 --dist loadgroup` (make test), every test on the shared sample build runs in one worker, which builds it once."
-    for item in items:
-        if 'sample_build' in getattr(item, 'fixturenames', ()):
-            item.add_marker(pytest.mark.xdist_group('sample'))
