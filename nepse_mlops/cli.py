@@ -35,6 +35,10 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     if data: settings['data'] = ','.join(str(Path(p).resolve()) for p in data.split(','))
     if sample: settings['sample'] = True
     settings['data_fingerprint'] = data_fingerprint(str(settings.get('data', env['data'])))
+    get = lambda k: settings.get(k, env.get(k))
+    if str(get('data')) == 'synthetic' and not get('synth_through'):   # a live market: today's run shows one more session than yesterday's
+        from nepse_mlops.synthetic import live_through
+        settings['synth_through'] = live_through(get('today') or None, get('synth_start'), get('synth_end'), int(get('seed')))
     products = Path(settings.get('products', env['products'])); reports = Path(settings.get('reports', env['reports']))
     cmd = [str(Path(sys.executable).parent / 'ploomber'), 'build', '--entry-point', str(root / 'pipeline.yaml'), *_env_args(settings)]
     if force: cmd.append('--force')
@@ -102,7 +106,7 @@ def _last_realised(path: Path) -> dict:
 
 def status(env: dict) -> dict:
     "Champion version and when it was promoted, the last run, and data freshness."
-    from nepse_mlops.register import champion_version
+    from nepse_mlops.core import champion_version
     products = Path(env['products'])
     out = dict(champion=None, promoted_at=None, last_run=None, last_market_session=None, data_age_days=None)
     if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['REQUIRED_FILES', 'CSS', 'CHAMPION_EVENTS', 'ORDER', 'BLUE', 'ORANGE', 'GREEN', 'RED', 'GREY', 'PRED_COLUMNS',
-           'locate_products', 'read_rows', 'read_ledger', 'locate_reports', 'load_dashboard_data', 'card', 'html_table',
+           'locate_products', 'read_rows', 'locate_reports', 'load_dashboard_data', 'card', 'html_table',
            'no_products_page', 'freshness_card', 'champion_card', 'drift_card', 'sector_drift_card', 'svg_chart',
            'performance_svg', 'query_symbol', 'price_svg', 'read_symbol_prices', 'read_symbol_log', 'loop_card',
            'sector_options', 'filter_predictions', 'predictions_table', 'pick_symbol', 'symbol_panel',
@@ -15,6 +15,7 @@ import csv, html, json, os
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs
+from .core import read_jsonl   # stdlib-only: the dashboard imports no pandas
 
 # %% ../nbs/08_dashboard.ipynb #c005
 def locate_products(products: str | Path | None = None) -> Path:
@@ -44,11 +45,6 @@ def read_rows(path: str | Path) -> list[dict]:
 def _json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
-def read_ledger(path: str | Path) -> list[dict]:
-    "The registry ledger (JSON lines), oldest first; [] if there is none."
-    p = Path(path)
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
-
 def locate_reports(summary: dict, products: Path) -> Path:
     "The reports folder: $NEPSE_MLOPS_REPORTS, else where the monitor stage wrote the drift report, else products/../reports."
     if os.environ.get('NEPSE_MLOPS_REPORTS'): return Path(os.environ['NEPSE_MLOPS_REPORTS'])
@@ -66,9 +62,9 @@ def load_dashboard_data(products: str | Path) -> dict | None:
     sectors = p / 'monitor/drift_sectors.csv'
     return dict(summary=summary, predictions=read_rows(p / 'predict/predictions.csv'), drift=read_rows(p / 'monitor/drift_columns.csv'),
                 performance=read_rows(p / 'monitor/performance.csv'), retrain=_json(p / 'monitor/retrain.json') or summary.get('retrain'),
-                drift_sectors=read_rows(sectors) if sectors.exists() else None, ledger=read_ledger(reports / 'registry_ledger.jsonl'),
+                drift_sectors=read_rows(sectors) if sectors.exists() else None, ledger=read_jsonl(reports / 'registry_ledger.jsonl'),
                 run=_json(p / 'run_status.json'), products=p, reports=reports,
-                replay=read_rows(p / 'replay/timeline.csv'), replay_ledger=read_ledger(p / 'replay/ledger.jsonl'),
+                replay=read_rows(p / 'replay/timeline.csv'), replay_ledger=read_jsonl(p / 'replay/ledger.jsonl'),
                 replay_summary=_json(p / 'replay/summary.json'))
 
 # %% ../nbs/08_dashboard.ipynb #c008

@@ -8,7 +8,7 @@ __all__ = ['ALIASES', 'REQUIRED', 'NULL_TOKENS', 'DATE_FORMATS', 'FOLDER_TYPES',
            'map_columns', 'parse_numbers', 'parse_dates', 'instrument_type', 'mark_promoter_siblings',
            'symbol_from_path', 'read_raw_file', 'classify_table', 'parse_ratio', 'place_actions', 'merge_actions',
            'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover', 'read_any',
-           'conflicting_files', 'ingest_paths', 'ingest_summary']
+           'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source']
 
 # %% ../nbs/01_ingest.ipynb #c003
 import csv, io, re
@@ -454,3 +454,10 @@ def ingest_summary(res: IngestResult) -> str:
         lines += [f"  disagree: {r.symbol} {r.date.date()} {r.evidence}: implied {r.implied_move:+.1%}, prices moved {r.observed_move:+.1%} (not applied; detection decides)"
                   for r in dis.head(10).itertuples()]
     return '\n'.join(lines)
+
+# %% ../nbs/01_ingest.ipynb #f17352fa
+def real_source(data: str) -> dict:
+    "The comma-separated real files/folders in `data`, labelled; real data has no known answer."
+    inputs = [p.strip() for p in str(data).split(',') if p.strip()]
+    truth = pd.DataFrame({'date': pd.Series(dtype='datetime64[ns]'), 'symbol': pd.Series(dtype=object), 'planted_p_up': pd.Series(dtype=float)})
+    return dict(inputs=inputs, label=f"real files: {', '.join(inputs)}", planted=dict(synthetic=False, description='real data: no known answer'), truth=truth)

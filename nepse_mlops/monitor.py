@@ -4,15 +4,15 @@
 
 # %% auto #0
 __all__ = ['SECTOR_COLUMNS', 'drift_windows', 'normed_wasserstein', 'calibrate_drift_thresholds', 'build_drift_report',
-           'sector_of', 'sector_drift', 'realised_performance', 'retrain_decision', 'alert_payload', 'send_alert',
-           'append_alert', 'raise_alerts']
+           'sector_drift', 'realised_performance', 'retrain_decision', 'alert_payload', 'send_alert', 'raise_alerts',
+           'MonitorSettings', 'monitor_stage', 'monitor_report']
 
 # %% ../nbs/07_monitor.ipynb #c003
 import json, urllib.request
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import log
+from .core import log, append_jsonl
 from .features import FEATURES
 
 # %% ../nbs/07_monitor.ipynb #c006
@@ -99,14 +99,9 @@ def build_drift_report(reference: pd.DataFrame, current: pd.DataFrame, columns: 
     return overall, table
 
 # %% ../nbs/07_monitor.ipynb #5100cf98
-SECTOR_COLUMNS = ['sector', 'reference_rows', 'current_rows', 'drifted_columns', 'columns', 'drift_share', 'dataset_drift']
+from .core import sector_of   # the symbol -> sector map's one home
 
-def sector_of(prices: pd.DataFrame) -> pd.Series:
-    "symbol -> its latest known sector, from the validated prices (empty when no sector is known)."
-    if 'sector' not in prices: return pd.Series(dtype=object, name='sector')
-    known = prices.dropna(subset=['sector'])
-    known = known[~known.sector.astype(str).str.strip().str.lower().isin(['', 'nan', 'none'])]
-    return known.sort_values('date').groupby('symbol').sector.last().astype(str)
+SECTOR_COLUMNS = ['sector', 'reference_rows', 'current_rows', 'drifted_columns', 'columns', 'drift_share', 'dataset_drift']
 
 # %% ../nbs/07_monitor.ipynb #39f5c2d6
 def sector_drift(reference: pd.DataFrame, current: pd.DataFrame, sectors: pd.Series, columns: list[str],
@@ -217,10 +212,6 @@ def send_alert(url: str, payload: dict, timeout: float = 5) -> dict:
         why = str(getattr(e, 'reason', e)).replace(url, '<webhook>')   # the URL often carries a token: never logged
         return dict(delivered=False, status=getattr(e, 'code', None), error=f"{type(e).__name__}: {why}")
 
-def append_alert(path: str | Path, record: dict) -> None:
-    "Append one record to the JSONL alert log."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open('a') as f: f.write(json.dumps(record, default=str) + '\n')
 
 def raise_alerts(payload: dict, breaches: list[dict], alert_log: str | Path | None = None,
                  webhook: str = '', timeout: float = 5) -> list[dict]:
@@ -236,5 +227,208 @@ def raise_alerts(payload: dict, breaches: list[dict], alert_log: str | Path | No
         else: log(f"WARNING: alert webhook failed ({rec['webhook']['error']}); recorded in the alert log, the pipeline carries on")
     records.append(rec)
     if alert_log:
-        for r in records: append_alert(alert_log, r)
+        for r in records: append_jsonl(alert_log, r)
     return records
+
+# %% ../nbs/07_monitor.ipynb #e7b498c6
+from dataclasses import dataclass, fields
+
+@dataclass
+class MonitorSettings:
+    "What the monitor stage decides with: the task's parameters (env.yaml's values), in one object."
+    tracking_uri: str = ''
+    model_name: str = 'nepse_direction'
+    experiment: str = 'nepse_monitoring'
+    prediction_log: str = ''
+    reference_sessions: int = 250
+    current_sessions: int = 20
+    drift_method: str = 'wasserstein'
+    drift_threshold: float = 0.1
+    drift_quantile: float = 0.95
+    drift_share_threshold: float = 0.5
+    min_realised_accuracy: float | None = 0.5
+    min_settled: int = 100
+    max_model_age_days: int | None = 30
+    max_new_sessions: int | None = 20
+    drift_html: str = ''
+    alert_log: str = ''
+    alert_webhook: str = ''
+
+    @classmethod
+    def from_params(cls, params: dict) -> 'MonitorSettings':
+        "From a task's parameters (e.g. a notebook's `globals()`): known names only; the webhook may come from $NEPSE_MLOPS_ALERT_WEBHOOK."
+        import os
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in params.items() if k in names}
+        kw['alert_webhook'] = os.environ.get('NEPSE_MLOPS_ALERT_WEBHOOK') or kw.get('alert_webhook', '')   # tokens stay out of env.yaml and reports
+        return cls(**kw)
+
+def _champion_context(features: pd.DataFrame, s: MonitorSettings) -> dict | None:
+    "The champion, its training window and the drift windows with its predicted probability; None without a champion."
+    import tempfile, mlflow
+    from nepse_mlops.core import setup_tracking, champion_version, load_estimator
+    setup_tracking(s.tracking_uri, s.experiment)
+    client = mlflow.MlflowClient()
+    version = champion_version(client, s.model_name)
+    if not version: return None
+    mv = client.get_model_version(s.model_name, version); run = client.get_run(mv.run_id)
+    dates = np.sort(features.date.unique())
+    train_end = run.data.params.get('train_end', str(features.date.max().date()))
+    with tempfile.TemporaryDirectory() as tmp:   # the last date the training run saw: its gate window's end
+        try: seen_end = str(pd.to_datetime(pd.read_csv(mlflow.artifacts.download_artifacts(
+                 run_id=mv.run_id, artifact_path='windows.csv', dst_path=tmp)).test_end).max().date())
+        except Exception: seen_end = train_end
+    ref, cur = drift_windows(features, train_end, s.reference_sessions, s.current_sessions)
+    gap = int(((dates > ref.date.max().to_datetime64()) & (dates < cur.date.min().to_datetime64())).sum())
+    span = dates[dates < np.datetime64(pd.Timestamp(train_end))][-(s.reference_sessions + gap + s.current_sessions + 10 * 39):]
+    est = load_estimator(f"models:/{s.model_name}/{version}")
+    prob = lambda df: df.assign(prob_up=est.predict_proba(df[FEATURES])[:, 1])
+    ref, cur, hist = prob(ref), prob(cur), prob(features[features.date.isin(span)])
+    cols = [c for c in FEATURES + ['prob_up'] if not (ref[c].isna().all() or cur[c].isna().all())]   # e.g. no sector: no sector-relative returns
+    return dict(version=version, run_id=mv.run_id, created=pd.Timestamp(mv.creation_timestamp, unit='ms', tz='UTC'), tags=mv.tags,
+                metrics=run.data.metrics, train_end=train_end, seen_end=seen_end, ref=ref, cur=cur, hist=hist, gap=gap, cols=cols,
+                unchecked=[c for c in FEATURES + ['prob_up'] if c not in cols], new_sessions=int((dates > np.datetime64(pd.Timestamp(seen_end))).sum()))
+
+def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
+    "The monitor stage: drift (overall and per sector) against the champion's training window, realised performance, the retrain decision and alerts."
+    import time, mlflow
+    from nepse_mlops.core import read_json, write_json
+    t0 = time.time()
+    features = pd.read_parquet(upstream['features']['features'])
+    sectors = sector_of(pd.read_parquet(upstream['validate']['prices'], columns=['date', 'symbol', 'sector', 'instrument_type']))
+    val_report = read_json(upstream['validate']['report'])
+    prev = read_json(product['summary']) if Path(product['summary']).exists() else None
+    ch = _champion_context(features, s)
+    quantile = s.drift_quantile if s.drift_method == 'wasserstein' else 0   # calibration is in Wasserstein units
+    summary = dict(generated_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'), champion=None,
+                   freshness={k: val_report[k] for k in ['last_market_session', 'data_age_days', 'rows_kept', 'rows_quarantined']},
+                   predictions=read_json(upstream['predict']['summary']), decision=read_json(upstream['register']['decision']))
+    drift, drift_cols, calib = {}, pd.DataFrame(columns=['column', 'method', 'threshold', 'score', 'drifted', 'median_score', 'calibrated']), None
+    sec_table, sec_detail = pd.DataFrame(columns=SECTOR_COLUMNS), pd.DataFrame(columns=['sector', 'column', 'drifted'])
+    sec_skipped = pd.DataFrame(columns=['sector', 'reference_rows', 'current_rows', 'reason'])
+    Path(s.drift_html).parent.mkdir(parents=True, exist_ok=True)
+    if ch:
+        calib = calibrate_drift_thresholds(ch['hist'], ch['cols'], s.reference_sessions, s.current_sessions, ch['gap'], quantile, s.drift_threshold)
+        drift, drift_cols = build_drift_report(ch['ref'], ch['cur'], ch['cols'], s.drift_html, s.drift_share_threshold, s.drift_method,
+                                               dict(zip(calib.column, calib.threshold)))
+        drift_cols = drift_cols.merge(calib[['column', 'median_score', 'calibrated']], on='column', how='left')
+        flat = (drift_cols.score >= s.drift_threshold) if s.drift_method == 'wasserstein' else drift_cols.drifted
+        drift |= dict(flat_drifted_columns=int(flat.sum()), flat_drift_share=float(flat.mean()))
+        if len(sectors):
+            sec_table, sec_detail, sec_skipped = sector_drift(ch['ref'], ch['cur'], sectors, ch['cols'], ch['hist'],
+                dict(reference_sessions=s.reference_sessions, current_sessions=s.current_sessions, gap=ch['gap'], quantile=quantile),
+                s.drift_method, s.drift_threshold, s.drift_share_threshold)
+    else:
+        Path(s.drift_html).write_text('<html><body><h1>No drift report: there is no champion model yet</h1><p>Drift is measured against '
+                                      "the champion's training window; the register stage has not promoted a model (see its report).</p></body></html>")
+    drift_cols.to_csv(product['drift_columns'], index=False); sec_table.to_csv(product['drift_sectors'], index=False)
+    sectors_drifted = sec_table.loc[sec_table.dataset_drift.astype(bool), 'sector'].tolist()
+    plog = pd.read_parquet(s.prediction_log) if s.prediction_log and Path(s.prediction_log).exists() else pd.DataFrame()
+    settled, daily = realised_performance(plog, features)
+    if ch:
+        mine = settled[settled.model_version.astype(str) == str(ch['version'])] if len(settled) else settled   # judge the champion, not its predecessors
+        decision = retrain_decision(drift, mine, ch['train_end'], ch['created'].isoformat(), str(features.date.max().date()), s.drift_share_threshold,
+                                    s.min_realised_accuracy, s.max_model_age_days, s.min_settled, new_sessions=ch['new_sessions'], max_new_sessions=s.max_new_sessions)
+        summary['champion'] = dict(version=ch['version'], run_id=ch['run_id'], created=ch['created'].isoformat(timespec='seconds'),
+                                   promoted_at=ch['tags'].get('promoted_at'), reasons=ch['tags'].get('gate_reasons'), train_end=ch['train_end'], data_seen_to=ch['seen_end'],
+                                   gate_metrics={k.removeprefix('gate_model_'): v for k, v in ch['metrics'].items() if k.startswith('gate_model_')},
+                                   gate_baselines={k.removeprefix('gate_'): v for k, v in ch['metrics'].items() if k.startswith('gate_') and not k.startswith('gate_model_')})
+    else:
+        decision = dict(retrain=True, reasons=['no champion model'], checks=[], breaches=[dict(check='champion', value=None, threshold=None, message='no champion model')])
+    sector_breaches = [dict(check='sector_drift', value=float(r.drift_share), threshold=s.drift_share_threshold, sector=r.sector,
+                            message=f"sector {r.sector}: drift share {r.drift_share:.2f} ({r.drifted_columns} of {r.columns} columns)")
+                       for r in sec_table[sec_table.dataset_drift.astype(bool)].itertuples()]
+    alerts = raise_alerts(alert_payload(decision, s.model_name, ch and ch['version'], drift, sectors_drifted),
+                          decision['breaches'] + sector_breaches, s.alert_log or None, s.alert_webhook)
+    summary |= dict(drift=drift, retrain=decision, drift_html=str(s.drift_html), settled_predictions=len(settled), new_sessions=ch and ch['new_sessions'],
+                    drift_config=dict(drift_method=s.drift_method, drift_threshold=s.drift_threshold, drift_quantile=quantile,
+                                      reference_sessions=s.reference_sessions, current_sessions=s.current_sessions, gap_sessions=ch['gap'] if ch else 0),
+                    sectors=dict(known=int(len(sectors)), checked=len(sec_table), drifted=sectors_drifted, skipped=sec_skipped.sector.tolist()),
+                    alerts=dict(log=str(s.alert_log), breaches=len(alerts) - 1, webhook=bool(s.alert_webhook),
+                                delivered=alerts[-1].get('webhook', {}).get('delivered')),
+                    seconds=round(time.time() - t0, 1))
+    daily.to_csv(product['performance'], index=False)
+    write_json(decision | {'decided_at': summary['generated_at']}, product['retrain'])
+    write_json(summary, product['summary'])
+    with mlflow.start_run(run_name=f"monitor {summary['generated_at']}"):
+        mlflow.log_params(summary['drift_config'])
+        mlflow.log_metrics({k: float(v) for k, v in drift.items() if isinstance(v, (int, float, bool))}
+                           | {'settled_predictions': len(settled), 'retrain': float(decision['retrain']), 'breaches': len(decision['breaches']),
+                              'sectors_checked': len(sec_table), 'sectors_drifted': len(sectors_drifted), 'sectors_skipped': len(sec_skipped)}
+                           | ({'new_sessions': ch['new_sessions']} if ch else {}))
+        if ch: mlflow.set_tag('champion_version', ch['version'])
+    return dict(summary=summary, previous=prev, champion=ch, features=features, sectors=sectors, drift=drift, drift_cols=drift_cols, calib=calib,
+                sec_table=sec_table, sec_detail=sec_detail, sec_skipped=sec_skipped, sectors_drifted=sectors_drifted, settled=settled, daily=daily,
+                decision=decision, alerts=alerts, settings=s)
+
+# %% ../nbs/07_monitor.ipynb #b05c6001
+def _monitor_todo(r: dict) -> list[str]:
+    s, dc, dec, alerts = r['settings'], r['drift_cols'], r['decision'], r['alerts']
+    if not r['champion']:
+        return ["**No champion yet**: the register stage refused every model so far (its report says why); nothing is monitored until one is promoted."]
+    hot = dc[dc.drifted.astype(bool)].sort_values('score', ascending=False).column.tolist()
+    return ([f"**Drifted columns** {', '.join(hot[:5])}: open the Evidently report and compare their distributions; a market-wide move "
+             "shows first in returns, volatility and the moving-average ratios." if hot else "**No column drifted** beyond its calibrated threshold."]
+            + ([f"**Sectors with drift** {', '.join(r['sectors_drifted'])}: look for a sector event before blaming the model."] if r['sectors_drifted'] else [])
+            + ([f"**Realised performance** is not judged yet ({len(r['settled'])} settled predictions, {s.min_settled} needed): keep the daily predict stage running."]
+               if len(r['settled']) < s.min_settled else [f"**Realised accuracy** over {len(r['settled'])} settled predictions: the plot below, beside always-up."])
+            + ([f"**Retrain**: {'; '.join(dec['reasons'])}. The next `nepse-mlops run` trains a challenger; the gate promotes it only if it beats the champion."]
+               if dec['retrain'] else ["**No retrain needed**: re-check after the next sessions arrive."])
+            + ([f"**The alert webhook failed**: {alerts[-1]['webhook']['error']}; check `alert_webhook`."] if s.alert_webhook and not alerts[-1]['webhook']['delivered'] else []))
+
+def monitor_report(r: dict) -> None:
+    "The monitor stage's memo: summary first (champion, data, drift, realised performance, decision, what changed, what next), then tables and plots."
+    import matplotlib.pyplot as plt
+    from IPython.display import display, Markdown
+    s, ch, drift, dec, sm, f = r['settings'], r['champion'], r['drift'], r['decision'], r['summary'], r['features']
+    prev = r['previous']
+    changed = ('First monitoring run in this products folder.' if not prev else
+               f"Previous run {prev.get('generated_at')}: champion v{(prev.get('champion') or {}).get('version')}, drift share "
+               f"{(prev.get('drift') or {}).get('drift_share', float('nan')):.2f}, retrain {(prev.get('retrain') or {}).get('retrain')}.")
+    data = f"features to **{pd.Timestamp(f.date.max()):%Y-%m-%d}** ({f.symbol.nunique()} symbols, {sm['freshness']['data_age_days']} day(s) old)"
+    if ch:
+        span = lambda df: f"{df.date.nunique()} sessions, {df.date.min():%Y-%m-%d} – {df.date.max():%Y-%m-%d}, {len(df):,} rows"
+        body = (f"- **Champion v{ch['version']}** (run `{ch['run_id'][:8]}`, registered {ch['created']:%Y-%m-%d}), trained on data before {ch['train_end']}; "
+                f"its training run saw data to {ch['seen_end']}; {ch['new_sessions']} session(s) arrived since.\n- **Data:** {data}.\n"
+                f"- **Drift share {drift['drift_share']:.0%}** ({drift['drifted_columns']} of {drift['columns']} columns beyond their calibrated threshold; "
+                f"retrain at {s.drift_share_threshold:.0%}). A flat threshold of {s.drift_threshold} would flag {drift['flat_drift_share']:.0%}.\n"
+                f"- **Windows:** reference = the end of the champion's training window ({span(ch['ref'])}); current = {span(ch['cur'])}.\n")
+    else:
+        body = f"- **No champion model yet**, so nothing is monitored: no drift computed and the decision is to train one.\n- **Data:** {data}.\n"
+    display(Markdown(f"# Monitor: drift, realised performance and the retrain decision\n\n{body}"
+                     f"- **Realised:** {len(r['settled'])} settled predictions in the prediction log.\n"
+                     f"- **Decision: retrain {dec['retrain']}** — " + '; '.join(dec['reasons'] or ['no reason to retrain']) + ".\n"
+                     f"- **What changed:** {changed}\n\n**What to check next**\n\n" + '\n'.join(f"{i}. {t}" for i, t in enumerate(_monitor_todo(r), 1))))
+    dc = r['drift_cols']
+    if len(dc):
+        d2 = dc.sort_values('score')
+        fig, ax = plt.subplots(figsize=(8, 0.28 * len(d2) + 1.6))
+        ax.barh(d2.column, d2.score, color=np.where(d2.drifted, 'tab:red', 'tab:blue'), label='score (red: drifted)')
+        ax.scatter(d2.threshold, d2.column, marker='|', s=250, color='black', zorder=3, label='calibrated threshold')
+        ax.axvline(s.drift_threshold, color='grey', ls='--', lw=1, label=f'flat threshold {s.drift_threshold}')
+        ax.set(xlabel=f'{s.drift_method} score', title=f"Drift per column: latest {s.current_sessions} sessions vs the champion's training window")
+        ax.legend(loc='lower right', fontsize=8); plt.tight_layout(); plt.show()
+        display(dc.assign(score_over_threshold=dc.score / dc.threshold).sort_values('score_over_threshold', ascending=False)
+                .set_index('column')[['score', 'threshold', 'median_score', 'score_over_threshold', 'drifted']].round(3))
+        if ch['unchecked']: display(Markdown(f"Not checked for drift (no values in a window): {', '.join(ch['unchecked'])}."))
+    display(Markdown(f"Full Evidently report: `{s.drift_html}`"))
+    display(Markdown("## Drift per sector"))
+    if not len(r['sectors']): display(Markdown("No sector is known for any symbol in this source, so there is no drift per sector."))
+    elif ch:
+        top = r['sec_detail'][r['sec_detail'].drifted.astype(bool)].groupby('sector').column.apply(', '.join)
+        display(Markdown(f"{len(r['sec_table'])} sectors checked, **{len(r['sectors_drifted'])} with dataset drift**; {len(r['sec_skipped'])} skipped for too few rows."))
+        display(r['sec_table'].set_index('sector').assign(drifted_features=top).fillna({'drifted_features': ''}).round(3))
+    else: display(Markdown("No champion: no sector drift computed."))
+    display(Markdown("## Realised performance and the decision"))
+    daily = r['daily']
+    if len(daily):
+        ax = daily.pivot_table(index='feature_date', columns='model_version', values='accuracy_rolling').plot(figsize=(8, 3), title='Realised accuracy (rolling) by model version')
+        daily.groupby('feature_date').always_up_rolling.mean().plot(ax=ax, color='grey', ls='--', label='always up')
+        if s.min_realised_accuracy is not None: ax.axhline(s.min_realised_accuracy, color='tab:red', lw=1, label='minimum')
+        ax.legend(fontsize=8); plt.tight_layout(); plt.show()
+    else: display(Markdown("No prediction has settled yet: realised performance appears once the sessions after the first predictions arrive."))
+    a = r['alerts']
+    display(Markdown('\n'.join([f"- ⚠ {x}" for x in dec['reasons']] + [f"- ✓ {c}" for c in dec['checks']])
+                     + f"\n\n{len(a) - 1} breach(es) and the decision appended to `{s.alert_log or '(no alert log)'}`; webhook: "
+                     + (('delivered' if a[-1]['webhook']['delivered'] else f"**failed** ({a[-1]['webhook']['error']})") if s.alert_webhook else 'not configured')
+                     + f" · took {sm['seconds']:.1f}s"))

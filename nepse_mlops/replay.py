@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import log, write_json, read_json
+from .core import log, write_json, read_json, append_jsonl
 from .features import FEATURES
 from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
 from .register import gate_decision, sanity_checks, champion_on_gate
@@ -44,6 +44,7 @@ class ReplaySettings:
     max_new_sessions: int | None = None
     max_model_age_days: int | None = None
     train_sessions: int | None = 250   # train on at most this many recent sessions (None: all history): adapts to a new regime
+    half_life: float | None = None     # weight training rows by recency: a row this many sessions old counts half (None: equal)
     retry_sessions: int = 10           # at most one retrain in this many sessions (a refused retrain is not retried every day)
 
     @classmethod
@@ -104,12 +105,12 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     if s.train_sessions:
         keep = np.sort(data.date.unique())[-s.train_sessions:]
         data = data[data.date.isin(keep)].reset_index(drop=True)
-    try: per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, s.embargo, s.min_train_sessions, s.seed)
+    try: per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, s.embargo, s.min_train_sessions, s.seed, s.half_life)
     except ValueError as e: return dict(decision='skipped', reasons=[str(e)])
     evidence = compare_all(preds, s.bootstrap, s.seed)
     gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
     gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
-    est, n_train = fit_final(data, gate_start, s.model_params, s.seed)
+    est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
     rows = data[(data.date >= gate_start) & (data.date <= gate_end)]
     p_new = est.predict_proba(rows[FEATURES])[:, 1]
     y = rows.target.astype(int)
@@ -161,8 +162,6 @@ TIMELINE_COLUMNS = ['session', 'champion', 'drift_share', 'drifted', 'realised_s
                     'realised_accuracy', 'realised_always_up_accuracy', 'realised_reversal_auc', 'realised_persistence_auc',
                     'retrain', 'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds']
 
-def _append_jsonl(path: Path, rec: dict) -> None:
-    with open(path, 'a') as f: f.write(json.dumps(rec, default=str) + '\n')
 
 def replay(features: pd.DataFrame,        # the features stage's table: every symbol and session, with targets
            start, end=None,               # replay the sessions from `start` to `end` (default: the last session)
@@ -230,7 +229,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
                     registry.promote(v)
                     champ = Champion(v, g['est'], pd.Timestamp(g['train_end']), t)
                     champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s)
-                _append_jsonl(led_p, ev)
+                append_jsonl(led_p, ev)
                 row |= dict(version=v, champion_after=champ.version if champ else None)
         # predict the next session with the champion of this moment
         today = known[(known.date == t) & known.eligible]

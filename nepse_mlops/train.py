@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['BASELINES', 'METRICS', 'walk_forward_splits', 'AlwaysUp', 'Majority', 'SignRule', 'make_candidates', 'fit_ready',
-           'direction', 'serving_eligible', 'score', 'pooled_score', 'walk_forward', 'compare_all', 'bootstrap_all',
-           'intervals_vs', 'bootstrap_by_date', 'comparison_table', 'backtest', 'backtest_summary',
-           'NepseDirectionModel', 'fit_final', 'serving_example', 'sector_map', 'log_training_run',
-           'permutation_importance_table', 'known_answer', 'should_retrain']
+           'direction', 'serving_eligible', 'recency_weights', 'fit_weighted', 'score', 'pooled_score', 'walk_forward',
+           'compare_all', 'bootstrap_all', 'intervals_vs', 'bootstrap_by_date', 'comparison_table', 'backtest',
+           'backtest_summary', 'NepseDirectionModel', 'fit_final', 'serving_example', 'log_training_run',
+           'permutation_importance_table', 'known_answer', 'should_retrain', 'TrainSettings', 'train_stage',
+           'train_report']
 
 # %% ../nbs/04_train.ipynb #c003
 import json, os
@@ -21,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.linear_model import LogisticRegression
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
-from .core import log
+from .core import log, sector_of
 from .features import FEATURES, MAX_LOOKBACK, MARKET, SECTOR_PREFIX
 
 # %% ../nbs/04_train.ipynb #c006
@@ -51,7 +52,7 @@ def walk_forward_splits(dates: pd.Series,     # the `date` column of the labelle
 # %% ../nbs/04_train.ipynb #c009
 class AlwaysUp:
     "Baseline: always predicts up, with the training up-rate as probability."
-    def fit(self, X, y): self.p_ = float(np.mean(y)); return self
+    def fit(self, X, y, sample_weight=None): self.p_ = float(np.average(y, weights=sample_weight)); return self
     def predict_proba(self, X): return np.column_stack([np.full(len(X), 1 - self.p_), np.full(len(X), self.p_)])
     def direction(self, X): return np.ones(len(X), int)
 
@@ -63,8 +64,8 @@ class SignRule:
     "Baseline: a one-line rule on the last return, persistence (`sign=1`) or reversal (`sign=-1`); training only calibrates its probability."
     def __init__(self, sign: int): self.sign = sign
     def _x(self, X): return self.sign * np.nan_to_num(X['ret_1'].to_numpy('float64'))
-    def fit(self, X, y):
-        lr = LogisticRegression(C=1e4).fit(self._x(X)[:, None], np.asarray(y).astype(int))
+    def fit(self, X, y, sample_weight=None):
+        lr = LogisticRegression(C=1e4).fit(self._x(X)[:, None], np.asarray(y).astype(int), sample_weight=sample_weight)
         self.a_, self.b_ = float(lr.intercept_[0]), abs(float(lr.coef_[0, 0]))   # the rule fixes the sign, not the data
         return self
     def predict_proba(self, X):
@@ -90,6 +91,20 @@ def direction(est, X, p): return est.direction(X) if hasattr(est, 'direction') e
 def serving_eligible(features: pd.DataFrame) -> np.ndarray:
     "True for rows the served model would answer: the symbol has at least `MAX_LOOKBACK` earlier sessions."
     return (features.groupby('symbol').date.rank(method='first').to_numpy() > MAX_LOOKBACK)
+
+def recency_weights(dates: pd.Series, half_life: float | None) -> np.ndarray | None:
+    "Training weights 0.5 ** (sessions before the newest training session / `half_life`); None (equal weights) without a half-life."
+    if not half_life: return None
+    d = pd.DatetimeIndex(dates)
+    u = np.sort(d.unique())
+    age = len(u) - 1 - np.searchsorted(u, d.to_numpy())
+    return 0.5 ** (age / float(half_life))
+
+def fit_weighted(est, X, y, w=None):
+    "Fit with sample weights when given (a pipeline passes them to its last step)."
+    if w is None: return est.fit(X, y)
+    if hasattr(est, 'steps'): return est.fit(X, y, **{f"{est.steps[-1][0]}__sample_weight": w})
+    return est.fit(X, y, sample_weight=w)
 
 # %% ../nbs/04_train.ipynb #c010
 def score(y, p, label) -> dict:
@@ -121,15 +136,17 @@ def pooled_score(y, p, label, window) -> dict:
 def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
                  model_params: dict, n_windows: int = 4, test_sessions: int = 40, embargo: int = 1,
                  min_train_sessions: int = 120, seed: int = 42,
+                 half_life: float | None = None, # weight training rows by recency: a row this many sessions old counts half
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Score every candidate on every window: (metrics per window and candidate, out-of-sample predictions)."
+    "Score every candidate on every window: (metrics per window and candidate, out-of-sample predictions).\n    With `half_life`, every candidate (naive rules included) weights its training rows by recency, the same way."
     data = data.reset_index(drop=True)
     splits = walk_forward_splits(data.date, data.target_date, n_windows, test_sessions, embargo, min_train_sessions)
     rows, preds = [], []
     for k, (tr, te) in enumerate(splits):
         Xtr, ytr, Xte, yte = data.loc[tr, FEATURES], data.target[tr].astype(int), data.loc[te, FEATURES], data.target[te].astype(int)
+        w = recency_weights(data.date[tr], half_life)
         for name, est in make_candidates(model_params, seed).items():
-            est.fit(fit_ready(Xtr), ytr)
+            fit_weighted(est, fit_ready(Xtr), ytr, w)
             p = est.predict_proba(Xte)[:, 1]; lab = direction(est, Xte, p)
             rows.append(dict(window=k, candidate=name, train_rows=len(tr), train_end=data.date[tr].max(),
                              test_start=data.date[te].min(), test_end=data.date[te].max(), **score(yte, p, lab)))
@@ -286,25 +303,21 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
                              'model_version': getattr(self, 'version', None) or 'unregistered', 'run_id': self.meta['run_id']})
 
 # %% ../nbs/04_train.ipynb #c021
-def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42):
-    "The model to register: trained on every labelled row whose outcome is known before the gate window."
+def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None):
+    "The model to register: trained on every labelled row whose outcome is known before the gate window (recency-weighted with `half_life`)."
     tr = data[data.target_date < gate_start]
-    return HistGradientBoostingClassifier(random_state=seed, **model_params).fit(fit_ready(tr[FEATURES]), tr.target.astype(int)), len(tr)
+    est = HistGradientBoostingClassifier(random_state=seed, **model_params)
+    return fit_weighted(est, fit_ready(tr[FEATURES]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
 
 def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1) -> pd.DataFrame:
     "The last `n_rows` raw rows of the most traded symbol and the index rows on those dates: the served model's input."
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
     sym = eq.groupby('symbol').size().idxmax()
     ex = eq[eq.symbol == sym].sort_values('date').tail(n_rows)
-    sector = sector_map(eq).get(sym)   # the same map the served model uses
+    sector = sector_of(eq).get(sym)   # the same map the served model uses
     idx = market[market.date.isin(ex.date) & market.symbol.isin([MARKET, f"{SECTOR_PREFIX}{sector}"])]
     ex = pd.concat([ex[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]], ignore_index=True)
     return ex.assign(date=ex.date.dt.strftime('%Y-%m-%d'))
-
-def sector_map(prices: pd.DataFrame) -> dict:
-    "symbol -> latest known sector of the equities (the served model carries it); monitoring's `sector_of` on equities."
-    from nepse_mlops.monitor import sector_of
-    return sector_of(prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices).to_dict()
 
 # %% ../nbs/04_train.ipynb #c022
 def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, pooled: dict, example: pd.DataFrame,
@@ -382,3 +395,172 @@ def should_retrain(policy: str, decision: dict | None, champion_run_id: str | No
     if not last_run or last_run.get('run_id') != champion_run_id:
         return True, "the evaluation on disk is not the champion's (the last trained model was refused)"
     return False, f"the last monitoring decision ({decision.get('decided_at', 'previous run')}) found no reason to retrain: " + '; '.join(decision.get('checks', []))
+
+# %% ../nbs/04_train.ipynb #1cd463f9
+from dataclasses import dataclass, field, fields
+
+@dataclass
+class TrainSettings:
+    "What the train stage decides with: the task's parameters (env.yaml's values), in one object."
+    horizon: int = 1
+    n_windows: int = 4
+    test_sessions: int = 40
+    embargo: int = 1
+    min_train_sessions: int = 120
+    model_params: dict = field(default_factory=lambda: dict(learning_rate=0.05, max_iter=200, max_leaf_nodes=15,
+                                                             min_samples_leaf=200, l2_regularization=1.0))
+    bootstrap: int = 200
+    cost_one_way: float = 0.004
+    seed: int = 42
+    half_life: float | None = None
+    circuit_limits: object = None
+    tracking_uri: str = ''
+    experiment: str = 'nepse_direction'
+    artifact_root: str = ''
+    model_name: str = 'nepse_direction'
+    retrain: str = 'auto'
+    retrain_decision: str = ''
+
+    @classmethod
+    def from_params(cls, params: dict) -> 'TrainSettings':
+        "From a task's parameters (e.g. a notebook's `globals()`): known names only, '' meaning 'not set' for optional numbers."
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in params.items() if k in names}
+        if kw.get('half_life') in ('', None, 0): kw['half_life'] = None
+        return cls(**kw)
+
+def _champion_of(s: TrainSettings) -> tuple[str | None, str | None]:
+    "(champion version, its MLflow run id), or (None, None)."
+    import mlflow
+    from nepse_mlops.core import setup_tracking, champion_version
+    setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
+    client = mlflow.MlflowClient()
+    v = champion_version(client, s.model_name)
+    return (v, client.get_model_version(s.model_name, v).run_id) if v else (None, None)
+
+def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
+    "The train stage: decide retrain or reuse, walk forward, compare with every naive rule, backtest, log the model; every result."
+    import time
+    from nepse_mlops.core import read_json, write_json
+    from nepse_mlops.validate import parse_limits
+    t0 = time.time()
+    feats = pd.read_parquet(upstream['features']['features'])
+    prices = pd.read_parquet(upstream['validate']['prices'])
+    snapshot = read_json(upstream['validate']['snapshot'])
+    truth, planted = pd.read_parquet(upstream['ingest']['truth']), read_json(upstream['ingest']['planted'])
+    eligible = serving_eligible(feats)
+    data = feats[feats.target.notna().to_numpy() & eligible].reset_index(drop=True)
+    champ, champ_run = _champion_of(s)
+    on_disk = [product[k] for k in ['windows', 'predictions', 'backtest', 'run']]
+    last_run = read_json(product['run']) if all(Path(p).exists() for p in on_disk) else None
+    decision = read_json(s.retrain_decision) if s.retrain_decision and Path(s.retrain_decision).exists() else None
+    train_now, why = should_retrain(s.retrain, decision, champ_run, last_run)
+    log(f"train: {'TRAINING' if train_now else f'REUSING champion v{champ}'}: {why}")
+    if train_now:
+        log(f"train: {len(data):,} labelled rows, {data.symbol.nunique()} symbols")
+        per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
+                                         s.min_train_sessions, s.seed, s.half_life)
+        per_window.to_csv(product['windows'], index=False); preds.to_parquet(product['predictions'], index=False)
+    else:
+        per_window = pd.read_csv(product['windows'], parse_dates=['train_end', 'test_start', 'test_end'])
+        preds = pd.read_parquet(product['predictions'])
+    evidence = compare_all(preds, s.bootstrap, s.seed)
+    pooled_tbl = pd.DataFrame({c: pooled_score(g.y, g.p, g.label, g.window) for c, g in preds.groupby('candidate')}).T
+    best = pooled_tbl.loc[BASELINES, 'roc_auc'].idxmax()
+    bt = backtest(preds, s.cost_one_way, s.circuit_limits)
+    if train_now: bt.to_csv(product['backtest'])
+    res = dict(train_now=train_now, why=why, champion=champ, champion_run=champ_run, planted=planted, previous=last_run,
+               rows=len(data), symbols=int(data.symbol.nunique()), left_out=int((feats.target.notna().to_numpy() & ~eligible).sum()),
+               first=str(data.date.min().date()), last=str(data.date.max().date()), tie_share=float((data.fwd_ret == 0).mean()),
+               per_window=per_window, evidence=evidence, pooled=pooled_tbl, best_baseline=best, known_answer=known_answer(preds, truth),
+               backtest=bt, backtest_summary=backtest_summary(bt), settings=s, imp_png=Path(product['run']).parent / 'permutation_importance.png')
+    if train_now:
+        gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
+        gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
+        est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
+        market = pd.read_parquet(upstream['features']['market'])
+        importance, _ = permutation_importance_table(est, data[data.date >= gate_start], res['imp_png'], seed=s.seed)
+        from nepse_mlops.core import setup_tracking
+        setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
+        M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
+        pooled = {f"pooled_{c}_{m}": float(pooled_tbl.loc[c, m]) for c in pooled_tbl.index for m in M}
+        pooled |= {f"gate_{c}_{m}": float(gate.loc[c, m]) for c in gate.index for m in M}
+        params = dict(horizon=s.horizon, n_windows=s.n_windows, test_sessions=s.test_sessions, embargo=max(s.embargo, s.horizon),
+                      min_train_sessions=s.min_train_sessions, seed=s.seed, model_params=s.model_params, train_rows=n_train,
+                      half_life=s.half_life or 0, train_end=str(gate_start.date()))
+        meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits)}
+        run = log_training_run(est, meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
+                               {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']},
+                               Path(product['run']).parent / 'model_work')
+        record = dict(run, gate_start=str(gate_start.date()), gate_end=str(gate_end.date()), primary_metric='roc_auc',
+                      gate_metrics={c: {m: float(gate.loc[c, m]) for m in M} for c in gate.index},
+                      pooled=pooled_tbl.round(6).to_dict('index'), evidence=evidence, intervals=intervals_vs(evidence, best), best_baseline=best,
+                      known_answer=res['known_answer'], backtest=res['backtest_summary'].drop(columns='what').round(6).to_dict('index'),
+                      tie_share=res['tie_share'], data_digest=snapshot['digest'], horizon=s.horizon, half_life=s.half_life,
+                      importance=importance.round(6).to_dict('records'), train_rows=n_train, trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
+    else:
+        importance = pd.DataFrame(last_run.get('importance', []))
+        record = {k: v for k, v in last_run.items() if k not in ('reused', 'reuse_reason', 'champion_version', 'reused_at')} | dict(
+            reused=True, reuse_reason=why, champion_version=champ, reused_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'),
+            data_digest_now=snapshot['digest'])
+    record['seconds'] = round(time.time() - t0, 1)
+    write_json(record, product['run'])
+    return res | dict(record=record, importance=importance, seconds=record['seconds'])
+
+# %% ../nbs/04_train.ipynb #fe8e2e07
+def _changed_since(prev: dict | None, rec: dict) -> str:
+    "One sentence comparing this run's record with the previous one on disk."
+    if not prev: return 'First training run in this products folder.'
+    if rec.get('reused'): return f"Nothing retrained since run `{str(prev.get('run_id'))[:8]}`."
+    a, b = (prev.get('pooled') or {}).get('model', {}).get('roc_auc'), (rec.get('pooled') or {}).get('model', {}).get('roc_auc')
+    when = prev.get('trained_at') or prev.get('reused_at') or 'the previous run'
+    return (f"Previous training run ({when}): pooled model ROC AUC {a:.4f}; now {b:.4f} ({b - a:+.4f})." if a is not None and b is not None
+            else f"Previous training run: {when}.")
+
+def train_report(res: dict) -> None:
+    "The train stage's memo: summary first (what ran, on which data, the model beside every naive rule, what changed, what next), then tables and plots."
+    import matplotlib.pyplot as plt
+    from IPython.display import display, Markdown, Image
+    s, ev, best, rec = res['settings'], res['evidence'], res['best_baseline'], res['record']
+    m, b = ev['candidates']['model']['roc_auc'], ev['candidates'][best]['roc_auc']
+    d = ev['diffs'][best]['roc_auc']
+    ka = res['known_answer']
+    head = ('Trained a new model' if res['train_now'] else f"Reused the champion, version {res['champion']}") + f" — {res['why']}."
+    bts = res['backtest_summary']
+    t2 = bts.loc['signal_t2_hold', 'net return'] if 'signal_t2_hold' in bts.index else np.nan
+    bh = bts.loc['buy_hold', 'net return'] if 'buy_hold' in bts.index else np.nan
+    todo = ['the model minus each naive rule below: the gate promotes only a model whose walk-forward interval against every rule excludes 0',
+            'the T+2 book (the only one a trader can run) beside buy-and-hold'] + (['how much of the achievable edge the model found (known answer)'] if ka else [])
+    display(Markdown(f"# Train: walk-forward evaluation and the model to register\n\n**{head}**\n\n"
+        f"- **Data:** {res['planted']['description']} {res['rows']:,} labelled rows of {res['symbols']} symbols, {res['first']} to {res['last']} "
+        f"(rows with under {MAX_LOOKBACK} earlier sessions, {res['left_out']:,}, are left out: serving would not answer them).\n"
+        f"- **Label:** 1 when the next session's adjusted close is strictly higher; an unchanged close ({res['tie_share']:.1%} of rows) is *not up*.\n"
+        f"- **Headline:** pooled out-of-sample ROC AUC **{m['value']:.4f}** [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] over {s.n_windows} windows of "
+        f"{s.test_sessions} sessions, beside the best naive rule, *{best}*, {b['value']:.4f}: difference **{d['diff']:+.4f}** "
+        f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (95%, dates resampled {s.bootstrap}×).\n"
+        + (f"- **Known answer:** the planted probability reaches ROC AUC {ka['best_auc']:.4f} on these rows; the model reached {ka['model_auc']:.4f}, "
+           f"{ka['share_of_edge']:.0%} of the achievable edge.\n" if ka else '')
+        + f"- **Backtest, net of {s.cost_one_way:.1%} each way:** T+2 book {t2:+.1%}, buy-and-hold {bh:+.1%}.\n"
+        f"- **What changed:** {_changed_since(res['previous'], rec)}\n"
+        f"- **Check next:** " + '; '.join(todo) + '.'))
+    display(Markdown("## Every candidate on the same rows (pooled ROC AUC, 95% intervals)\nROC AUC is averaged over the windows "
+                     "(row-weighted), so a rule with one probability per window scores 0.5."))
+    display(comparison_table(ev, 'roc_auc'))
+    display(Markdown("## Accuracy, with every naive rule (same rows)")); display(comparison_table(ev, 'accuracy'))
+    pw, bt = res['per_window'], res['backtest']
+    fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+    pw.pivot(index='window', columns='candidate', values='roc_auc').plot(marker='o', ax=ax[0], title='ROC AUC per window (out of sample)')
+    ax[0].axhline(0.5, color='grey', lw=0.8)
+    (1 + bt[['signal_t2_hold', 'signal_next_close', 'buy_hold']]).cumprod().plot(ax=ax[1], title=f'Growth of 1, net of {s.cost_one_way:.1%} each way')
+    plt.tight_layout(); plt.show()
+    display(Markdown(f"## Backtest over {len(bt)} sessions\nNo purchase at a close within half a point of the limit in force, none on a "
+                     f"listing day, none in a symbol with under {MAX_LOOKBACK} sessions; {int(bt.limit_up_skipped.sum()):,} entries were skipped. NEPSE "
+                     "settles T+2, so the **T+2 book** (bought at the next close, held two sessions) is the one a trader could run. Quoted closes "
+                     "of thin symbols may not be tradable: an analysis, not a promise of returns."))
+    display(bts.style.format({'net return': '{:+.1%}', 'gross return': '{:+.1%}', 'mean daily net (bp)': '{:+.1f}', 'daily t-stat': '{:+.2f}'}))
+    display(Markdown("## Out-of-sample metrics per window")); display(pw.pivot_table(index='window', columns='candidate', values=['accuracy', 'roc_auc', 'brier']).round(4))
+    display(Markdown("## What the model relies on (permutation importance on the gate window)"))
+    if Path(res['imp_png']).exists(): display(Image(filename=str(res['imp_png'])))
+    if len(res['importance']): display(res['importance'].head(8).round(5).set_index('feature').T)
+    display(Markdown(f"MLflow run `{rec.get('run_id')}` · gate window {rec.get('gate_start')} – {rec.get('gate_end')} · "
+                     f"{'trained on ' + format(rec['train_rows'], ',') + ' rows before it' if res['train_now'] else 'no model trained'} · took {res['seconds']:.1f}s"))
