@@ -8,7 +8,7 @@ __all__ = ['ALIASES', 'REQUIRED', 'NULL_TOKENS', 'DATE_FORMATS', 'FOLDER_TYPES',
            'map_columns', 'parse_numbers', 'parse_dates', 'instrument_type', 'mark_promoter_siblings',
            'symbol_from_path', 'read_raw_file', 'classify_table', 'parse_ratio', 'place_actions', 'merge_actions',
            'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover', 'read_any',
-           'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source']
+           'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source', 'write_ingest', 'ingest_memo']
 
 # %% ../nbs/01_ingest.ipynb #c003
 import csv, io, re
@@ -461,3 +461,23 @@ def real_source(data: str) -> dict:
     inputs = [p.strip() for p in str(data).split(',') if p.strip()]
     truth = pd.DataFrame({'date': pd.Series(dtype='datetime64[ns]'), 'symbol': pd.Series(dtype=object), 'planted_p_up': pd.Series(dtype=float)})
     return dict(inputs=inputs, label=f"real files: {', '.join(inputs)}", planted=dict(synthetic=False, description='real data: no known answer'), truth=truth)
+
+def write_ingest(res: IngestResult, source: dict, product: dict) -> None:
+    "The ingest stage's products: raw prices, the parse quarantine, the manifest, the source's actions, the known answer."
+    from nepse_mlops.core import write_json
+    res.prices.to_parquet(product['prices'], index=False)
+    res.quarantine.to_csv(product['quarantine'], index=False)
+    res.manifest.to_csv(product['manifest'], index=False)
+    res.actions.to_csv(product['actions'], index=False)
+    source['truth'].to_parquet(product['truth'], index=False); write_json(source['planted'], product['planted'])
+
+def ingest_memo(res: IngestResult, source: dict, fingerprint: str, seconds: float) -> str:
+    "The ingest report's opening summary: which data, every file accounted for, rows read and quarantined, what to check next."
+    m, p = res.manifest, res.prices
+    span = f"{p.date.min():%Y-%m-%d} to {p.date.max():%Y-%m-%d}" if len(p) else 'no rows'
+    return (f"# Ingest: every input file read and accounted for\n\n- **Data:** {source['label']}\n- **Planted:** {source['planted']['description']}\n"
+            f"- **Files:** {len(m)} ({int((m.status == 'ingested').sum())} price tables, {int((m.status != 'ingested').sum())} other) · "
+            f"**rows read** {len(p) + len(res.quarantine):,} ({p.symbol.nunique() if len(p) else 0} symbols, {span}) · "
+            f"**quarantined at parse** {len(res.quarantine):,} · fingerprint `{fingerprint or 'n/a (synthetic)'}` · took {seconds:.1f}s\n\n"
+            "```\n" + ingest_summary(res) + "\n```\n\n**Check next:** files not ingested (their reason above), the parse quarantine; "
+            "the validate stage applies the NEPSE-aware rules.")

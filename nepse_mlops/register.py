@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'sanity_checks', 'gate_decision', 'append_ledger', 'set_champion', 'rollback', 'promote',
-           'gate_rows', 'champion_on_gate', 'register_and_gate']
+           'gate_rows', 'champion_on_gate', 'register_and_gate', 'record_reuse', 'register_memo']
 
 # %% ../nbs/05_register.ipynb #c003
 import json, time
@@ -146,3 +146,21 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
     else: ev = append_ledger(ledger, dict(event='refused', model=model_name, version=version, previous_champion=champ_v, **details))
     log(f"register: version {version} {d['decision']}: {'; '.join(d['reasons'])}")
     return ev | {'champion': champion_version(client, model_name)}
+
+# %% ../nbs/05_register.ipynb #eec2928d
+def record_reuse(run: dict, model_name: str, ledger: str | Path, report: str = '') -> dict:
+    "The ledger event when the train stage kept the champion (nothing new to register)."
+    v = run['champion_version']
+    return append_ledger(ledger, dict(event='reused', model=model_name, version=v, previous_champion=v, decision='reused',
+                                      reasons=[run['reuse_reason']], run_id=run['run_id'], data_digest=run['data_digest_now'],
+                                      git_commit=git_commit(), notebook=report)) | {'champion': v, 'new_metrics': {}, 'champion_metrics': None}
+
+def register_memo(ev: dict) -> str:
+    "The register report's opening summary: the decision, who serves now, the reasons, what to check next."
+    now = (f"Champion is now version **{ev['champion']}**." if ev['champion'] else
+           "**No champion:** no model has passed the gate, so nothing is served (predictions, REST and the dashboard say so) "
+           "until a retrained model beats every naive rule beyond noise.")
+    what = 'the champion was kept (no retrain)' if ev['decision'] == 'reused' else f"version {ev['version']} was **{ev['decision'].upper()}**"
+    return (f"# Register: the gate's decision\n\nThis run's model: {what}. {now}\n\n" + '\n'.join(f"- {r}" for r in ev['reasons'])
+            + "\n\n**Check next:** the reasons above; `nepse-mlops rollback` moves the champion back if a promoted model misbehaves; "
+            "the ledger (`reports/registry_ledger.jsonl`) keeps every decision.")

@@ -37,7 +37,8 @@ PLANTED = {'shock_prob': 0.25,    # share of high-volume sessions
            'after_calm': 0.2,     # ... of any other session's return (continuation)
            'listing_run': 3,      # sessions a new listing runs limit-up after its first
            'jump_prob': 0.02,     # news days: a move of 8-20% either way (clipped at the limit in force)
-           'change_noise': 1.3,   # after a planted regime change, own noise is this much larger
+           'change_noise': 1.3,   # after a planted regime change, own noise is this much larger ...
+           'change_signal': -2.0, # ... and the signal is multiplied by this (it flips, and is stronger: a new regime a retrain can learn)
            'market_sd': 0.009, 'sector_sd': 0.006, 'own_sd': 0.017}
 
 def _symbols(n: int) -> list[tuple[str, str]]:
@@ -69,7 +70,7 @@ def _simulate(dates, n_sym, rng, signal=1.0, change_at=None):
     sd_after = np.sqrt((beta * P['market_sd']) ** 2 + P['sector_sd'] ** 2 + (P['change_noise'] * P['own_sd']) ** 2)
     rets, p_up = np.zeros((T, n_sym)), np.full((T, n_sym), np.nan)
     for t in range(1, T):
-        k = np.where(shock[t - 1], P['after_shock'], P['after_calm']) * signal * (-1.0 if changed[t] else 1.0)
+        k = np.where(shock[t - 1], P['after_shock'], P['after_calm']) * signal * (P['change_signal'] if changed[t] else 1.0)
         mu = beta * 0.0002 + k * rets[t - 1]                  # the only predictable part of tomorrow's return
         r = mu + beta * (mkt[t] - 0.0002) + sec[t, np.arange(n_sym) % 6] + own[t] + jump[t]
         rets[t] = np.clip(r, -lim[t], lim[t])                 # circuit limit in force
@@ -141,7 +142,9 @@ def planted_description(signal: float = 1.0, change_at: str | None = None) -> st
          f"x{P['shock_volume']:g}) the next session reverses {-P['after_shock'] * signal:.0%} of the day's return; after any other "
          f"session it continues {P['after_calm'] * signal:.0%} of it. Everything else is unpredictable noise. Circuit limit "
          f"±{PLANTED_LIMITS[0][1]:.0%}" + ''.join(f", then ±{lim:.0%} from {d}" for d, lim in PLANTED_LIMITS[1:]) + '.')
-    if change_at: s += f" From {change_at} the signal flips sign and own noise grows {P['change_noise']:g}x (a planted regime change)."
+    if change_at: s += (f" From {change_at} (a planted regime change) the signal is multiplied by {P['change_signal']:g} (after a high-volume session "
+                        f"the next continues {P['after_shock'] * P['change_signal'] * signal:.0%}; after any other it reverses {-P['after_calm'] * P['change_signal'] * signal:.0%}) "
+                        f"and own noise grows {P['change_noise']:g}x.")
     return s
 
 def live_through(today=None, start: str = '2019-01-01', end: str = '2027-12-31', seed: int = 7) -> str:

@@ -404,7 +404,7 @@ class TrainSettings:
     "What the train stage decides with: the task's parameters (env.yaml's values), in one object."
     horizon: int = 1
     n_windows: int = 4
-    test_sessions: int = 40
+    test_sessions: int = 20
     embargo: int = 1
     min_train_sessions: int = 120
     model_params: dict = field(default_factory=lambda: dict(learning_rate=0.05, max_iter=200, max_leaf_nodes=15,
@@ -412,7 +412,7 @@ class TrainSettings:
     bootstrap: int = 200
     cost_one_way: float = 0.004
     seed: int = 42
-    half_life: float | None = None
+    half_life: float | None = 60
     circuit_limits: object = None
     tracking_uri: str = ''
     experiment: str = 'nepse_direction'

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RULES', 'CIRCUIT_LIMITS', 'SLACK', 'KEPT', 'BAD_TICK', 'ACTION', 'REBASE', 'off_calendar', 'load_holidays',
            'parse_limits', 'limits_in_force', 'Validation', 'adjustment_factors', 'normalise_actions',
-           'validate_prices', 'report_html', 'write_validation']
+           'validate_prices', 'report_html', 'write_validation', 'validation_memo']
 
 # %% ../nbs/02_validate.ipynb #c003
 from dataclasses import dataclass, field
@@ -327,3 +327,17 @@ def write_validation(v: Validation, out: str | Path, manifest: pd.DataFrame | No
     write_json(rep, paths['report'])
     paths['html'].write_text(report_html(rep))
     return paths
+
+# %% ../nbs/02_validate.ipynb #bd57d02a
+def validation_memo(r: dict, digest: str, prev: dict | None, planted: dict, seconds: float) -> str:
+    "The validate report's opening summary: what ran on which data, the balance of rows, what changed, what to check next."
+    changed = ('First validation in this products folder.' if not prev else 'Same snapshot as the previous run.' if prev.get('digest') == digest
+               else f"Previous snapshot: {prev.get('rows', 0):,} rows to {prev.get('last_market_session')}; now {r['rows_kept']:,} rows to {r['last_market_session']}.")
+    return (f"# Validate: what was kept, what was quarantined and why\n\n"
+            f"- **Data:** {planted.get('description', '')} Last market session **{r['last_market_session']}** (age {r['data_age_days']} days), "
+            f"{r['equity_symbols']} equity symbols.\n"
+            f"- **Rows in** {r['rows_in']:,} = **kept** {r['rows_kept']:,} + **quarantined** {r['rows_quarantined']:,} + **duplicates dropped** "
+            f"{r['rows_dropped']:,} ({'balanced: nothing lost' if r['balanced'] else '**NOT BALANCED**'}).\n"
+            f"- **Snapshot** `{digest[:16]}` · took {seconds:.1f}s.\n- **What changed:** {changed}\n"
+            "- **Check next:** the quarantine file (every rejected row with file, line, column and reason), the corporate actions "
+            "detected in `adjustments.csv` (compare with announced book closures), and symbols flagged stale.")
