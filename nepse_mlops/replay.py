@@ -271,10 +271,10 @@ def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None =
                seconds_per_session=float(tl.seconds.median()) if len(tl) else None,
                seconds_no_retrain=float(tl[~tl.retrain.astype(bool)].seconds.max()) if (~tl.retrain.astype(bool)).any() else None)
     if change_at and len(tl) and pd.Timestamp(change_at) <= tl.session.max():
-        c = pd.Timestamp(change_at); post = tl[tl.session >= c]
+        c = pd.Timestamp(change_at); post = tl[tl.session > c]   # outcomes after the change settle from the next session
         flag = post[post.retrain.astype(bool)]
         first = flag.session.iat[0] if len(flag) else None
-        promo = [e for e in ledger if e['event'] == 'promoted' and pd.Timestamp(e['as_of']) >= c]
+        promo = [e for e in ledger if e['event'] == 'promoted' and pd.Timestamp(e['as_of']) > c]
         auc = lambda d: float(d.realised_auc.dropna().iloc[-1]) if d.realised_auc.notna().any() else None
         out['change'] = dict(at=str(c.date()), flagged_on=str(first.date()) if first is not None else None,
                              sessions_to_flag=int(((tl.session > c) & (tl.session <= first)).sum()) if first is not None else None,

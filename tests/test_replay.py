@@ -1,54 +1,73 @@
 """The loop over time: `replay` runs the scheduled daily loop as of past sessions.
 
-Known-answer checks on the synthetic market: with a planted regime change, monitoring flags it and a retrain
-follows; on a control market without the change, neither drift nor decay triggers a retrain. A replay sees no
-future (perturbing raw rows after t leaves every prediction up to t unchanged) and is deterministic.
+Known-answer checks on the default synthetic market (pinned to end on 2026-11-24, as a run on 2026-11-25 sees it) with
+the shipped replay policy (env.yaml's `replay_policy`): the planted regime change on 2026-05-29 (120 sessions before the
+end) is flagged by monitoring within 25 sessions, a retrain follows, a retrained champion is promoted, and on the
+post-change outcomes settled after its promotion it beats the old champion beyond noise. On a control market without
+the change, neither drift nor decay triggers a retrain. A replay sees no future and is deterministic.
 """
 import json
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from pathlib import Path
 
-from nepse_mlops.core import CANONICAL_COLUMNS
+from nepse_mlops.core import CANONICAL_COLUMNS, read_jsonl
+from nepse_mlops.features import FEATURES
+from nepse_mlops.register import champion_on_gate
 from nepse_mlops.synthetic import make_market, synthetic_calendar
 from nepse_mlops.validate import validate_prices
 from nepse_mlops.features import build_features, market_index
 from nepse_mlops.replay import replay, ReplaySettings
 
-END = '2026-08-21'
-CAL = synthetic_calendar('2019-01-01', END, 7)
-CHANGE_BACK, SPAN = 100, 140           # the planted change 100 sessions before the end; replay the last 140
-CHANGE = str(CAL[-CHANGE_BACK].date())
-REACT_WITHIN = 40                      # sessions after the change by which the loop must have flagged it
+ROOT = Path(__file__).resolve().parents[1]
+ENV = yaml.safe_load((ROOT / 'env.yaml').read_text())
+END, HORIZON = '2026-11-24', ENV['synth_end']
+CHANGE = ENV['synth_change_at']                    # the shipped default: 2026-05-29
+CAL = synthetic_calendar('2019-01-01', HORIZON, 7)
+CAL = CAL[CAL <= END]
+SPAN = ENV['replay_sessions']                      # what `make run` replays
+REACT_WITHIN = 25                                  # sessions after the change by which monitoring must have flagged it
+POLICY = ReplaySettings.from_env(dict(ENV['replay_policy'], model_params=ENV['model_params']))
 
 
-def features_of(mk):
+def features_of(mk, today='2026-11-25'):
     raw = mk.assign(instrument_type=np.where(mk.sector == 'Promoter_Share', 'promoter', 'equity'),
                     source_file='synthetic.csv', source_line=np.arange(len(mk)) + 2)[CANONICAL_COLUMNS]
-    vp = validate_prices(raw, today=END).prices
+    vp = validate_prices(raw, today=today).prices
     return build_features(vp, market=market_index(vp))
 
 
 def run(tmp, change_at, name):
-    mk, _ = make_market(40, '2019-01-01', END, 7, change_at=change_at)
-    tl = replay(features_of(mk), CAL[-SPAN], settings=ReplaySettings(max_new_sessions=None), out=tmp / name, progress=False)
-    led = [json.loads(l) for l in (tmp / name / 'ledger.jsonl').read_text().splitlines()]
-    return tl, led
+    mk, _ = make_market(40, '2019-01-01', HORIZON, 7, change_at=change_at, through=END)
+    fx = features_of(mk)
+    tl = replay(fx, CAL[-SPAN], settings=POLICY, out=tmp / name, progress=False)
+    return tl, read_jsonl(tmp / name / 'ledger.jsonl'), fx
 
 
-loop = pytest.mark.loop   # replays of 140 sessions of the full default market: `make test-loop` (CI runs it)
+loop = pytest.mark.loop   # replays of 150 sessions of the full default market: `make test-loop` (CI runs it)
 
 
 @pytest.fixture(scope='module')
 def changed(tmp_path_factory):
-    return run(tmp_path_factory.mktemp('replay'), CHANGE, 'changed')
+    d = tmp_path_factory.mktemp('replay')
+    return run(d, CHANGE, 'changed') + (d / 'changed',)
+
+
+def test_the_default_places_the_change_inside_the_replay():
+    assert CAL[-SPAN] < pd.Timestamp(CHANGE) < CAL[-40], 'the replay must start before the planted change, with sessions to spare after it'
+    assert int((CAL >= pd.Timestamp(CHANGE)).sum()) == 120
 
 
 @loop
 def test_the_planted_change_is_flagged_and_a_retrain_follows(changed):
-    tl, led = changed
-    assert tl.retrain.iat[0] and led[0]['event'] == 'promoted'            # the first session trains a champion
-    after = tl[(tl.session >= CHANGE) & tl.retrain]
+    tl, led, _, _ = changed
+    assert led[0]['event'] in ('promoted', 'refused') and any(e['event'] == 'promoted' for e in led)
+    before = tl[tl.session < CHANGE]
+    assert before.champion.notna().iloc[-1], 'a champion serves before the change'
+    after = tl[(tl.session > CHANGE) & tl.retrain.astype(bool)]   # outcomes after the change settle from the next session
     assert len(after), 'the change was never flagged'
     first = after.session.iat[0]
     waited = int(((tl.session > pd.Timestamp(CHANGE)) & (tl.session <= first)).sum())
@@ -58,10 +77,29 @@ def test_the_planted_change_is_flagged_and_a_retrain_follows(changed):
 
 
 @loop
+def test_the_retrained_champion_beats_the_old_one_after_the_change(changed):
+    tl, led, fx, out = changed
+    promos = [e for e in led if e['event'] == 'promoted']
+    new = [e for e in promos if e['as_of'] > CHANGE]
+    assert new, 'no retrained model was promoted after the change'
+    old_v, new_v, since = new[0]['previous_champion'], new[0]['version'], pd.Timestamp(new[0]['as_of'])
+    old, newest = (joblib.load(out / 'models' / f'v{v}.joblib') for v in (old_v, new_v))
+    rows = fx[(fx.date > since) & fx.target.notna() & (fx.groupby('symbol').date.rank(method='first') > 60)].reset_index(drop=True)
+    assert rows.date.nunique() >= 20, 'too few settled sessions after the promotion to judge'
+    cmp = champion_on_gate(newest.predict_proba(rows[FEATURES])[:, 1], old.predict_proba(rows[FEATURES])[:, 1], rows, 200, 0)
+    assert cmp['diff_ci'][0] > 0, f"retrained v{new_v} minus old v{old_v}: {cmp['diff']:+.4f} {cmp['diff_ci']}"
+    # and the replay's own realised metrics say the same: the new champion's realised ROC AUC at the end beats the rules'
+    last = tl.iloc[-1]
+    assert last.realised_auc > max(0.5, last.realised_reversal_auc, last.realised_persistence_auc)
+
+
+@loop
 def test_a_market_without_the_change_does_not_retrain_on_drift_or_decay(tmp_path):
-    tl, led = run(tmp_path, None, 'control')
-    later = tl.iloc[1:]
-    assert not later.retrain.any(), later[later.retrain][['session', 'reasons']]
+    tl, led, _ = run(tmp_path, None, 'control')
+    served = tl[tl.champion.notna()]
+    assert len(served) > SPAN // 2, 'a champion must serve most of the control replay'
+    judged = tl[tl.retrain.astype(bool) & tl.champion.notna()]
+    assert not judged.reasons.str.contains('drift|realised').any(), judged[['session', 'reasons']]
 
 
 def test_replay_sees_no_future_and_is_deterministic(tmp_path):
@@ -70,7 +108,7 @@ def test_replay_sees_no_future_and_is_deterministic(tmp_path):
     t = pd.Timestamp(cal[-10])
     small = ReplaySettings(model_params={'max_iter': 60, 'max_leaf_nodes': 7, 'min_samples_leaf': 50}, n_windows=2, test_sessions=60,
                            min_train_sessions=100, bootstrap=30, max_new_sessions=5, reference_sessions=100, current_sessions=10)
-    replay(features_of(mk), cal[-25], t, settings=small, out=tmp_path / 'a', progress=False)
+    replay(features_of(mk, '2025-01-01'), cal[-25], t, settings=small, out=tmp_path / 'a', progress=False)
     # a different future: every raw price after t moves by up to ±3% (within the circuit limit, so no corporate action
     # is detected after t: such an action rescales earlier adjusted prices, which features see only as ratios, equal to
     # ~1e-10 but not bit for bit, and tree models may split on that last bit; tests/test_point_in_time.py covers it)
@@ -81,11 +119,11 @@ def test_replay_sees_no_future_and_is_deterministic(tmp_path):
         noisy.loc[later, c] = (noisy.loc[later, c] * rng.uniform(0.97, 1.03, later.sum())).round(1)
     noisy.loc[later, 'high'] = noisy.loc[later, ['open', 'high', 'low', 'close']].max(axis=1)
     noisy.loc[later, 'low'] = noisy.loc[later, ['open', 'high', 'low', 'close']].min(axis=1)
-    replay(features_of(noisy), cal[-25], t, settings=small, out=tmp_path / 'b', progress=False)
-    replay(features_of(mk), cal[-25], t, settings=small, out=tmp_path / 'c', progress=False)
+    replay(features_of(noisy, '2025-01-01'), cal[-25], t, settings=small, out=tmp_path / 'b', progress=False)
+    replay(features_of(mk, '2025-01-01'), cal[-25], t, settings=small, out=tmp_path / 'c', progress=False)
     a, b, c = (pd.read_parquet(tmp_path / x / 'predictions.parquet') for x in 'abc')
     assert len(a) and a.feature_date.max() == t
-    assert not features_of(noisy).loc[lambda f: f.date > t, 'ret_1'].equals(features_of(mk).loc[lambda f: f.date > t, 'ret_1'])
+    assert not features_of(noisy, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'].equals(features_of(mk, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'])
     cols = ['feature_date', 'symbol', 'prob_up', 'model_version']
     pd.testing.assert_frame_equal(a[cols], b[cols])        # the future was perturbed: nothing up to t changed
     pd.testing.assert_frame_equal(a[cols], c[cols])        # the same replay twice: the same predictions
