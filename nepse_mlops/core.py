@@ -6,7 +6,7 @@
 __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'REGIMES', 'RUN_DIRECTIVES', 'find_root', 'load_env',
            'sha256_file', 'frame_digest', 'log', 'write_json', 'read_json', 'git_commit', 'setup_tracking',
            'session_weekdays', 'next_session', 'last_session_before', 'append_jsonl', 'read_jsonl', 'sector_of',
-           'champion_version', 'load_estimator', 'is_test_cell', 'skip_tests_in_pipeline']
+           'champion_version', 'load_estimator', 'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, time
@@ -194,6 +194,30 @@ def load_estimator(model_uri: str):
     "The scikit-learn estimator inside a logged NEPSE model."
     import mlflow
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().est
+
+# %% ../nbs/00_core.ipynb #a90b9478
+from contextlib import contextmanager
+
+@contextmanager
+def stage_log(product=None, path: str | Path | None = None):
+    "Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while inside."
+    import io, logging
+    from contextlib import redirect_stdout, redirect_stderr
+    if path is None and product is not None:
+        nb = product['nb'] if hasattr(product, '__getitem__') else product
+        path = Path(str(nb)).with_suffix('.log')
+    buf = io.StringIO()
+    loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values() if isinstance(l, logging.Logger)]
+    handlers = [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
+    old = [h.setStream(buf) for h in handlers]
+    try:
+        with redirect_stdout(buf), redirect_stderr(buf): yield buf
+    finally:
+        for h, s in zip(handlers, old):
+            if s is not None: h.setStream(s)
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with open(path, 'a') as f: f.write(buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #7811062a
 import re
