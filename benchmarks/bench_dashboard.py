@@ -35,7 +35,7 @@ def kernel_profile(products: str) -> list[tuple[str, float]]:
     "Each code cell of the dashboard notebook run in a fresh kernel, as Voila would (outside Voila), with its time."
     import nbformat
     from nbclient import NotebookClient
-    nb = nbformat.read(ROOT / 'nbs/dashboard.ipynb', as_version=4)
+    nb = nbformat.read(ROOT / 'nbs/voila_dashboard.ipynb', as_version=4)
     os.environ.update(NEPSE_MLOPS_PRODUCTS=products, SERVER_SOFTWARE='voila/bench')
     t0 = time.perf_counter(); out = []
     c = NotebookClient(nb, kernel_name='python3', timeout=120)

@@ -151,7 +151,7 @@ def dashboard_command(root: Path, host: str, port: int) -> list[str]:
     "The Voila command that serves only the dashboard notebook, with a preheated kernel waiting for the next visitor."
     # preheat: a kernel runs the notebook's imports before anyone asks and reads the products only when a request
     # arrives (fresh data, `?symbol=` honoured); first paint 4.0 s -> 2.0 s on the full real history (benchmarks/).
-    return [str(Path(sys.executable).parent / 'voila'), str(root / 'nbs' / 'dashboard.ipynb'), '--no-browser',
+    return [str(Path(sys.executable).parent / 'voila'), str(root / 'nbs' / 'voila_dashboard.ipynb'), '--no-browser',
             f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}', '--preheat_kernel=True']
 
 # %% ../nbs/09_cli.ipynb #c016
