@@ -16,11 +16,18 @@ needs_shared = pytest.mark.skipif(not SHARED.exists(), reason=f'real NEPSE data 
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason='Debian chromium not installed (CI installs it: apt-get install chromium)')
 
 
+# Tests pin the calendar and the modelling settings the sample was designed for: the live default market ends on the
+# last session before today and carries the planted change (tests/test_replay.py checks that story on the default);
+# the sample is a quiet 12-symbol market that ends on 2026-08-21, trained on 40-session windows with equal weights.
+PINNED = ['--set', 'synth_through=2026-08-21', '--set', "synth_change_at=''", '--set', 'today=2026-08-22',
+          '--set', 'test_sessions=40', '--set', "half_life=''", '--set', 'replay_sessions=120']
+
+
 def build(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    "Run `nepse-mlops run` with every product, report and the tracking store inside `tmp`."
+    "Run `nepse-mlops run` with every product, report and the tracking store inside `tmp` (pinned settings first; `extra` wins)."
     args = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run',
             '--set', f'products={tmp}/products', '--set', f'reports={tmp}/reports',
-            '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', *extra]
+            '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', *PINNED, *extra]
     return subprocess.run(args, cwd=ROOT, env=os.environ | QUIET, capture_output=True, text=True, timeout=1500)
 
 

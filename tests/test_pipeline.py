@@ -142,8 +142,8 @@ def test_training_metrics_reproduce(sample_build):
     feats = pd.read_parquet(tmp / 'products/features/features.parquet')
     data = feats[feats.target.notna().to_numpy() & serving_eligible(feats)].reset_index(drop=True)   # the rows serving answers
     run = json.loads((tmp / 'products/train/run.json').read_text())
-    per_window, _ = walk_forward(data, env['model_params'], env['n_windows'], env['test_sessions'],
-                                 max(env['embargo'], env['horizon']), env['min_train_sessions'], env['seed'])
+    per_window, _ = walk_forward(data, env['model_params'], env['n_windows'], 40,      # the sample build's pinned test_sessions and
+                                 max(env['embargo'], env['horizon']), env['min_train_sessions'], env['seed'], None)   # equal weights (conftest.PINNED)
     saved = pd.read_csv(tmp / 'products/train/windows.csv', float_precision='round_trip')
     for m in ['accuracy', 'roc_auc', 'brier', 'log_loss']:
         assert np.array_equal(per_window[m].to_numpy(), saved[m].to_numpy(), equal_nan=True), m
@@ -160,7 +160,7 @@ def test_scheduled_run_follows_the_monitoring_decision(sample_build, tmp_path):
     if decision['retrain']:   # the sample's own decision may ask for a retrain; yesterday's verdict here is "keep it"
         decision_file.write_text(json.dumps(decision | {'retrain': False, 'reasons': []}))
     before = pd.read_csv(tmp_path / 'products/predict/predictions.csv').prediction_for.iat[0]
-    res = build(tmp_path, '--sample', '--set', 'synth_end=2026-09-04')     # two more weeks of market
+    res = build(tmp_path, '--sample', '--set', 'synth_through=2026-09-04', '--set', 'today=2026-09-05')   # two more weeks of a live market
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     run = json.loads((tmp_path / 'products/train/run.json').read_text())
     assert run['reused'] is True and run['champion_version'] == '1' and 'no reason to retrain' in run['reuse_reason']
