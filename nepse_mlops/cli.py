@@ -56,6 +56,7 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     if force: cmd.append('--force')
     log(f"run: {' '.join(cmd[1:])}")
     t0 = time.time(); started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
+    write_json(dict(status='running', started_at=started, data=str(settings.get('data', env['data']))), products / 'run_status.json')   # the run's own dashboard snapshot says so
     rc = _build(cmd, root)
     status = dict(status='success' if rc == 0 else 'failed', started_at=started, finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                   seconds=round(time.time() - t0, 1), data=str(settings.get('data', env['data'])), exit_code=rc)

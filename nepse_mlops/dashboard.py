@@ -111,8 +111,10 @@ def freshness_card(summary: dict, run: dict | None = None) -> str:
     body = (f"<div class='nm-big {_age_class(age)}'>{f.get('last_market_session')}</div>"
             f"<div class='nm-muted'>last market session · {age} days old · {f.get('rows_kept', 0):,} rows kept, "
             f"{f.get('rows_quarantined', 0):,} quarantined</div>")
-    if run: body += (f"<p>Last pipeline run: <b class='{'nm-ok' if run.get('status') == 'success' else 'nm-bad'}'>{run.get('status')}</b> "
-                     f"at {run.get('finished_at')} ({run.get('seconds', '?')} s)</p>")
+    if run and run.get('status') == 'running':   # the snapshot is taken by the run itself: it has not finished yet
+        body += f"<p>Pipeline run: <b>in progress</b> since {run.get('started_at')} (this page was built by it)</p>"
+    elif run: body += (f"<p>Last pipeline run: <b class='{'nm-ok' if run.get('status') == 'success' else 'nm-bad'}'>{run.get('status')}</b> "
+                       f"at {run.get('finished_at')} ({run.get('seconds', '?')} s)</p>")
     else: body += "<p>Last pipeline run: not recorded (run it with <code>make run</code> to record status and duration)</p>"
     body += f"<div class='nm-muted'>monitoring computed at {summary.get('generated_at')}</div>"
     return card('Data freshness and last run', body)
