@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX',
-           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw']
+           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw', 'features_memo']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -263,3 +263,14 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
     frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq['symbol'])) + 1)
     v = validate_prices(frame, circuit_limits=circuit_limits, today=str(frame.date.max().date())).prices
     return _features(_arrays(v), horizon, levels)
+
+# %% ../nbs/03_features.ipynb #d843d8c0
+def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, seconds: float) -> str:
+    "The features report's opening summary: rows, symbols, dates, labelled rows, the up-rate every accuracy must beat, what next."
+    lab = feats.target.notna()
+    idx = market.symbol.unique()
+    return (f"# Features: the table every model learns from\n\n**{len(feats):,} rows** ({feats.symbol.nunique()} equity symbols, "
+            f"{feats.date.min():%Y-%m-%d} to {feats.date.max():%Y-%m-%d}); **{lab.sum():,} with a known {horizon}-session outcome**, "
+            f"{(~lab).sum():,} kept for prediction only. Up-rate {feats.target.mean():.3f}. Took {seconds:.1f}s. Indices: "
+            f"{', '.join(idx[:8])}{' …' if len(idx) > 8 else ''} (equal-weight, derived from the equities).\n\n**Check next:** features with "
+            "many missing values (thinly traded symbols), and the up-rate: accuracy must always be compared with it.")
