@@ -35,7 +35,9 @@ def _build(cmd: list[str], root: Path) -> int:
     "Run `ploomber build`, passing its output through except the known, harmless notices (the .log files keep what stages print)."
     p = subprocess.Popen(cmd, cwd=root, env=os.environ | TELEMETRY_OFF, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     for line in p.stdout:
-        if any(q in line for q in QUIET) or set(line.strip()) == {'='}: continue
+        t = line.strip()
+        if (any(q in line for q in QUIET) or set(t) == {'='} or t.startswith(('- NotebookRunner:', 'NotebookRunner:'))
+                or (t.startswith('---') and t.endswith('---'))): continue   # the headers of those notices
         sys.stdout.write(line); sys.stdout.flush()
     return p.wait()
 
