@@ -6,7 +6,8 @@
 __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'REGIMES', 'RUN_DIRECTIVES', 'find_root', 'load_env',
            'sha256_file', 'frame_digest', 'log', 'write_json', 'read_json', 'git_commit', 'setup_tracking',
            'session_weekdays', 'next_session', 'last_session_before', 'append_jsonl', 'read_jsonl', 'sector_of',
-           'champion_version', 'load_estimator', 'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
+           'champion_version', 'load_estimator', 'settings_kwargs', 'stage_log', 'is_test_cell',
+           'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, time
@@ -194,6 +195,13 @@ def load_estimator(model_uri: str):
     "The scikit-learn estimator inside a logged NEPSE model."
     import mlflow
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().est
+
+# %% ../nbs/00_core.ipynb #b13afedb
+def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
+    "The entries of `params` that are fields of dataclass `cls`; for the `optional` names, '' (env.yaml's 'not set') becomes None."
+    from dataclasses import fields
+    names = {f.name for f in fields(cls)}
+    return {k: (None if k in optional and v == '' else v) for k, v in params.items() if k in names}
 
 # %% ../nbs/00_core.ipynb #a90b9478
 from contextlib import contextmanager

@@ -258,8 +258,8 @@ class MonitorSettings:
     def from_params(cls, params: dict) -> 'MonitorSettings':
         "From a task's parameters (e.g. a notebook's `globals()`): known names only; the webhook may come from $NEPSE_MLOPS_ALERT_WEBHOOK."
         import os
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in params.items() if k in names}
+        from nepse_mlops.core import settings_kwargs
+        kw = settings_kwargs(cls, params, optional=('min_realised_accuracy', 'max_model_age_days', 'max_new_sessions'))
         kw['alert_webhook'] = os.environ.get('NEPSE_MLOPS_ALERT_WEBHOOK') or kw.get('alert_webhook', '')   # tokens stay out of env.yaml and reports
         return cls(**kw)
 

@@ -51,9 +51,8 @@ class ReplaySettings:
     @classmethod
     def from_env(cls, env: dict) -> 'ReplaySettings':
         "The settings from env.yaml's keys (unknown keys ignored; empty strings mean 'off')."
-        names = {f.name for f in fields(cls)}
-        val = lambda v: None if v == '' else v
-        return cls(**{k: val(v) for k, v in env.items() if k in names})
+        from nepse_mlops.core import settings_kwargs
+        return cls(**settings_kwargs(cls, env, optional=tuple(f.name for f in fields(cls))))
 
 # %% ../nbs/07a_replay.ipynb #23b0fecd
 @dataclass

@@ -424,9 +424,9 @@ class TrainSettings:
     @classmethod
     def from_params(cls, params: dict) -> 'TrainSettings':
         "From a task's parameters (e.g. a notebook's `globals()`): known names only, '' meaning 'not set' for optional numbers."
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in params.items() if k in names}
-        if kw.get('half_life') in ('', None, 0): kw['half_life'] = None
+        from nepse_mlops.core import settings_kwargs
+        kw = settings_kwargs(cls, params, optional=('half_life',))
+        if kw.get('half_life') == 0: kw['half_life'] = None
         return cls(**kw)
 
 def _champion_of(s: TrainSettings) -> tuple[str | None, str | None]:
