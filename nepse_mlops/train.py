@@ -480,8 +480,6 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
         market = pd.read_parquet(upstream['features']['market'])
         importance, _ = permutation_importance_table(est, data[data.date >= gate_start], res['imp_png'], seed=s.seed)
-        from nepse_mlops.core import setup_tracking
-        setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
         M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
         pooled = {f"pooled_{c}_{m}": float(pooled_tbl.loc[c, m]) for c in pooled_tbl.index for m in M}
         pooled |= {f"gate_{c}_{m}": float(gate.loc[c, m]) for c in gate.index for m in M}
