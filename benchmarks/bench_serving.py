@@ -20,11 +20,10 @@ def main():
     prices = pd.read_parquet(prod / 'validate/prices.parquet')
     market = pd.read_parquet(prod / 'features/market.parquet')
     from nepse_mlops.predict import serving_rows
-    rows, _ = serving_rows(prices, market)
+    from nepse_mlops.features import request_rows
+    rows, _ = serving_rows(prices, market)                 # the batch: every active symbol
     sym = rows[~rows.symbol.str.contains(':') & (rows.symbol != 'NEPSE')].symbol.iloc[0]
-    own = rows[rows.symbol == sym]
-    sector = prices[prices.symbol == sym].sector.iat[-1]
-    one = pd.concat([own, rows[rows.date.isin(own.date) & rows.symbol.isin(['NEPSE', f'SECTOR:{sector}'])]])
+    one = request_rows(prices, market, [sym])              # one client's request
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model('models:/nepse_direction@champion')
     t = time.perf_counter(); model.predict(rows); batch = time.perf_counter() - t

@@ -4,13 +4,14 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX',
-           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw', 'features_memo']
+           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw', 'request_rows',
+           'features_memo']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
 import pandas as pd
-from .core import log
-from .validate import SLACK, limits_in_force, validate_prices
+from .core import log, sector_of
+from .validate import passes_unchanged, validate_prices
 
 # %% ../nbs/03_features.ipynb #c005
 FEATURES = ['ret_1', 'ret_5', 'ret_20', 'vol_20', 'rsi_14', 'macd_sma', 'ma_ratio_5_20', 'ma_ratio_20_60',
@@ -192,25 +193,6 @@ def check_no_lookahead(prices: pd.DataFrame, cut: str, horizon: int = 1, seed: i
     return changed
 
 # %% ../nbs/03_features.ipynb #c017
-def _clean_window(r, circuit_limits=None) -> bool:
-    "True when no validation rule would drop, fix or adjust any of these raw rows (sorted by symbol and date)."
-    if isinstance(r, pd.DataFrame): r = {k: r[k].to_numpy('datetime64[ns]' if k == 'date' else None) for k in r}
-    sym, d = r['symbol'], r['date'].astype('datetime64[ns]')
-    pos, rem = _blocks(sym)
-    o, h, l, c, v = (np.asarray(r[k], 'float64') for k in ['open', 'high', 'low', 'close', 'volume'])
-    t = np.asarray(r.get('turnover', np.full(len(c), np.nan)), 'float64')
-    if np.isnan(c).any(): return False
-    if ((pos > 0) & (d == _lag(d, 1, pos, rem))).any(): return False                      # a repeated symbol and date
-    with np.errstate(invalid='ignore', divide='ignore'):
-        if (np.c_[o, h, l, c] <= 0).any() or (h < l).any() or (c > h + 1e-9).any() or (c < l - 1e-9).any(): return False
-        if ((d < np.datetime64('2011-03-20')) & (t == 0)).any(): return False
-        vals = np.c_[o, h, l, c, v]; filled = np.where(np.isnan(vals), -1, vals)
-        prev = np.vstack([np.full((1, 5), np.nan), filled[:-1]]); prev[pos == 0] = np.nan
-        if ((filled == prev).all(axis=1) & (np.nan_to_num(v) > 0)).any(): return False        # stale copy
-        lim = limits_in_force(d, circuit_limits)   # the limit in force on each row's day
-        if (np.abs(c / _lag(c, 1, pos, rem) - 1) > lim + SLACK).any(): return False     # a move beyond it
-    return True
-
 def _numbers(x, name: str) -> np.ndarray:
     try: return np.asarray(x, dtype='float64')
     except (TypeError, ValueError):
@@ -259,10 +241,27 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
     o = _order(eq['symbol'], eq['date'])
     eq = {k: v[o] for k, v in eq.items()}
     levels = _levels(idx_sym, idx_date, idx_close)
-    if _clean_window(eq, circuit_limits): return _features(eq, horizon, levels)
+    if passes_unchanged(eq, circuit_limits): return _features(eq, horizon, levels)
     frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq['symbol'])) + 1)
     v = validate_prices(frame, circuit_limits=circuit_limits, today=str(frame.date.max().date())).prices
     return _features(_arrays(v), horizon, levels)
+
+# %% ../nbs/03_features.ipynb #4ca8c55e
+def request_rows(prices: pd.DataFrame,        # validated prices (raw columns are used: what a client has)
+                 market: pd.DataFrame,        # index rows from `market_index`: NEPSE and SECTOR:<sector>
+                 symbols=None,                # default: every equity in `prices`
+                 n_rows: int = MAX_LOOKBACK + 1,
+                ) -> pd.DataFrame:
+    "A REST request: each symbol's last `n_rows` raw rows and the index levels (NEPSE, its sector) on those dates; dates as text."
+    # a batch of every symbol carries every index level on its dates, so a model whose sector map is older still finds its sector's level
+    eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
+    if symbols is not None: eq = eq[eq.symbol.isin(list(symbols))]
+    own = eq.sort_values(['symbol', 'date'], kind='stable').groupby('symbol').tail(n_rows)
+    sectors = sector_of(eq).reindex(own.symbol.unique()).dropna()
+    wanted = market.symbol.isin([MARKET] + [SECTOR_PREFIX + s for s in sectors.unique()]) if symbols is not None else True
+    idx = market[market.date.isin(own.date.unique()) & wanted]
+    rows = pd.concat([own[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]], ignore_index=True)
+    return rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
 
 # %% ../nbs/03_features.ipynb #d843d8c0
 def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, seconds: float) -> str:

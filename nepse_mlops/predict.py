@@ -10,24 +10,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log
-from .features import MAX_LOOKBACK, MARKET, SECTOR_PREFIX
+from .features import MAX_LOOKBACK, MARKET, SECTOR_PREFIX, request_rows
 from .core import next_session   # the trading calendar lives in core
 
 # %% ../nbs/06_predict.ipynb #c009
 def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
-    "The last MAX_LOOKBACK+1 raw rows of each active equity symbol with enough history, plus the index rows on those dates; and what was left out."
-    eq = prices[prices.instrument_type == 'equity'].sort_values(['symbol', 'date'])
-    last = eq.date.max()
+    "The batch request (`features.request_rows`) for every active equity with enough history; and how many were left out."
+    eq = prices[prices.instrument_type == 'equity']
     by = eq.groupby('symbol')
-    active = by.date.max() >= last - pd.Timedelta(days=active_within_days)
+    active = by.date.max() >= eq.date.max() - pd.Timedelta(days=active_within_days)
     enough = by.size() >= MAX_LOOKBACK + 1
     keep = active & enough
-    rows = eq[eq.symbol.isin(keep[keep].index)].groupby('symbol').tail(MAX_LOOKBACK + 1)
-    # raw (unadjusted) prices, as a client would send them: the model adjusts inside
-    idx = market[market.date.isin(rows.date.unique())][['date', 'symbol', 'close']]
-    rows = pd.concat([rows[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx], ignore_index=True)
-    rows = rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
-    return rows.reset_index(drop=True), dict(inactive=int((~active).sum()), short_history=int((active & ~enough).sum()))
+    rows = request_rows(eq[eq.symbol.isin(keep[keep].index)], market)
+    return rows, dict(inactive=int((~active).sum()), short_history=int((active & ~enough).sum()))
 
 def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
     "Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol."

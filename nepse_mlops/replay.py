@@ -18,7 +18,7 @@ from .core import log, write_json, read_json, append_jsonl, read_jsonl
 from .features import FEATURES
 from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
 from .register import gate_decision, sanity_checks, champion_on_gate
-from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision
+from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision, DriftCalibration, RetrainPolicy
 
 # %% ../nbs/07a_replay.ipynb #96926a09
 @dataclass
@@ -68,8 +68,8 @@ class Champion:
 def drift_reference(known: pd.DataFrame, train_end, s: ReplaySettings, max_rows: int = 20_000) -> tuple[dict, dict]:
     "(per-column thresholds calibrated on the champion's history, per-column reference values): computed once per champion."
     hist = known[known.date < pd.Timestamp(train_end)]
-    cal = calibrate_drift_thresholds(hist, FEATURES, s.reference_sessions, s.current_sessions, quantile=s.drift_quantile,
-                                     floor=s.drift_threshold, max_windows=20)
+    cal = calibrate_drift_thresholds(hist, FEATURES, DriftCalibration(s.reference_sessions, s.current_sessions, quantile=s.drift_quantile,
+                                                                      floor=s.drift_threshold, max_windows=20))
     dates = np.sort(hist.date.unique())[-s.reference_sessions:]
     ref = hist[hist.date.isin(dates)]
     ref = ref.sample(max_rows, random_state=0) if len(ref) > max_rows else ref
@@ -202,10 +202,9 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
         if champ is not None:
             drift = drift_now(known, champ, s)
             settled, real = realised_now(plog, known, champ.version, t, s.realised_window)
-            decision = retrain_decision(drift, settled, str(champ.train_end.date()),
-                                        str(champ.as_of.date()), str(t.date()), s.drift_share_threshold, s.min_realised_accuracy,
-                                        s.max_model_age_days, s.min_settled, int((sessions[(sessions > np.datetime64(champ.as_of)) & (sessions <= np.datetime64(t))]).size),
-                                        s.max_new_sessions, now=str(t.date()), min_realised_auc=s.min_realised_auc)
+            new = int((sessions[(sessions > np.datetime64(champ.as_of)) & (sessions <= np.datetime64(t))]).size)
+            model = dict(trained_on=str(champ.train_end.date()), created=str(champ.as_of.date()), new_sessions=new)
+            decision = retrain_decision(drift, settled, model, str(t.date()), RetrainPolicy.of(s), now=str(t.date()))
             row |= dict(drift_share=drift['drift_share'], drifted=','.join(drift['drifted']), **{f'realised_{k}': v for k, v in real.items()})
         else:
             last = state.get('last_attempt')

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
 from .core import log, sector_of
-from .features import FEATURES, MAX_LOOKBACK, MARKET, SECTOR_PREFIX
+from .features import FEATURES, MAX_LOOKBACK, request_rows
 
 # %% ../nbs/04_train.ipynb #c006
 def walk_forward_splits(dates: pd.Series,     # the `date` column of the labelled rows
@@ -310,14 +310,9 @@ def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42
     return fit_weighted(est, fit_ready(tr[FEATURES]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
 
 def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1) -> pd.DataFrame:
-    "The last `n_rows` raw rows of the most traded symbol and the index rows on those dates: the served model's input."
+    "The served model's logged input example: the REST request (`features.request_rows`) for the most traded symbol."
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
-    sym = eq.groupby('symbol').size().idxmax()
-    ex = eq[eq.symbol == sym].sort_values('date').tail(n_rows)
-    sector = sector_of(eq).get(sym)   # the same map the served model uses
-    idx = market[market.date.isin(ex.date) & market.symbol.isin([MARKET, f"{SECTOR_PREFIX}{sector}"])]
-    ex = pd.concat([ex[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]], ignore_index=True)
-    return ex.assign(date=ex.date.dt.strftime('%Y-%m-%d'))
+    return request_rows(eq, market, [eq.groupby('symbol').size().idxmax()], n_rows)
 
 # %% ../nbs/04_train.ipynb #c022
 def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, pooled: dict, example: pd.DataFrame,

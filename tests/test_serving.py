@@ -29,13 +29,9 @@ def post(url, payload):
 
 
 def request_rows(tmp, sym):
-    "What a client sends: the symbol's last 61 raw rows and the index levels (NEPSE, its sector) on those dates."
-    prices = pd.read_parquet(tmp / 'products/validate/prices.parquet')
-    market = pd.read_parquet(tmp / 'products/features/market.parquet')
-    own = prices[prices.symbol == sym].sort_values('date').tail(61)
-    idx = market[market.date.isin(own.date) & market.symbol.isin(['NEPSE', f'SECTOR:{own.sector.iat[-1]}'])]
-    rows = pd.concat([own[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]])
-    return rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
+    "What a client sends: the one request builder, for one symbol of the built products."
+    from nepse_mlops.features import request_rows as build
+    return build(pd.read_parquet(tmp / 'products/validate/prices.parquet'), pd.read_parquet(tmp / 'products/features/market.parquet'), [sym])
 
 
 def split(rows):
