@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX',
            'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw', 'request_rows',
-           'features_memo']
+           'features_memo', 'features_stage', 'features_report']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -273,3 +273,33 @@ def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, secon
             f"{(~lab).sum():,} kept for prediction only. Up-rate {feats.target.mean():.3f}. Took {seconds:.1f}s. Indices: "
             f"{', '.join(idx[:8])}{' …' if len(idx) > 8 else ''} (equal-weight, derived from the equities).\n\n**Check next:** features with "
             "many missing values (thinly traded symbols), and the up-rate: accuracy must always be compared with it.")
+
+# %% ../nbs/03_features.ipynb #b2ea88b7
+def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols: int = 20) -> dict:
+    "The features stage: indices and features from the validated prices, written to `product`; the leakage guard re-run on `leak_symbols` symbols."
+    import time
+    t0 = time.time()
+    prices = pd.read_parquet(upstream['validate']['prices'])
+    market = market_index(prices)
+    market.to_parquet(product['market'], index=False)
+    feats = build_features(prices, horizon=int(horizon), market=market)
+    feats.to_parquet(product['features'], index=False)
+    seconds = time.time() - t0
+    cut = str(feats.date.quantile(0.8).date()) if len(feats) else None
+    leaks = check_no_lookahead(prices[prices.symbol.isin(feats.symbol.unique()[:leak_symbols])], cut, int(horizon)) if cut else []
+    if leaks: raise AssertionError(f"look-ahead: perturbing rows after {cut} changed {leaks}; the features must use the past only")
+    return dict(feats=feats, market=market, horizon=int(horizon), cut=cut, seconds=seconds)
+
+def features_report(r: dict) -> None:
+    "The features stage's memo: summary, the leakage guard's verdict, a table of every feature, plots."
+    import matplotlib.pyplot as plt
+    from IPython.display import display, Markdown
+    feats, market = r['feats'], r['market']
+    display(Markdown(features_memo(feats, market, r['horizon'], r['seconds'])
+                     + f"\n\n**Leakage guard:** every row after {r['cut']} perturbed and the features recomputed: none at or before it changed."))
+    display(feats[FEATURES].describe().T[['count', 'mean', 'std', 'min', 'max']].round(4))
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3))
+    feats.ret_1.clip(-0.12, 0.12).hist(bins=80, ax=ax[0]); ax[0].set_title('1-session log return (adjusted)')
+    feats.groupby('date').target.mean().rolling(20).mean().plot(ax=ax[1], title='Share of up moves (20-session mean)')
+    market.pivot(index='date', columns='symbol', values='close').plot(ax=ax[2], logy=True, legend=market.symbol.nunique() <= 8, title='Derived indices (log scale)')
+    plt.tight_layout(); plt.show()

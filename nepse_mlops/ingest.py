@@ -8,7 +8,8 @@ __all__ = ['ALIASES', 'REQUIRED', 'NULL_TOKENS', 'DATE_FORMATS', 'FOLDER_TYPES',
            'map_columns', 'parse_numbers', 'parse_dates', 'instrument_type', 'mark_promoter_siblings',
            'symbol_from_path', 'read_raw_file', 'classify_table', 'parse_ratio', 'place_actions', 'merge_actions',
            'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover', 'read_any',
-           'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source', 'write_ingest', 'ingest_memo']
+           'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source', 'write_ingest', 'ingest_memo',
+           'IngestSettings', 'ingest_stage', 'ingest_report']
 
 # %% ../nbs/01_ingest.ipynb #c003
 import csv, io, re
@@ -481,3 +482,51 @@ def ingest_memo(res: IngestResult, source: dict, fingerprint: str, seconds: floa
             f"**quarantined at parse** {len(res.quarantine):,} · fingerprint `{fingerprint or 'n/a (synthetic)'}` · took {seconds:.1f}s\n\n"
             "```\n" + ingest_summary(res) + "\n```\n\n**Check next:** files not ingested (their reason above), the parse quarantine; "
             "the validate stage applies the NEPSE-aware rules.")
+
+# %% ../nbs/01_ingest.ipynb #d6d35776
+from dataclasses import dataclass as _dataclass
+
+@_dataclass
+class IngestSettings:
+    "What the ingest stage reads: the task's parameters (env.yaml's values), in one object."
+    data: str = 'synthetic'          # 'synthetic' or comma-separated real files/folders
+    sample: bool = False             # a 12-symbol synthetic market from 2023
+    synth_symbols: int = 40
+    synth_start: str = '2019-01-01'
+    synth_end: str = '2027-12-31'
+    synth_through: str = ''
+    synth_signal: float = 1.0
+    synth_change_at: str = ''
+    seed: int = 7
+    today: str = ''
+    data_fingerprint: str = ''
+
+    @classmethod
+    def from_params(cls, params: dict) -> 'IngestSettings':
+        from nepse_mlops.core import settings_kwargs
+        return cls(**settings_kwargs(cls, params))
+
+def ingest_stage(product: dict, s: IngestSettings) -> dict:
+    "The ingest stage: the source (synthetic or real) read into the canonical table, the parse quarantine and the manifest, written to `product`."
+    import time
+    from nepse_mlops.synthetic import synthetic_source
+    t0 = time.time()
+    out = Path(product['prices']).parent; out.mkdir(parents=True, exist_ok=True)
+    n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)
+    source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal), s.synth_change_at or None,
+                               s.synth_through or None, s.today or None) if s.data == 'synthetic' else real_source(s.data))
+    res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
+    write_ingest(res, source, product)
+    return dict(res=res, source=source, settings=s, seconds=time.time() - t0)
+
+def ingest_report(r: dict) -> None:
+    "The ingest stage's memo, a table per instrument type and the symbols per date; then stop if a named input failed."
+    import matplotlib.pyplot as plt
+    from IPython.display import display, Markdown
+    res = r['res']
+    display(Markdown(ingest_memo(res, r['source'], r['settings'].data_fingerprint, r['seconds'])))
+    if len(res.prices):
+        display(res.prices.groupby('instrument_type').agg(symbols=('symbol', 'nunique'), rows=('symbol', 'size'), first=('date', 'min'), last=('date', 'max')))
+        ax = res.prices.groupby('date').symbol.nunique().plot(figsize=(9, 3), title='Symbols with a row per date')
+        ax.set_xlabel(''); plt.show()
+    if res.errors: raise IngestError('\n'.join(res.errors))

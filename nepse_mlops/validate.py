@@ -6,7 +6,8 @@
 __all__ = ['RULES', 'CIRCUIT_LIMITS', 'PRICE_TOL', 'TURNOVER_KNOWN_FROM', 'PRICE_RULE_COLUMNS', 'SLACK', 'KEPT', 'BAD_TICK',
            'ACTION', 'REBASE', 'off_calendar', 'load_holidays', 'parse_limits', 'limits_in_force', 'Validation',
            'price_rule_masks', 'stale_mask', 'adjustment_factors', 'normalise_actions', 'validate_prices',
-           'passes_unchanged', 'report_html', 'write_validation', 'validation_memo']
+           'passes_unchanged', 'report_html', 'write_validation', 'validation_memo', 'ValidateSettings',
+           'validate_stage', 'validate_report']
 
 # %% ../nbs/02_validate.ipynb #c003
 from dataclasses import dataclass, field
@@ -381,3 +382,48 @@ def validation_memo(r: dict, digest: str, prev: dict | None, planted: dict, seco
             f"- **Snapshot** `{digest[:16]}` · took {seconds:.1f}s.\n- **What changed:** {changed}\n"
             "- **Check next:** the quarantine file (every rejected row with file, line, column and reason), the corporate actions "
             "detected in `adjustments.csv` (compare with announced book closures), and symbols flagged stale.")
+
+# %% ../nbs/02_validate.ipynb #4a11b777
+@dataclass
+class ValidateSettings:
+    "What the validate stage uses: the task's parameters (env.yaml's values), in one object."
+    circuit_limits: object = None    # None (CIRCUIT_LIMITS), a float, [[from, limit], ...], {from: limit} or a CSV
+    today: str = ''
+    validation_html: str = ''        # a copy of the HTML validation report for reports/
+    actions: str = ''                # the user's corporate actions (CSV)
+    holidays: str = ''               # NEPSE holidays (CSV)
+
+    @classmethod
+    def from_params(cls, params: dict) -> 'ValidateSettings':
+        from nepse_mlops.core import settings_kwargs
+        return cls(**settings_kwargs(cls, params))
+
+def validate_stage(upstream: dict, product: dict, s: ValidateSettings) -> dict:
+    "The validate stage: every rule applied to the ingested rows; kept rows, quarantine, adjustments, report and snapshot written to `product`."
+    import time
+    from nepse_mlops.core import frame_digest, write_json, read_json
+    from nepse_mlops.ingest import merge_actions   # the user's actions plus the source's own dividend/right tables
+    t0 = time.time()
+    prev = read_json(product['snapshot']) if Path(product['snapshot']).exists() else None
+    iq = pd.read_csv(upstream['ingest']['quarantine'], dtype={'date': str, 'raw': str, 'column': str})
+    acts = merge_actions(pd.read_csv(s.actions) if s.actions else None, pd.read_csv(upstream['ingest']['actions']))
+    v = validate_prices(pd.read_parquet(upstream['ingest']['prices']), iq, circuit_limits=s.circuit_limits, today=s.today or None,
+                        actions=acts, holidays=load_holidays(s.holidays) if s.holidays else None)
+    paths = write_validation(v, Path(product['prices']).parent, pd.read_csv(upstream['ingest']['manifest']))
+    if s.validation_html: Path(s.validation_html).write_text(paths['html'].read_text())
+    digest = frame_digest(v.prices[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover']])
+    write_json({'digest': digest, 'rows': len(v.prices), 'last_market_session': v.report['last_market_session']}, product['snapshot'])
+    return dict(v=v, paths=paths, digest=digest, previous=prev, planted=read_json(upstream['ingest']['planted']), seconds=time.time() - t0)
+
+def validate_report(r: dict) -> None:
+    "The validate stage's memo and rows per rule; then stop the build on a validation error."
+    import matplotlib.pyplot as plt
+    from IPython.display import display, Markdown
+    rep = r['v'].report
+    display(Markdown(validation_memo(rep, r['digest'], r['previous'], r['planted'], r['seconds'])))
+    tbl = pd.DataFrame(rep['rules'])[['rule', 'severity', 'rows', 'description']]
+    hit = tbl[tbl.rows > 0].set_index('rule')
+    display(hit)
+    if len(hit):
+        hit.rows.sort_values().plot.barh(figsize=(8, 3.5), logx=True, title='Rows per rule (log scale)'); plt.tight_layout(); plt.show()
+    if rep['errors']: raise RuntimeError(f"validation errors: {rep['errors']} — see {r['paths']['html']}")
