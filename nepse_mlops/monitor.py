@@ -264,6 +264,7 @@ class MonitorSettings:
     tracking_uri: str = ''
     model_name: str = 'nepse_direction'
     experiment: str = 'nepse_monitoring'
+    artifact_root: str = ''
     prediction_log: str = ''
     reference_sessions: int = 250
     current_sessions: int = 20
@@ -292,7 +293,7 @@ def _champion_context(features: pd.DataFrame, s: MonitorSettings) -> dict | None
     "The champion, its training window and the drift windows with its predicted probability; None without a champion."
     import tempfile, mlflow
     from nepse_mlops.core import setup_tracking, champion_version, load_estimator
-    setup_tracking(s.tracking_uri, s.experiment)
+    setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
     client = mlflow.MlflowClient()
     version = champion_version(client, s.model_name)
     if not version: return None

@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'sanity_checks', 'gate_decision', 'append_ledger', 'set_champion', 'rollback', 'promote',
-           'gate_rows', 'champion_on_gate', 'register_and_gate', 'record_reuse', 'register_memo']
+           'gate_rows', 'champion_on_gate', 'register_and_gate', 'record_reuse', 'register_memo', 'RegisterSettings',
+           'register_stage', 'register_report']
 
 # %% ../nbs/05_register.ipynb #c003
 import json, time
@@ -164,3 +165,50 @@ def register_memo(ev: dict) -> str:
     return (f"# Register: the gate's decision\n\nThis run's model: {what}. {now}\n\n" + '\n'.join(f"- {r}" for r in ev['reasons'])
             + "\n\n**Check next:** the reasons above; `nepse-mlops rollback` moves the champion back if a promoted model misbehaves; "
             "the ledger (`reports/registry_ledger.jsonl`) keeps every decision.")
+
+# %% ../nbs/05_register.ipynb #3f045a49
+from dataclasses import dataclass
+
+@dataclass
+class RegisterSettings:
+    "What the register stage uses: the task's parameters (env.yaml's values), in one object."
+    tracking_uri: str = ''
+    experiment: str = 'nepse_direction'
+    artifact_root: str = ''               # run artifacts (default: mlartifacts/ beside the SQLite store)   # the training experiment (the train stage's runs)
+    model_name: str = 'nepse_direction'
+    margin: float = 0.0                   # how much the new model must beat each rule and the champion by
+    ledger: str = ''                      # the JSON-lines registry ledger
+
+    @classmethod
+    def from_params(cls, params: dict) -> 'RegisterSettings':
+        from nepse_mlops.core import settings_kwargs
+        return cls(**settings_kwargs(cls, params))
+
+def register_stage(upstream: dict, product: dict, s: RegisterSettings) -> dict:
+    "The register stage: a reuse recorded, or the new model registered and gated; the decision written to `product`."
+    import mlflow
+    from nepse_mlops.core import read_json, write_json, setup_tracking
+    run = read_json(upstream['train']['run'])
+    setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
+    report = str(Path(product['nb']).with_suffix('.html'))
+    if run.get('reused'): ev = record_reuse(run, s.model_name, s.ledger, report)   # the train stage kept the champion: nothing to register
+    else:
+        mlflow.MlflowClient().log_artifact(run['run_id'], upstream['train']['nb_html'], 'report')   # the executed train report joins its run
+        ev = register_and_gate(run, pd.read_parquet(upstream['features']['features']), s.model_name, s.ledger, float(s.margin), notebook=report)
+    write_json(ev, product['decision'])
+    return dict(ev=ev, settings=s)
+
+def register_report(r: dict) -> None:
+    "The register stage's memo, the new model against every rule and the champion, and the ledger's last events."
+    from IPython.display import display, Markdown
+    ev, s = r['ev'], r['settings']
+    display(Markdown(register_memo(ev)))
+    if ev['new_metrics']:
+        m = ev['metric']; new_v = ev['new_metrics'][m]; wf = ev.get('evidence_diffs', {})
+        others = {**ev.get('rules', {}), **({f"champion v{ev['champion_metrics']['version']}": ev['champion_metrics']} if ev['champion_metrics'] else {})}
+        ci = lambda k, v: (f"{wf[k]['diff']:+.4f} [{wf[k]['ci'][0]:+.4f}, {wf[k]['ci'][1]:+.4f}]" if k in wf
+                           else f"{v['diff']:+.4f} [{v['diff_ci'][0]:+.4f}, {v['diff_ci'][1]:+.4f}] (gate window)" if 'diff' in v else '')
+        display(pd.DataFrame([{'candidate': k, f'gate-window {m}': round(v[m], 4), 'new minus it (gate window)': f"{new_v - v[m]:+.4f}",
+                               'new minus it, all windows [95%]': ci(k, v)} for k, v in others.items()]).set_index('candidate'))
+    display(Markdown("## The registry ledger (last 10 events)"))
+    display(pd.DataFrame(read_jsonl(s.ledger)).tail(10)[['time', 'event', 'version', 'previous_champion', 'decision']])

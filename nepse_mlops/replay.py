@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TIMELINE_COLUMNS', 'ReplaySettings', 'Champion', 'drift_reference', 'drift_now', 'realised_now', 'train_and_gate',
            'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline', 'replay_summary', 'replay_memo',
-           'timeline_plot', 'run_replay']
+           'timeline_plot', 'run_replay', 'ReplayTask', 'replay_stage', 'replay_report']
 
 # %% ../nbs/07a_replay.ipynb #85738b79
 import json, time
@@ -127,11 +127,12 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
 class ReplayRegistry:
     "Replayed model versions in MLflow under their own name (`<model>_replay`), tagged `replay=true` and `as_of`."
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None,
-                 fresh: bool = False):   # forget earlier replays' versions (a replay started afresh)
+                 fresh: bool = False,    # forget earlier replays' versions (a replay started afresh)
+                 experiment: str = ''):  # default: <model>_replay
         from nepse_mlops.core import setup_tracking
         import mlflow
         self.name = f"{model_name}_replay"
-        setup_tracking(tracking_uri, f"{model_name}_replay", artifact_root)
+        setup_tracking(tracking_uri, experiment or f"{model_name}_replay", artifact_root or None)
         self.client = mlflow.MlflowClient()
         if fresh and self.client.search_registered_models(f"name='{self.name}'"): self.client.delete_registered_model(self.name)
 
@@ -342,6 +343,56 @@ def run_replay(env: dict,                      # env.yaml's settings (with any -
     if not (first < s0 <= last): raise ValueError(f"--from {start} is outside the data ({first.date()} to {last.date()})")
     out = Path(out) if out else Path(env['products']) / 'replays' / f"{s0.date()}_{e0.date()}"
     if fresh and out.exists(): shutil.rmtree(out)
-    reg = ReplayRegistry(env['tracking_uri'], env['model_name']) if registry == 'mlflow' else LocalRegistry()
+    reg = (ReplayRegistry(env['tracking_uri'], env['model_name'], Path(env['products']) / 'mlartifacts', experiment=env.get('replay_experiment', ''))
+           if registry == 'mlflow' else LocalRegistry())
     s = ReplaySettings.from_env(dict(env.get('replay_policy') or {}, model_params=env['model_params']))
     return replay(features, s0, e0, s, out, reg), out
+
+# %% ../nbs/07a_replay.ipynb #fe8cfc6d
+@dataclass
+class ReplayTask:
+    "The replay stage's parameters (env.yaml's values): where models go, how many sessions, the model and the policy."
+    tracking_uri: str = ''
+    model_name: str = 'nepse_direction'
+    experiment: str = ''              # default: <model_name>_replay
+    artifact_root: str = ''
+    replay_sessions: int = 150        # the last this many sessions (0 skips the replay)
+    model_params: dict = field(default_factory=dict)
+    policy: dict = field(default_factory=dict)   # env.yaml's replay_policy
+
+    @classmethod
+    def from_params(cls, params: dict) -> 'ReplayTask':
+        from nepse_mlops.core import settings_kwargs
+        return cls(**settings_kwargs(cls, params))
+
+def replay_stage(upstream: dict, product: dict, task: ReplayTask) -> dict:
+    "The replay stage: the loop over the last `replay_sessions` sessions, from scratch; its products and summary."
+    import shutil
+    from nepse_mlops.core import read_json, read_jsonl, write_json
+    features = pd.read_parquet(upstream['features']['features'])
+    planted = read_json(upstream['ingest']['planted'])
+    out = Path(product['timeline']).parent
+    if out.exists(): shutil.rmtree(out)          # the features changed (this task re-runs only then): replay afresh
+    sessions = np.sort(features.date.unique())
+    n = min(int(task.replay_sessions or 0), len(sessions))
+    tl, led = pd.DataFrame(columns=['session', 'retrain', 'seconds']), []
+    if n:
+        s = ReplaySettings.from_env(dict(task.policy, model_params=task.model_params or ReplaySettings().model_params))
+        reg = ReplayRegistry(task.tracking_uri, task.model_name, task.artifact_root, fresh=True, experiment=task.experiment)
+        tl = replay(features, sessions[-n], settings=s, out=out, registry=reg)
+        led = read_jsonl(Path(out, 'ledger.jsonl'))
+    out.mkdir(parents=True, exist_ok=True)
+    for k in ['timeline', 'ledger', 'predictions']:
+        if not Path(product[k]).exists(): Path(product[k]).write_text('')
+    summary = replay_summary(tl, led, planted.get('change_at')) | {'planted': planted.get('description'), 'change_at': planted.get('change_at')}
+    write_json(summary, product['summary'])
+    return dict(tl=tl, ledger=led, summary=summary, n=n, out=out, change_at=planted.get('change_at'))
+
+def replay_report(r: dict) -> None:
+    "The replay stage's memo; then the timeline plot and every retrain with its reason and the gate's decision."
+    from IPython.display import display, Markdown
+    display(Markdown(replay_memo(r['summary'], r['n'])))
+    if r['n']:
+        display(timeline_plot(r['tl'], r['ledger'], r['change_at'], Path(r['out'], 'timeline.png')))
+        tl = r['tl']
+        display(tl[tl.retrain.astype(bool)][['session', 'champion', 'reasons', 'gate', 'gate_auc']].rename(columns={'reasons': 'why'}).set_index('session'))

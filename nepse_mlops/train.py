@@ -6,7 +6,7 @@
 __all__ = ['BASELINES', 'METRICS', 'walk_forward_splits', 'AlwaysUp', 'Majority', 'SignRule', 'make_candidates', 'fit_ready',
            'direction', 'serving_eligible', 'recency_weights', 'fit_weighted', 'score', 'pooled_score', 'walk_forward',
            'compare_all', 'bootstrap_all', 'intervals_vs', 'bootstrap_by_date', 'comparison_table', 'backtest',
-           'backtest_summary', 'NepseDirectionModel', 'fit_final', 'serving_example', 'log_training_run',
+           'backtest_summary', 'NepseDirectionModel', 'fit_final', 'serving_example', 'TrainingLog', 'log_training_run',
            'permutation_importance_table', 'known_answer', 'should_retrain', 'TrainSettings', 'train_stage',
            'train_report']
 
@@ -315,8 +315,21 @@ def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MA
     return request_rows(eq, market, [eq.groupby('symbol').size().idxmax()], n_rows)
 
 # %% ../nbs/04_train.ipynb #c022
-def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, pooled: dict, example: pd.DataFrame,
-                     snapshot_digest: str, train_frame: pd.DataFrame, artifacts: dict, workdir: str | Path) -> dict:
+from dataclasses import dataclass as _dataclass, field as _field
+
+@_dataclass
+class TrainingLog:
+    "What one training run logs beside its estimator: the settings, the walk-forward evidence, the data and the serving example."
+    meta: dict                    # what the served model needs: horizon, sectors, circuit limits
+    params: dict                  # the run's settings, logged as MLflow params (model_params flattened)
+    per_window: pd.DataFrame      # metrics per candidate and walk-forward window
+    pooled: dict                  # pooled and gate-window metrics
+    example: pd.DataFrame         # a REST request (`serving_example`): the logged input example and signature
+    snapshot_digest: str          # the validated data's digest
+    train_frame: pd.DataFrame     # the labelled rows (the first 1,000 logged as the run's dataset)
+    artifacts: dict = _field(default_factory=dict)   # name -> file to attach
+
+def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
     "Log one training run to the active MLflow experiment; return run id and model URI."
     import mlflow, joblib, sklearn
     from mlflow.models import infer_signature
@@ -325,28 +338,28 @@ def log_training_run(est, meta: dict, params: dict, per_window: pd.DataFrame, po
     workdir = Path(workdir); workdir.mkdir(parents=True, exist_ok=True)
     with mlflow.start_run() as run:
         rid = run.info.run_id
-        mlflow.log_params({k: v for k, v in params.items() if not isinstance(v, dict)} | {f"model_{k}": v for k, v in params.get('model_params', {}).items()})
-        mlflow.set_tags({'git_commit': git_commit(), 'package_version': nepse_mlops.__version__, 'data_digest': snapshot_digest})
-        for r in per_window.itertuples():
+        mlflow.log_params({k: v for k, v in t.params.items() if not isinstance(v, dict)} | {f"model_{k}": v for k, v in t.params.get('model_params', {}).items()})
+        mlflow.set_tags({'git_commit': git_commit(), 'package_version': nepse_mlops.__version__, 'data_digest': t.snapshot_digest})
+        for r in t.per_window.itertuples():
             for m in ['accuracy', 'balanced_accuracy', 'roc_auc', 'log_loss', 'brier']:
                 v = getattr(r, m)
                 if np.isfinite(v): mlflow.log_metric(f"{r.candidate}_{m}", float(v), step=int(r.window))
-        mlflow.log_metrics({k: float(v) for k, v in pooled.items() if isinstance(v, (int, float)) and np.isfinite(v)})
-        ds = mlflow.data.from_pandas(train_frame[['date', 'symbol', *FEATURES, 'target']].head(1000),
-                                     name=f"nepse_snapshot_{snapshot_digest[:12]}", targets='target')
+        mlflow.log_metrics({k: float(v) for k, v in t.pooled.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        ds = mlflow.data.from_pandas(t.train_frame[['date', 'symbol', *FEATURES, 'target']].head(1000),
+                                     name=f"nepse_snapshot_{t.snapshot_digest[:12]}", targets='target')
         mlflow.log_input(ds, context='training')
         joblib.dump(est, workdir / 'estimator.joblib')
-        (workdir / 'meta.json').write_text(json.dumps(meta | {'run_id': rid}))
+        (workdir / 'meta.json').write_text(json.dumps(t.meta | {'run_id': rid}))
         from nepse_mlops.train import NepseDirectionModel as Model   # by reference: the server runs the package's code
         model = Model()
-        model.est, model.meta = est, meta | {'run_id': rid}
-        sig = infer_signature(example, model.predict(None, example))
+        model.est, model.meta = est, t.meta | {'run_id': rid}
+        sig = infer_signature(t.example, model.predict(None, t.example))
         info = mlflow.pyfunc.log_model(name='model', python_model=Model(),
                                        artifacts={'estimator': str(workdir / 'estimator.joblib'), 'meta': str(workdir / 'meta.json')},
-                                       signature=sig, input_example=example,
+                                       signature=sig, input_example=t.example,
                                        pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
                                                          f"mlflow=={mlflow.__version__}", f"nepse_mlops=={nepse_mlops.__version__}"])
-        for name, path in artifacts.items():
+        for name, path in t.artifacts.items():
             if Path(path).exists(): mlflow.log_artifact(str(path))
     return dict(run_id=rid, model_uri=info.model_uri)
 
@@ -482,8 +495,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                       min_train_sessions=s.min_train_sessions, seed=s.seed, model_params=s.model_params, train_rows=n_train,
                       half_life=s.half_life or 0, train_end=str(gate_start.date()))
         meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits)}
-        run = log_training_run(est, meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
-                               {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']},
+        run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
+                                                {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}),
                                Path(product['run']).parent / 'model_work')
         record = dict(run, gate_start=str(gate_start.date()), gate_end=str(gate_end.date()), primary_metric='roc_auc',
                       gate_metrics={c: {m: float(gate.loc[c, m]) for m in M} for c in gate.index},
