@@ -106,6 +106,19 @@ def git_commit(root: str | Path | None = None) -> str:
     except (OSError, subprocess.SubprocessError): return 'unknown'
 
 # %% ../nbs/00_core.ipynb #c020
+from contextlib import contextmanager
+
+@contextmanager
+def _store_lock(tracking_uri: str):
+    "An exclusive lock beside a SQLite tracking store (nothing for a server store, which serialises its own writes)."
+    if not tracking_uri.startswith('sqlite:///'): yield; return
+    import fcntl
+    db = Path(tracking_uri.removeprefix('sqlite:///')); db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + '.lock'), 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def setup_tracking(tracking_uri: str,        # e.g. sqlite:////abs/path/mlflow.db
                    experiment: str,          # experiment name
                    artifact_root: str | Path | None = None, # run artifacts (default: `mlartifacts/` beside the SQLite file)
@@ -117,11 +130,12 @@ def setup_tracking(tracking_uri: str,        # e.g. sqlite:////abs/path/mlflow.d
         if not tracking_uri.startswith('sqlite:///'): raise ValueError(f"pass artifact_root for a non-SQLite store: {tracking_uri}")
         artifact_root = Path(tracking_uri.removeprefix('sqlite:///')).parent / 'mlartifacts'
     mlflow.set_tracking_uri(tracking_uri)
-    exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        Path(artifact_root).mkdir(parents=True, exist_ok=True)
-        exp_id = mlflow.create_experiment(experiment, artifact_location=Path(artifact_root).resolve().as_uri())
-    else: exp_id = exp.experiment_id
+    with _store_lock(tracking_uri):   # tasks run two at a time: one process creates the tables and the experiment, the other waits
+        exp = mlflow.get_experiment_by_name(experiment)
+        if exp is None:
+            Path(artifact_root).mkdir(parents=True, exist_ok=True)
+            exp_id = mlflow.create_experiment(experiment, artifact_location=Path(artifact_root).resolve().as_uri())
+        else: exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
