@@ -15,70 +15,56 @@ REAL = ROOT.parent / 'shared/data/nepse/Aabishkar2__nepse-data/data/company-wise
 QUIET = {'PLOOMBER_STATS_ENABLED': 'false', 'PLOOMBER_VERSION_CHECK_DISABLED': '1', 'MLFLOW_DISABLE_TELEMETRY': 'true'}
 
 # Runs in a child process so its peak RSS is its own: every stage of the DAG (ingest ... monitor, and the replay) called as
-# the plain functions the notebooks call, with the same settings and products, without Ploomber or papermill.
+# the notebooks' run sections call them (`<stage>_stage`), with the same settings and products, one after another,
+# without Ploomber, papermill or the reports' rendering.
 PLAIN = r"""
 import sys, time, json, resource
 from pathlib import Path
 t = {}
 t0 = time.time()
-import numpy as np, pandas as pd, mlflow
-from nepse_mlops.core import load_env, write_json, read_json, frame_digest, setup_tracking, champion_version, read_jsonl, stage_log
-from nepse_mlops.synthetic import synthetic_source, live_through
-from nepse_mlops.ingest import ingest_paths, real_source, write_ingest
-from nepse_mlops.validate import validate_prices, write_validation
-from nepse_mlops.features import build_features, market_index, FEATURES
+from nepse_mlops.core import load_env, stage_log
+from nepse_mlops.ingest import IngestSettings, ingest_stage
+from nepse_mlops.validate import ValidateSettings, validate_stage
+from nepse_mlops.features import features_stage
 from nepse_mlops.train import TrainSettings, train_stage
-from nepse_mlops.register import register_and_gate
-from nepse_mlops.predict import predict_next, update_log
+from nepse_mlops.register import RegisterSettings, register_stage
+from nepse_mlops.predict import PredictSettings, predict_stage
 from nepse_mlops.monitor import MonitorSettings, monitor_stage
-from nepse_mlops.replay import replay, ReplaySettings, ReplayRegistry, replay_summary
+from nepse_mlops.replay import ReplayTask, replay_stage
 root, data, w = sys.argv[1], sys.argv[2], Path(sys.argv[3]) / 'plain'
-w.mkdir(parents=True, exist_ok=True)
-env = load_env(root, {'products': str(w), 'tracking_uri': f'sqlite:///{w}/mlflow.db'})
+env = load_env(root, {'products': str(w), 'tracking_uri': f'sqlite:///{w}/mlflow.db'}) | {'data': data, 'artifact_root': str(w / 'mlartifacts')}
 P = lambda *a: str(w.joinpath(*a))
-for d in ['ingest', 'validate', 'features', 'train', 'register', 'predict', 'monitor', 'replay']: (w / d).mkdir(exist_ok=True)
+prod = {'ingest': {k: P('ingest', f) for k, f in [('prices', 'prices_raw.parquet'), ('quarantine', 'quarantine.csv'), ('manifest', 'manifest.csv'),
+                                                   ('actions', 'actions.csv'), ('truth', 'truth.parquet'), ('planted', 'planted.json')]},
+        'validate': {k: P('validate', f) for k, f in [('prices', 'prices.parquet'), ('quarantine', 'quarantine.csv'), ('adjustments', 'adjustments.csv'),
+                                                       ('report', 'report.json'), ('snapshot', 'snapshot.json')]},
+        'features': {'features': P('features', 'features.parquet'), 'market': P('features', 'market.parquet')},
+        'train': {k: P('train', f) for k, f in [('windows', 'windows.csv'), ('predictions', 'oos.parquet'), ('backtest', 'backtest.csv'), ('run', 'run.json'),
+                                                 ('nb_html', '04_train.html')]},
+        'register': {'nb': P('register', '05_register.ipynb'), 'decision': P('register', 'decision.json')},
+        'predict': {'predictions': P('predict', 'predictions.csv'), 'summary': P('predict', 'summary.json')},
+        'monitor': {k: P('monitor', f) for k, f in [('summary', 'summary.json'), ('drift_columns', 'drift_columns.csv'), ('performance', 'performance.csv'),
+                                                     ('retrain', 'retrain.json'), ('drift_sectors', 'drift_sectors.csv')]},
+        'replay': {k: P('replay', f) for k, f in [('timeline', 'timeline.csv'), ('ledger', 'ledger.jsonl'), ('predictions', 'predictions.parquet'), ('summary', 'summary.json')]}}
+for d in prod: (w / d).mkdir(parents=True, exist_ok=True)
+Path(prod['train']['nb_html']).write_text('<html></html>')   # the DAG attaches the executed train report to the run; here a stand-in
 t['imports'] = time.time() - t0; s = time.time()
-up = {'ingest': {k: P('ingest', f) for k, f in [('prices', 'prices_raw.parquet'), ('quarantine', 'quarantine.csv'), ('manifest', 'manifest.csv'),
-                                                  ('actions', 'actions.csv'), ('truth', 'truth.parquet'), ('planted', 'planted.json')]}}
+def lap(k):
+    global s
+    t[k] = time.time() - s; s = time.time()
 with stage_log(path=P('plain.log')):
-    src = (synthetic_source(w / 'ingest/raw', env['synth_symbols'], env['synth_start'], env['synth_end'], env['seed'], float(env['synth_signal']),
-                            env['synth_change_at'] or None, env['synth_through'] or None) if data == 'synthetic' else real_source(data))
-    res = ingest_paths(src['inputs'], cache_dir=w / 'ingest/cache'); write_ingest(res, src, up['ingest'])
-    t['ingest'] = time.time() - s; s = time.time()
-    v = validate_prices(res.prices, res.quarantine, circuit_limits=env['circuit_limits'])
-    write_validation(v, w / 'validate', res.manifest)
-    write_json({'digest': frame_digest(v.prices[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover']])}, P('validate', 'snapshot.json'))
-    up['validate'] = {'prices': P('validate', 'prices.parquet'), 'snapshot': P('validate', 'snapshot.json'), 'report': P('validate', 'report.json')}
-    t['validate'] = time.time() - s; s = time.time()
-    market = market_index(v.prices); f = build_features(v.prices, env['horizon'], market=market)
-    f.to_parquet(P('features', 'features.parquet')); market.to_parquet(P('features', 'market.parquet'))
-    up['features'] = {'features': P('features', 'features.parquet'), 'market': P('features', 'market.parquet')}
-    t['features'] = time.time() - s; s = time.time()
-    tprod = {k: P('train', n) for k, n in [('windows', 'windows.csv'), ('predictions', 'oos.parquet'), ('backtest', 'backtest.csv'), ('run', 'run.json')]}
-    r = train_stage(up, tprod, TrainSettings.from_params(dict(env, artifact_root=P('mlartifacts'))))
-    t['train'] = time.time() - s; s = time.time()
-    ev = register_and_gate(r['record'], f, env['model_name'], P('ledger.jsonl'), env['margin'])
-    write_json(ev, P('register', 'decision.json')); t['register'] = time.time() - s; s = time.time()
-    setup_tracking(env['tracking_uri'], 'nepse_direction'); ver = champion_version(mlflow.MlflowClient(), env['model_name'])
-    preds = pd.DataFrame()
-    if ver:
-        preds, left = predict_next(mlflow.pyfunc.load_model(f"models:/{env['model_name']}@champion"), v.prices, market, ver, env['active_within_days'])
-        update_log(P('prediction_log.parquet'), preds)
-    write_json({'champion': ver, 'n': len(preds)}, P('predict', 'summary.json')); t['predict'] = time.time() - s; s = time.time()
-    up |= {'predict': {'summary': P('predict', 'summary.json')}, 'register': {'decision': P('register', 'decision.json')}}
-    mprod = {k: P('monitor', n) for k, n in [('summary', 'summary.json'), ('drift_columns', 'drift_columns.csv'), ('performance', 'performance.csv'),
-                                             ('retrain', 'retrain.json'), ('drift_sectors', 'drift_sectors.csv')]}
-    monitor_stage(up, mprod, MonitorSettings.from_params(dict(env, prediction_log=P('prediction_log.parquet'), drift_html=P('drift.html'), alert_log=P('alerts.jsonl'))))
-    t['monitor'] = time.time() - s; s = time.time()
-    n = min(int(env['replay_sessions']), f.date.nunique())
-    if n:
-        sessions = np.sort(f.date.unique())
-        replay(f, sessions[-n], settings=ReplaySettings.from_env(dict(env['replay_policy'], model_params=env['model_params'])), out=w / 'replay',
-               registry=ReplayRegistry(env['tracking_uri'], env['model_name'], fresh=True), progress=False)
-    t['replay'] = time.time() - s
+    ingest_stage(prod['ingest'], IngestSettings.from_params(env)); lap('ingest')
+    validate_stage(prod, prod['validate'], ValidateSettings.from_params(env | {'validation_html': ''})); lap('validate')
+    f = features_stage(prod, prod['features'], env['horizon'])['feats']; lap('features')
+    r = train_stage(prod, prod['train'], TrainSettings.from_params(env | {'retrain_decision': P('monitor', 'retrain.json')})); lap('train')
+    register_stage(prod, prod['register'], RegisterSettings.from_params(env | {'ledger': P('ledger.jsonl')})); lap('register')
+    predict_stage(prod, prod['predict'], PredictSettings.from_params(env | {'prediction_log': P('prediction_log.parquet')})); lap('predict')
+    monitor_stage(prod, prod['monitor'], MonitorSettings.from_params(env | {'experiment': env['monitor_experiment'], 'prediction_log': P('prediction_log.parquet'),
+                                                                            'drift_html': P('drift.html'), 'alert_log': P('alerts.jsonl')})); lap('monitor')
+    replay_stage(prod, prod['replay'], ReplayTask.from_params(env | {'experiment': env['replay_experiment'], 'policy': env['replay_policy']})); lap('replay')
 t['total'] = time.time() - t0
 pooled = r['pooled']
-print(json.dumps({'seconds': t, 'rows': len(res.prices) + len(res.quarantine), 'labelled_rows': int(f.target.notna().sum()),
+print(json.dumps({'seconds': t, 'rows': int(json.load(open(prod['validate']['report']))['rows_in']), 'labelled_rows': int(f.target.notna().sum()),
                   'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   'pooled_auc': pooled['roc_auc'].round(4).to_dict(), 'pooled_accuracy': pooled['accuracy'].round(4).to_dict()}))
 """

@@ -66,12 +66,13 @@ def log(*msg, file=None):
     print(time.strftime('%H:%M:%S'), *msg, file=file or sys.stdout, flush=True)
 
 def _json_default(o):
-    import numpy as np, pandas as pd
-    if isinstance(o, (np.integer,)): return int(o)
-    if isinstance(o, (np.floating,)): return None if np.isnan(o) else float(o)
-    if isinstance(o, (pd.Timestamp,)): return o.isoformat()
     if isinstance(o, Path): return str(o)
-    if isinstance(o, np.ndarray): return o.tolist()
+    if isinstance(o, date): return o.isoformat()   # dates from YAML; datetime and pandas' Timestamp are dates too
+    np = sys.modules.get('numpy')                  # numpy values can only exist if numpy is loaded: never import it here
+    if np is not None:
+        if isinstance(o, np.integer): return int(o)
+        if isinstance(o, np.floating): return None if np.isnan(o) else float(o)
+        if isinstance(o, np.ndarray): return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 def _nan_to_none(o):
@@ -172,11 +173,15 @@ def last_session_before(day) -> date:
 
 # %% ../nbs/00_core.ipynb #ed65a139
 def append_jsonl(path: str | Path, rec: dict) -> dict:
-    "Append one JSON record as a line (creating the folder), flushed to disk; returns `rec`."
+    "Append one JSON record as a line (creating the folder), flushed to disk; a torn last line is ended first; returns `rec`."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(_nan_to_none(rec), default=_json_default) + '\n'
-    with open(path, 'a') as f:
-        f.write(line); f.flush(); os.fsync(f.fileno())
+    with open(path, 'a+b') as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():                      # a writer killed mid-line left a torn tail: end it, so this record stays whole
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b'\n': line = '\n' + line
+        f.write(line.encode()); f.flush(); os.fsync(f.fileno())
     return rec
 
 def read_jsonl(path: str | Path) -> list[dict]:
