@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 # notebook kernel would otherwise compile mlflow, evidently and sklearn from source again: their import 10.5 s -> 5.0 s.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help install run test test-loop nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
+.PHONY: help install run test test-loop test-ops nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ test: install ## nbdev_test over all notebooks, then pytest on two workers
 
 test-loop: install ## the loop over time on the known-answer market (slow replays; CI runs it after make test)
 	$(BIN)/pytest -q -m loop
+
+test-ops: install ## crash safety: real runs killed at each named kill point, then the next run (about 12 minutes; CI runs it)
+	$(BIN)/pytest -q -m ops
 
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
 	$(BIN)/nepse-mlops dashboard --port $(PORT)

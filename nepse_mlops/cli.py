@@ -72,7 +72,7 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     "Build the DAG with Ploomber, one run at a time; return at once when nothing changed; record every run in products/runs.jsonl."
     from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, inputs_stamp, up_to_date, save_stamp,
                                  with_retries, parse_task_summary)
-    from nepse_mlops.core import git_commit
+    from nepse_mlops.core import git_commit, kill_point
     env = load_env(root)
     settings = dict(settings or {})
     if data: settings['data'] = ','.join(str(Path(p).resolve()) for p in data.split(','))
@@ -84,6 +84,12 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     try: lock = run_lock(products, f"nepse-mlops run (run {run_id}, trigger {trigger})", wait); lock.__enter__()
     except RunBusy as e: print(f"error: {e}", file=sys.stderr); return EXIT_BUSY
     try:
+        current = products / '.run_current.json'
+        if current.exists():   # the previous run holding this lock never finished: it was killed; the ledger says so
+            try: record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id))
+            except ValueError: pass
+        write_json(dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data'))), current)
+        os.environ['NEPSE_MLOPS_RUN_PGID'] = str(os.getpgid(0))   # the tasks' processes know the run's process group (crash tests)
         given = dict(settings)
         settings = resolve_settings(env, settings)
         rec = dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')), data_digest=settings['data_fingerprint'],
@@ -105,10 +111,13 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
         status = dict(status='success' if rc == 0 else 'failed', started_at=started, finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                       seconds=round(time.time() - t0, 1), data=str(get('data')), exit_code=rc, run_id=run_id)
         write_json(status, products / 'run_status.json')
+        kill_point('run_recorded')
         record_run(products, rec | status | dict(tasks={k: v | ({} if v['ran'] else {'why': 'up to date'}) for k, v in tasks.items()},
                                                   attempts=attempts, champion_after=_champion_on_disk(products)))
         if rc == 0: save_stamp(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']), run_id)
-    finally: lock.__exit__(None, None, None)
+    finally:
+        (products / '.run_current.json').unlink(missing_ok=True)
+        lock.__exit__(None, None, None)
     if rc == 0:
         print(f"\nDone in {status['seconds']} s (run {run_id}; `nepse-mlops history` lists every run).\n  Reports (executed notebooks): {reports}/*.html\n"
               f"  Drift report: {reports}/drift_report.html\n  Dashboard snapshot: {reports}/dashboard.html\n"

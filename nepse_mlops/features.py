@@ -281,9 +281,11 @@ def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols
     t0 = time.time()
     prices = pd.read_parquet(upstream['validate']['prices'])
     market = market_index(prices)
-    market.to_parquet(product['market'], index=False)
+    from nepse_mlops.core import save_frame, kill_point   # atomic: a killed run leaves the old file or the new one
+    save_frame(market, product['market'])
+    kill_point('features_written')
     feats = build_features(prices, horizon=int(horizon), market=market)
-    feats.to_parquet(product['features'], index=False)
+    save_frame(feats, product['features'])
     seconds = time.time() - t0
     cut = str(feats.date.quantile(0.8).date()) if len(feats) else None
     leaks = check_no_lookahead(prices[prices.symbol.isin(feats.symbol.unique()[:leak_symbols])], cut, int(horizon)) if cut else []

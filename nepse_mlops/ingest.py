@@ -466,11 +466,13 @@ def real_source(data: str) -> dict:
 def write_ingest(res: IngestResult, source: dict, product: dict) -> None:
     "The ingest stage's products: raw prices, the parse quarantine, the manifest, the source's actions, the known answer."
     from nepse_mlops.core import write_json
-    res.prices.to_parquet(product['prices'], index=False)
-    res.quarantine.to_csv(product['quarantine'], index=False)
-    res.manifest.to_csv(product['manifest'], index=False)
-    res.actions.to_csv(product['actions'], index=False)
-    source['truth'].to_parquet(product['truth'], index=False); write_json(source['planted'], product['planted'])
+    from nepse_mlops.core import save_frame, kill_point   # atomic: a killed run leaves the old file or the new one
+    save_frame(res.prices, product['prices'])
+    kill_point('ingest_written')
+    save_frame(res.quarantine, product['quarantine'])
+    save_frame(res.manifest, product['manifest'])
+    save_frame(res.actions, product['actions'])
+    save_frame(source['truth'], product['truth']); write_json(source['planted'], product['planted'])
 
 def ingest_memo(res: IngestResult, source: dict, fingerprint: str, seconds: float) -> str:
     "The ingest report's opening summary: which data, every file accounted for, rows read and quarantined, what to check next."

@@ -13,7 +13,7 @@ import json, urllib.request
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import log, append_jsonl
+from .core import log, append_jsonl, save_frame, kill_point
 from .features import FEATURES
 
 # %% ../nbs/07_monitor.ipynb #c006
@@ -364,7 +364,7 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
     else:
         Path(s.drift_html).write_text('<html><body><h1>No drift report: there is no champion model yet</h1><p>Drift is measured against '
                                       "the champion's training window; the register stage has not promoted a model (see its report).</p></body></html>")
-    drift_cols.to_csv(product['drift_columns'], index=False); sec_table.to_csv(product['drift_sectors'], index=False)
+    save_frame(drift_cols, product['drift_columns']); save_frame(sec_table, product['drift_sectors'])
     sectors_drifted = sec_table.loc[sec_table.dataset_drift.astype(bool), 'sector'].tolist()
     plog = pd.read_parquet(s.prediction_log) if s.prediction_log and Path(s.prediction_log).exists() else pd.DataFrame()
     settled, daily = realised_performance(plog, features)
@@ -383,6 +383,7 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
                        for r in sec_table[sec_table.dataset_drift.astype(bool)].itertuples()]
     alerts = raise_alerts(alert_payload(decision, s.model_name, ch and ch['version'], drift, sectors_drifted),
                           decision['breaches'] + sector_breaches, s.alert_log or None, s.alert_webhook)
+    kill_point('monitor_alerts')
     summary |= dict(drift=drift, retrain=decision, drift_html=str(s.drift_html), settled_predictions=len(settled), new_sessions=ch and ch['new_sessions'],
                     drift_config=dict(drift_method=s.drift_method, drift_threshold=s.drift_threshold, drift_quantile=quantile,
                                       reference_sessions=s.reference_sessions, current_sessions=s.current_sessions, gap_sessions=ch['gap'] if ch else 0),
@@ -390,7 +391,7 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
                     alerts=dict(log=str(s.alert_log), breaches=len(alerts) - 1, webhook=bool(s.alert_webhook),
                                 delivered=alerts[-1].get('webhook', {}).get('delivered')),
                     seconds=round(time.time() - t0, 1))
-    daily.to_csv(product['performance'], index=False)
+    save_frame(daily, product['performance'])
     write_json(decision | {'decided_at': summary['generated_at']}, product['retrain'])
     write_json(summary, product['summary'])
     with mlflow.start_run(run_name=f"monitor {summary['generated_at']}"):

@@ -115,7 +115,7 @@ def parse_task_summary(output: str) -> dict:
 
 # %% ../nbs/09b_ops.ipynb #1fd56ba4
 STAMP = '.noop_stamp.json'
-OWN_FILES = {RUNS, STAMP, '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json', 'schedule.log'}   # written around runs, not by them
+OWN_FILES = {RUNS, STAMP, '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json', 'schedule.log', '.run_current.json'}   # written around runs, not by them
 
 def inputs_stamp(root: str | Path, products: str | Path, reports: str | Path, settings: dict, data_digest: str) -> str:
     "A digest of everything that decides whether any task is outdated (see above)."

@@ -7,10 +7,11 @@ __all__ = ['PREDICTION_COLUMNS', 'serving_rows', 'update_log', 'model_horizon', 
            'predict_stage', 'predict_report']
 
 # %% ../nbs/06_predict.ipynb #c003
+import os
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import log
+from .core import log, save_frame
 from .features import MAX_LOOKBACK, MARKET, SECTOR_PREFIX, request_rows
 from .core import next_session   # the trading calendar lives in core
 
@@ -32,7 +33,11 @@ def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
     key = ['feature_date', 'symbol']
     old = old[~old.set_index(key).index.isin(preds.set_index(key).index)] if len(old) else old
     new = pd.concat([old, preds], ignore_index=True).sort_values(key).reset_index(drop=True)
-    p.parent.mkdir(parents=True, exist_ok=True); new.to_parquet(p, index=False)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    from nepse_mlops.core import kill_point
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp"); new.to_parquet(tmp, index=False)
+    kill_point('predict_log')
+    os.replace(tmp, p)   # atomic: the log is the old one or the new one, never half of one
     return new
 
 # %% ../nbs/06_predict.ipynb #c011
@@ -102,7 +107,7 @@ def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
     if version:
         preds, left_out = predict_next(mlflow.pyfunc.load_model(f"models:/{s.model_name}@champion"), prices, market, version, int(s.active_within_days))
         if s.prediction_log: update_log(s.prediction_log, preds)
-    preds.to_csv(product['predictions'], index=False)
+    save_frame(preds, product['predictions'])
     summary = {'champion': version, 'n': len(preds), 'left_out': left_out, 'seconds': round(time.time() - t0, 2),
                'prediction_for': preds.prediction_for.iat[0] if len(preds) else None}
     write_json(summary, product['summary'])

@@ -12,7 +12,7 @@ import json, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import log, git_commit, append_jsonl, read_jsonl, champion_version, load_estimator
+from .core import log, git_commit, append_jsonl, read_jsonl, champion_version, load_estimator, kill_point
 from .features import FEATURES
 from .train import score, compare_all, serving_eligible
 
@@ -78,6 +78,7 @@ def set_champion(client, name: str, version: str, ledger: str | Path, event: str
     "Point `champion` at `version`, remember the history, and record the event in the ledger."
     prev = champion_version(client, name)
     client.set_registered_model_alias(name, 'champion', str(version))
+    kill_point('register_alias')
     hist = _history(client, name)
     if event != 'rollback': hist.append(str(version))
     client.set_registered_model_tag(name, 'champion_history', json.dumps(hist))
@@ -117,6 +118,28 @@ def champion_on_gate(p_new: np.ndarray, p_champ: np.ndarray, rows: pd.DataFrame,
     return {k: v['value'] for k, v in c['candidates']['champion'].items()} | {
         'diffs': {k: v for k, v in d.items()}, 'diff': d['roc_auc']['diff'], 'diff_ci': d['roc_auc']['ci']}
 
+def _gated_version(client, name: str, run_id: str):
+    "The version registered from `run_id` whose gate decision was recorded (a re-run after a kill), or None."
+    try: found = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    except Exception: return None
+    done = [v for v in found if v.tags.get('gate_decision')]
+    return max(done, key=lambda v: int(v.version)) if done else None
+
+def _finish_gated(client, name: str, mv, ledger) -> dict:
+    "Finish what a killed run left: the alias where the gate said, and the ledger event it did not append."
+    v, decision = str(mv.version), mv.tags['gate_decision']
+    logged = [e for e in read_jsonl(ledger) if str(e.get('version')) == v and e.get('event') in ('promoted', 'refused')]
+    if decision == 'promoted' and champion_version(client, name) != v and not logged:
+        return set_champion(client, name, v, ledger, 'promoted', run_id=mv.run_id, decision='promoted', reasons=[mv.tags.get('gate_reasons', '')],
+                            resumed=True) | {'champion': v, 'new_metrics': {}, 'champion_metrics': None}
+    hist = _history(client, name)   # the champion before this version, from the registry's own history
+    prev = hist[hist.index(v) - 1] if v in hist and hist.index(v) > 0 else None
+    ev = logged[-1] if logged else append_ledger(ledger, dict(event='promoted' if decision == 'promoted' else 'refused', model=name, version=v,
+                                                            previous_champion=prev, run_id=mv.run_id, decision=decision,
+                                                            reasons=[mv.tags.get('gate_reasons', '')], resumed=True))
+    log(f"register: version {v} was already gated ({decision}) by a run that was killed; its decision stands")
+    return ev | {'champion': champion_version(client, name), 'new_metrics': {}, 'champion_metrics': None}
+
 def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger: str | Path,
                       margin: float = 0.0, notebook: str = '', n_boot: int = 200, seed: int = 0) -> dict:
     "Register the run's model as `challenger`, decide on it, and promote it if it earned it."
@@ -134,7 +157,10 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
         champ = champion_on_gate(p_new, p_c, rows, n_boot, seed) | {'version': champ_v}
     rules = {k: v for k, v in run['gate_metrics'].items() if k != 'model'}
     d = gate_decision(new, rules, run.get('evidence'), champ, run['primary_metric'], margin, sanity_checks(p_new))
+    done = _gated_version(client, model_name, run['run_id'])
+    if done: return _finish_gated(client, model_name, done, ledger)   # a killed run already registered and gated this run's model
     version = str(mlflow.register_model(run['model_uri'], model_name).version)
+    kill_point('register_version')
     client.set_registered_model_alias(model_name, 'challenger', version)
     details = dict(run_id=run['run_id'], data_digest=run['data_digest'], git_commit=git_commit(), notebook=notebook,
                    gate_window=[run['gate_start'], run['gate_end']], gate_rows=len(rows), decision=d['decision'],
@@ -211,4 +237,4 @@ def register_report(r: dict) -> None:
         display(pd.DataFrame([{'candidate': k, f'gate-window {m}': round(v[m], 4), 'new minus it (gate window)': f"{new_v - v[m]:+.4f}",
                                'new minus it, all windows [95%]': ci(k, v)} for k, v in others.items()]).set_index('candidate'))
     display(Markdown("## The registry ledger (last 10 events)"))
-    display(pd.DataFrame(read_jsonl(s.ledger)).tail(10)[['time', 'event', 'version', 'previous_champion', 'decision']])
+    display(pd.DataFrame(read_jsonl(s.ledger)).tail(10).reindex(columns=['time', 'event', 'version', 'previous_champion', 'decision']))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
-from .core import log, write_json, read_json, append_jsonl, read_jsonl
+from .core import log, write_json, read_json, append_jsonl, read_jsonl, kill_point
 from .features import FEATURES
 from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
 from .register import gate_decision, sanity_checks, champion_on_gate
@@ -196,6 +196,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
                                                     if l.strip().endswith('}') and pd.Timestamp(json.loads(l)['as_of']) <= done))
     t_start = time.time()
     for i, t in enumerate(pd.DatetimeIndex(todo)):
+        if i == len(todo) // 2: kill_point('replay_session')   # crash tests: a run killed mid-replay
         t0 = time.time()
         known = feats[feats.date <= t]
         row = dict(session=t.date(), champion=champ.version if champ else None)

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.linear_model import LogisticRegression
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
-from .core import log, sector_of
+from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows
 
 # %% ../nbs/04_train.ipynb #c006
@@ -249,7 +249,7 @@ def backtest(preds: pd.DataFrame, cost_one_way: float = 0.004, limits=None) -> p
     out = {name: _book(sel, buyable, ret, lag, hold, cost_one_way) for name, (lag, hold) in runs.items()}
     bh = _book(listed, buyable | listed, ret, 0, 1, cost_one_way)       # every listed symbol, equal weight
     return pd.DataFrame({**{f'signal_{k}': v.net for k, v in out.items()}, 'buy_hold': bh.net,
-                         **{f'gross_{k}': v.gross for k, v in out.items()},
+                         **{f'gross_{k}': v.gross for k, v in out.items()}, 'gross_buy_hold': bh.gross,
                          'longs': out['t2_hold'].held, 'limit_up_skipped': out['same_close'].skipped})
 
 def backtest_summary(bt: pd.DataFrame) -> pd.DataFrame:
@@ -259,7 +259,7 @@ def backtest_summary(bt: pd.DataFrame) -> pd.DataFrame:
              'signal_t2_hold': 'buy at the next close, hold 2 sessions so the shares settle (T+2): executable',
              'buy_hold': 'every eligible symbol, equal weight'}
     rows = [{'book': k, 'what': v, 'net return': float(np.prod(1 + bt[k]) - 1),
-             'gross return': float(np.prod(1 + bt[f"gross_{k.removeprefix('signal_')}"]) - 1) if k != 'buy_hold' else np.nan,
+             'gross return': float(np.prod(1 + bt[f"gross_{k.removeprefix('signal_')}"]) - 1),
              'mean daily net (bp)': float(bt[k].mean() * 1e4),
              'daily t-stat': float(bt[k].mean() / bt[k].std(ddof=1) * np.sqrt(len(bt))) if bt[k].std(ddof=1) > 0 else np.nan}
             for k, v in books.items()]
@@ -478,7 +478,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         log(f"train: {len(data):,} labelled rows, {data.symbol.nunique()} symbols")
         per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
                                          s.min_train_sessions, s.seed, s.half_life)
-        per_window.to_csv(product['windows'], index=False); preds.to_parquet(product['predictions'], index=False)
+        save_frame(per_window, product['windows']); save_frame(preds, product['predictions'])
     else:
         per_window = pd.read_csv(product['windows'], parse_dates=['train_end', 'test_start', 'test_end'])
         preds = pd.read_parquet(product['predictions'])
@@ -508,6 +508,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
                                                 {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}),
                                Path(product['run']).parent / 'model_work')
+        kill_point('train_logged')
         record = dict(run, gate_start=str(gate_start.date()), gate_end=str(gate_end.date()), primary_metric='roc_auc',
                       gate_metrics={c: {m: float(gate.loc[c, m]) for m in M} for c in gate.index},
                       pooled=pooled_tbl.round(6).to_dict('index'), evidence=evidence, intervals=intervals_vs(evidence, best), best_baseline=best,

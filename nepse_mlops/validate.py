@@ -360,9 +360,11 @@ def write_validation(v: Validation, out: str | Path, manifest: pd.DataFrame | No
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     paths = dict(prices=out / 'prices.parquet', quarantine=out / 'quarantine.csv', adjustments=out / 'adjustments.csv',
                  report=out / 'report.json', html=out / 'report.html')
-    v.prices.to_parquet(paths['prices'], index=False)
-    v.quarantine.to_csv(paths['quarantine'], index=False)
-    v.adjustments.to_csv(paths['adjustments'], index=False)
+    from nepse_mlops.core import save_frame, kill_point   # atomic: a killed run leaves the old file or the new one
+    save_frame(v.prices, paths['prices'])
+    kill_point('validate_written')
+    save_frame(v.quarantine, paths['quarantine'])
+    save_frame(v.adjustments, paths['adjustments'])
     rep = dict(v.report)
     if manifest is not None: rep['inputs'] = manifest[['file', 'sha256', 'bytes', 'status', 'reason']].to_dict('records')
     write_json(rep, paths['report'])
