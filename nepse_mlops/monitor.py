@@ -9,7 +9,7 @@ __all__ = ['SECTOR_COLUMNS', 'drift_windows', 'normed_wasserstein', 'DriftCalibr
            'monitor_report']
 
 # %% ../nbs/07_monitor.ipynb #c003
-import json, urllib.request
+import json, time, urllib.request
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -241,10 +241,7 @@ def alert_payload(decision: dict, model_name: str, champion_version: str | None,
                 drift_share=drift.get('drift_share'), drifted_columns=drift.get('drifted_columns'),
                 sectors_drifted=list(sectors_drifted or []))
 
-def send_alert(url: str, payload: dict, timeout: float = 5) -> dict:
-    "POST `payload` as JSON to `url`; never raises: {delivered, status, error}."
-    if not str(url).lower().startswith(('http://', 'https://')):
-        return dict(delivered=False, status=None, error='the webhook URL must start with http:// or https://')
+def _post(url: str, payload: dict, timeout: float) -> dict:
     req = urllib.request.Request(url, data=json.dumps(payload, default=str).encode(), method='POST',
                                  headers={'Content-Type': 'application/json'})
     try:
@@ -253,6 +250,18 @@ def send_alert(url: str, payload: dict, timeout: float = 5) -> dict:
         why = str(getattr(e, 'reason', e)).replace(url, '<webhook>')   # the URL often carries a token: never logged
         return dict(delivered=False, status=getattr(e, 'code', None), error=f"{type(e).__name__}: {why}")
 
+def send_alert(url: str, payload: dict, timeout: float = 5,
+               retries: int = 2,       # a time-out, a refused connection or a 5xx is tried again this many times
+               pause: float = 0.5,     # seconds before the first retry (doubling)
+              ) -> dict:
+    "POST `payload` as JSON to `url`; never raises: {delivered, status, error, attempts}."
+    if not str(url).lower().startswith(('http://', 'https://')):
+        return dict(delivered=False, status=None, error='the webhook URL must start with http:// or https://', attempts=0)
+    for k in range(retries + 1):
+        r = _post(url, payload, timeout)
+        transient = not r['delivered'] and (r['status'] is None or r['status'] >= 500)
+        if not transient or k == retries: return r | {'attempts': k + 1}
+        time.sleep(pause * 2 ** k)
 
 def raise_alerts(payload: dict, breaches: list[dict], alert_log: str | Path | None = None,
                  webhook: str = '', timeout: float = 5) -> list[dict]:
