@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['QUIET', 'BUILD_ENV', 'resolve_settings', 'noop_verdict', 'run_pipeline', 'check_data', 'status', 'why_outdated',
-           'serve_command', 'dashboard_command', 'build_parser', 'replay_command', 'main']
+           'dashboard_command', 'build_parser', 'replay_command', 'main']
 
 # %% ../nbs/09_cli.ipynb #c002
 import argparse, hashlib, json, os, subprocess, sys, time
@@ -233,11 +233,6 @@ def why_outdated(root: Path, settings: dict) -> list[dict]:
     if r.returncode: raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'ploomber failed')
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-def serve_command(env: dict, host: str, port: int) -> list[str]:
-    "The MLflow scoring-server command for the champion."
-    return [str(Path(sys.executable).parent / 'mlflow'), 'models', 'serve', '-m', f"models:/{env['model_name']}@champion",
-            '--env-manager', 'local', '--host', host, '--port', str(port)]
-
 def dashboard_command(root: Path, host: str, port: int) -> list[str]:
     "The Voila command that serves only the dashboard notebook, with a preheated kernel waiting for the next visitor."
     # preheat: a kernel runs the notebook's imports before anyone asks and reads the products only when a request
@@ -272,8 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument('--actions', help='CSV of known corporate actions: symbol,date and factor or bonus_pct,right_ratio[,right_price] (overrides detection)')
     i.add_argument('--today', help='pin today for the freshness check (YYYY-MM-DD)')
     i.add_argument('--holidays', help='CSV of NEPSE holidays (Date[,HolidayName]): sessions on them are flagged')
-    s = sub.add_parser('serve', help='serve the champion model over REST (MLflow scoring server)')
-    s.add_argument('--host', default='127.0.0.1'); s.add_argument('--port', type=int, default=5001)
+    s = sub.add_parser('serve', help='serve the champion over REST: /invocations (MLflow scoring app), /metrics (Prometheus), a request log',
+                       description="Serve models:/<model_name>@champion. POST /invocations takes raw OHLCV rows as `mlflow models serve` does; "
+                                   "GET /metrics is Prometheus' text format; each answer is appended to the request log, which monitoring reads. "
+                                   "When the champion alias moves (a promotion or rollback), the new version is swapped in without a restart.")
+    s.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1: this machine only)')
+    s.add_argument('--port', type=int, default=5001)
+    s.add_argument('--request-log', metavar='PATH', help="JSON lines of every REST prediction (default: <products>/serving/requests.jsonl; 'off' for none)")
+    s.add_argument('--watch-every', type=float, default=30.0, metavar='SECONDS', help='how often to check the champion alias (0: never; default 30)')
+    s.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. tracking_uri=... (repeatable)')
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
     d.add_argument('--host', default='127.0.0.1'); d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
@@ -365,9 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e: print(f"error: {e}", file=sys.stderr); return 1
         print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
     if args.command == 'serve':
-        print(f"serving models:/{env['model_name']}@champion on http://{args.host}:{args.port}/invocations (Ctrl-C stops)")
-        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"   # the scoring server execs uvicorn by name
-        return subprocess.call(serve_command(env, args.host, args.port), env=os.environ | {'MLFLOW_TRACKING_URI': env['tracking_uri'], 'PATH': path})
+        from nepse_mlops.serving import serve
+        env = env | _parse_set(args.set)
+        log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
+        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every)
     if args.command == 'dashboard':
         print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
         return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX',
-           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw', 'request_rows',
-           'features_memo', 'features_stage', 'features_report']
+           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw',
+           'feature_arrays_from_raw', 'request_rows', 'features_memo', 'features_stage', 'features_report']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -130,6 +130,10 @@ def build_features(prices: pd.DataFrame,    # validated prices: date, symbol, (a
 
 def _features(p: dict[str, np.ndarray], horizon: int, levels: dict) -> pd.DataFrame:
     "`build_features` on arrays already sorted by symbol and date, with index log levels from `_levels`."
+    return pd.DataFrame(_feature_arrays(p, horizon, levels))
+
+def _feature_arrays(p: dict[str, np.ndarray], horizon: int, levels: dict) -> dict[str, np.ndarray]:
+    "`_features` as a dict of arrays (what a REST request needs, without building a DataFrame)."
     sym = p['symbol']; dates = p['date']
     pos, rem = _blocks(sym)
     lag = lambda x, k: _lag(x, k, pos, rem)
@@ -173,7 +177,7 @@ def _features(p: dict[str, np.ndarray], horizon: int, levels: dict) -> pd.DataFr
     f['fwd_ret'] = ahead - lc   # realised log return over the horizon, for backtests and monitoring
     for k, v in f.items():
         if v.dtype.kind == 'f': v[np.isinf(v)] = np.nan
-    return pd.DataFrame(f)
+    return f
 
 # %% ../nbs/03_features.ipynb #c012
 def check_no_lookahead(prices: pd.DataFrame, cut: str, horizon: int = 1, seed: int = 0) -> list[str]:
@@ -200,6 +204,10 @@ def _numbers(x, name: str) -> np.ndarray:
         except (TypeError, ValueError) as e: raise ValueError(f"column {name!r}: {e}") from None
 
 def _dates(x) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.kind in 'OU' and all(isinstance(s, str) and len(s) == 10 and s[4] == s[7] == '-' for s in a.tolist()):
+        try: return a.astype('datetime64[D]').astype('datetime64[ns]')   # 'YYYY-MM-DD', what clients send: 20x faster
+        except ValueError: pass                                            # e.g. a month 13: pandas says which
     try: return pd.to_datetime(x, format='ISO8601').to_numpy('datetime64[ns]')
     except (TypeError, ValueError):
         try: return pd.to_datetime(x, format='mixed').to_numpy('datetime64[ns]')
@@ -212,6 +220,11 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
                       require_market: bool = True,   # index levels must cover every date sent
                      ) -> pd.DataFrame:
     "Features from raw OHLCV rows and index rows (symbol NEPSE / SECTOR:<sector>, close = level), validated like training."
+    return pd.DataFrame(feature_arrays_from_raw(rows, horizon, sectors, circuit_limits, require_market))
+
+def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict | None = None, circuit_limits=None,
+                            require_market: bool = True) -> dict[str, np.ndarray]:
+    "`features_from_raw` as a dict of arrays sorted by symbol and date: the REST path, where a DataFrame of every row costs more than the model."
     missing = [c for c in ['date', 'symbol', 'close'] if c not in rows]
     if missing: raise ValueError(f"missing columns {missing}; send date, symbol, open, high, low, close, volume")
     n = len(rows)
@@ -241,10 +254,10 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
     o = _order(eq['symbol'], eq['date'])
     eq = {k: v[o] for k, v in eq.items()}
     levels = _levels(idx_sym, idx_date, idx_close)
-    if passes_unchanged(eq, circuit_limits): return _features(eq, horizon, levels)
+    if passes_unchanged(eq, circuit_limits): return _feature_arrays(eq, horizon, levels)
     frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq['symbol'])) + 1)
     v = validate_prices(frame, circuit_limits=circuit_limits, today=str(frame.date.max().date())).prices
-    return _features(_arrays(v), horizon, levels)
+    return _feature_arrays(_arrays(v), horizon, levels)
 
 # %% ../nbs/03_features.ipynb #4ca8c55e
 def request_rows(prices: pd.DataFrame,        # validated prices (raw columns are used: what a client has)

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['SECTOR_COLUMNS', 'drift_windows', 'normed_wasserstein', 'DriftCalibration', 'calibrate_drift_thresholds',
            'build_drift_report', 'wasserstein_drift', 'sector_drift', 'realised_performance', 'RetrainPolicy',
-           'retrain_decision', 'alert_payload', 'send_alert', 'raise_alerts', 'MonitorSettings', 'monitor_stage',
-           'monitor_report']
+           'retrain_decision', 'alert_payload', 'send_alert', 'raise_alerts', 'serving_summary', 'MonitorSettings',
+           'monitor_stage', 'monitor_report']
 
 # %% ../nbs/07_monitor.ipynb #c003
 import json, time, urllib.request
@@ -280,6 +280,24 @@ def raise_alerts(payload: dict, breaches: list[dict], alert_log: str | Path | No
         for r in records: append_jsonl(alert_log, r)
     return records
 
+# %% ../nbs/07_monitor.ipynb #7f856788
+def serving_summary(requests: pd.DataFrame,            # `serving.read_request_log`: time, symbol, date, model_version, prob_up
+                    plog: pd.DataFrame,                # the batch prediction log
+                    tolerance: float = 1e-6) -> dict:
+    "REST answers by day and version, and their agreement with the batch predictions for the same symbol, feature date and version."
+    if not len(requests): return dict(requests=0)
+    day = requests.time.dt.strftime('%Y-%m-%d')
+    out = dict(requests=int(len(requests)), symbols=int(requests.symbol.nunique()), first=str(requests.time.min()), last=str(requests.time.max()),
+               by_version={str(k): int(v) for k, v in requests.model_version.value_counts().sort_index().items()},
+               by_day={k: int(v) for k, v in day.value_counts().sort_index().tail(10).items()})
+    if len(plog):
+        b = plog.assign(model_version=plog.model_version.astype(str))[['symbol', 'feature_date', 'model_version', 'prob_up']]
+        m = requests.merge(b, left_on=['symbol', 'date', 'model_version'], right_on=['symbol', 'feature_date', 'model_version'], suffixes=('', '_batch'))
+        gap = (m.prob_up - m.prob_up_batch).abs()
+        out |= dict(matched_batch=int(len(m)), max_abs_gap=float(gap.max()) if len(m) else None, disagreeing=int((gap > tolerance).sum()),
+                    disagreeing_symbols=sorted(m.symbol[gap > tolerance].unique().tolist())[:10])
+    return out
+
 # %% ../nbs/07_monitor.ipynb #e7b498c6
 from dataclasses import dataclass, fields
 
@@ -291,6 +309,7 @@ class MonitorSettings:
     experiment: str = 'nepse_monitoring'
     artifact_root: str = ''
     prediction_log: str = ''
+    request_log: str = ''
     reference_sessions: int = 250
     current_sessions: int = 20
     drift_method: str = 'wasserstein'
@@ -377,6 +396,8 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
     sectors_drifted = sec_table.loc[sec_table.dataset_drift.astype(bool), 'sector'].tolist()
     plog = pd.read_parquet(s.prediction_log) if s.prediction_log and Path(s.prediction_log).exists() else pd.DataFrame()
     settled, daily = realised_performance(plog, features)
+    from nepse_mlops.serving import read_request_log
+    rest = serving_summary(read_request_log(s.request_log) if s.request_log else read_request_log(None), plog)
     if ch:
         mine = settled[settled.model_version.astype(str) == str(ch['version'])] if len(settled) else settled   # judge the champion, not its predecessors
         model = dict(trained_on=ch['train_end'], created=ch['created'].isoformat(), new_sessions=ch['new_sessions'])
@@ -397,6 +418,7 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
                     drift_config=dict(drift_method=s.drift_method, drift_threshold=s.drift_threshold, drift_quantile=quantile,
                                       reference_sessions=s.reference_sessions, current_sessions=s.current_sessions, gap_sessions=ch['gap'] if ch else 0),
                     sectors=dict(known=int(len(sectors)), checked=len(sec_table), drifted=sectors_drifted, skipped=sec_skipped.sector.tolist()),
+                    rest=rest,
                     alerts=dict(log=str(s.alert_log), breaches=len(alerts) - 1, webhook=bool(s.alert_webhook),
                                 delivered=alerts[-1].get('webhook', {}).get('delivered')),
                     seconds=round(time.time() - t0, 1))
@@ -411,7 +433,7 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
                            | ({'new_sessions': ch['new_sessions']} if ch else {}))
         if ch: mlflow.set_tag('champion_version', ch['version'])
     return dict(summary=summary, previous=prev, champion=ch, features=features, sectors=sectors, drift=drift, drift_cols=drift_cols, calib=calib,
-                sec_table=sec_table, sec_detail=sec_detail, sec_skipped=sec_skipped, sectors_drifted=sectors_drifted, settled=settled, daily=daily,
+                sec_table=sec_table, sec_detail=sec_detail, sec_skipped=sec_skipped, sectors_drifted=sectors_drifted, settled=settled, daily=daily, rest=rest,
                 decision=decision, alerts=alerts, settings=s)
 
 # %% ../nbs/07_monitor.ipynb #b05c6001
@@ -428,6 +450,17 @@ def _monitor_todo(r: dict) -> list[str]:
             + ([f"**Retrain**: {'; '.join(dec['reasons'])}. The next `nepse-mlops run` trains a challenger; the gate promotes it only if it beats the champion."]
                if dec['retrain'] else ["**No retrain needed**: re-check after the next sessions arrive."])
             + ([f"**The alert webhook failed**: {alerts[-1]['webhook']['error']}; check `alert_webhook`."] if s.alert_webhook and not alerts[-1]['webhook']['delivered'] else []))
+
+def _rest_text(rest: dict, path: str) -> str:
+    if not rest.get('requests'): return f"No REST answer logged yet (`nepse-mlops serve` writes them to `{path or 'its request log'}`)."
+    t = (f"{rest['requests']:,} answers for {rest['symbols']} symbols from {rest['first'][:16]} to {rest['last'][:16]} UTC; by model version "
+         + ', '.join(f"v{k}: {v:,}" for k, v in rest['by_version'].items()) + '. ')
+    if rest.get('matched_batch') is None: return t + 'No batch prediction log to compare with.'
+    if not rest['matched_batch']: return t + 'None of them is for a symbol, feature date and version the batch predicted.'
+    return t + (f"{rest['matched_batch']:,} match a batch prediction (same symbol, feature date and version): "
+                + (f"all carry the batch's probability (largest gap {rest['max_abs_gap']:.1e})." if not rest['disagreeing'] else
+                   f"**{rest['disagreeing']} disagree** (largest gap {rest['max_abs_gap']:.3f}; e.g. {', '.join(rest['disagreeing_symbols'])}): "
+                   "training–serving skew; check which rows the clients send and which code the server runs."))
 
 def monitor_report(r: dict) -> None:
     "The monitor stage's memo: summary first (champion, data, drift, realised performance, decision, what changed, what next), then tables and plots."
@@ -480,6 +513,7 @@ def monitor_report(r: dict) -> None:
         if s.min_realised_accuracy is not None: ax.axhline(s.min_realised_accuracy, color='tab:red', lw=1, label='minimum')
         ax.legend(fontsize=8); plt.tight_layout(); plt.show()
     else: display(Markdown("No prediction has settled yet: realised performance appears once the sessions after the first predictions arrive."))
+    display(Markdown("## REST answers\n\n" + _rest_text(r.get('rest') or {'requests': 0}, s.request_log)))
     a = r['alerts']
     display(Markdown('\n'.join([f"- ⚠ {x}" for x in dec['reasons']] + [f"- ✓ {c}" for c in dec['checks']])
                      + f"\n\n{len(a) - 1} breach(es) and the decision appended to `{s.alert_log or '(no alert log)'}`; webhook: "

@@ -62,6 +62,14 @@ def load_holidays(path) -> pd.DatetimeIndex:
 # %% ../nbs/02_validate.ipynb #c009b
 CIRCUIT_LIMITS = [('1900-01-01', 0.10), ('2026-04-20', 0.15)]  # (first day in force, daily limit as a fraction)
 
+def _day(x):
+    "A first day as a Timestamp (NaT when it is not a date); 'YYYY-MM-DD' without pandas' parser (serving parses limits per request)."
+    s = str(x)
+    if len(s) == 10 and s[4] == s[7] == '-':
+        try: return pd.Timestamp(np.datetime64(s, 'D'))
+        except ValueError: pass
+    return pd.to_datetime(s, errors='coerce')
+
 def parse_limits(x=None) -> list[tuple[str, float]]:
     "Circuit-limit regimes from a float (constant), None/'' (`CIRCUIT_LIMITS`), (from, limit) pairs, a {from: limit} mapping or a CSV `from,limit`."
     if x is None or (isinstance(x, str) and not x.strip()): return list(CIRCUIT_LIMITS)
@@ -86,7 +94,7 @@ def parse_limits(x=None) -> list[tuple[str, float]]:
     out = []
     for i, pair in enumerate(x):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2: raise ValueError(f"{src}: entry {i + 1} {pair!r} is not a [from, limit] pair")
-        day = pd.to_datetime(str(pair[0]), errors='coerce')
+        day = _day(pair[0])
         if pd.isna(day): raise ValueError(f"{src}: entry {i + 1}: {pair[0]!r} is not a date (YYYY-MM-DD)")
         try: lim = float(pair[1])
         except (TypeError, ValueError): raise ValueError(f"{src}: entry {i + 1}: limit {pair[1]!r} is not a number") from None
@@ -100,7 +108,8 @@ def limits_in_force(dates, limits=None) -> np.ndarray:
     "The circuit limit in force on each date (the regime with the latest first day on or before it; the first regime before that)."
     lim = parse_limits(limits)
     starts = np.array([np.datetime64(d, 'ns') for d, _ in lim]); vals = np.array([v for _, v in lim], 'float64')
-    d = pd.to_datetime(np.asarray(dates)).to_numpy('datetime64[ns]') if len(np.asarray(dates)) else np.array([], 'datetime64[ns]')
+    d = np.asarray(dates)
+    d = d.astype('datetime64[ns]') if d.dtype.kind == 'M' else pd.to_datetime(d).to_numpy('datetime64[ns]') if len(d) else np.array([], 'datetime64[ns]')
     return vals[np.clip(np.searchsorted(starts, d, side='right') - 1, 0, len(vals) - 1)]
 
 # %% ../nbs/02_validate.ipynb #c011

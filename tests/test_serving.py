@@ -1,19 +1,18 @@
-"""REST serving: the champion answers raw OHLCV rows with the batch prediction's probability; bad requests get 4xx."""
+"""REST serving (`nepse-mlops serve`): the champion answers raw OHLCV rows with the batch prediction's probability; bad
+requests get 4xx; /metrics is scraped over real HTTP; every answer lands in the request log, which monitoring reads."""
 import json, os, subprocess, urllib.error, urllib.request
 import pandas as pd
 import pytest
-from conftest import BIN, QUIET, free_port, wait_http
+from conftest import BIN, QUIET, ROOT, free_port, wait_http
 
 
 @pytest.fixture(scope='module')
 def server(sample_build):
     tmp, _ = sample_build
     port = free_port()
-    env = os.environ | QUIET | {'MLFLOW_TRACKING_URI': f'sqlite:///{tmp}/products/mlflow.db',
-                                  'PATH': f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # scoring server execs uvicorn
-    proc = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', 'models:/nepse_direction@champion',
-                             '--env-manager', 'local', '--host', '127.0.0.1', '--port', str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port),
+                             '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set', f'products={tmp}/products'],
+                            env=os.environ | QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         wait_http(f'http://127.0.0.1:{port}/ping', proc)
         yield f'http://127.0.0.1:{port}', tmp
@@ -66,3 +65,53 @@ def test_bad_requests_get_4xx_and_server_stays_up(server):
     assert 400 <= status < 500, body
     assert urllib.request.urlopen(url + '/ping', timeout=5).status == 200
     assert post(url, split(rows))[0] == 200                                   # and it still answers good requests
+
+
+def scrape(url) -> dict[str, float]:
+    "The /metrics samples, by their name and labels as written."
+    text = urllib.request.urlopen(url + '/metrics', timeout=10).read().decode()
+    return {line.rsplit(' ', 1)[0]: float(line.rsplit(' ', 1)[1]) for line in text.splitlines() if line and not line.startswith('#')}
+
+
+def test_metrics_and_request_log_after_100_requests(server):
+    url, tmp = server
+    from nepse_mlops.serving import read_request_log
+    log = tmp / 'products/serving/requests.jsonl'
+    before, logged = scrape(url), len(read_request_log(log))
+    preds = pd.read_csv(tmp / 'products/predict/predictions.csv')
+    syms = list(preds.symbol.head(4))
+    bodies = [split(request_rows(tmp, s)) for s in syms]
+    for i in range(100): assert post(url, bodies[i % len(bodies)])[0] == 200
+    after = scrape(url)
+    ok = 'nepse_serving_requests_total{path="/invocations",status="200"}'
+    assert after[ok] - before.get(ok, 0) == 100
+    assert after['nepse_serving_request_seconds_count{path="/invocations"}'] - before.get('nepse_serving_request_seconds_count{path="/invocations"}', 0) >= 100
+    assert after['nepse_serving_predictions_total{model_version="1"}'] - before.get('nepse_serving_predictions_total{model_version="1"}', 0) == 100
+    info = [k for k in after if k.startswith('nepse_serving_model_info{')]
+    assert len(info) == 1 and 'version="1"' in info[0] and 'model_name="nepse_direction"' in info[0], info
+    buckets = sorted((float(k.split('le="')[1].split('"')[0]), v) for k, v in after.items()
+                     if k.startswith('nepse_serving_request_seconds_bucket{') and 'path="/invocations"' in k)
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets) and buckets[-1][1] == after['nepse_serving_request_seconds_count{path="/invocations"}']
+    # every answer is in the request log, with what monitoring joins on: symbol, feature date, version, probability
+    rl = read_request_log(log).iloc[logged:]
+    assert len(rl) == 100 and set(rl.symbol) == set(syms) and (rl.model_version == '1').all()
+    batch = preds.set_index('symbol')
+    for r in rl.drop_duplicates('symbol').itertuples():
+        assert r.date == batch.feature_date[r.symbol] and abs(r.prob_up - batch.prob_up[r.symbol]) < 1e-6
+    assert (rl.time.max() - rl.time.min()).total_seconds() < 600
+
+
+def test_served_probability_is_the_estimators(server):
+    "The served fast path (`train.TreeTable`) gives the fitted estimator's own predict_proba on the features row."
+    url, tmp = server
+    import mlflow
+    from nepse_mlops.features import build_features
+    from nepse_mlops.train import FEATURES
+    mlflow.set_tracking_uri(f'sqlite:///{tmp}/products/mlflow.db')
+    est = mlflow.pyfunc.load_model('models:/nepse_direction@champion').unwrap_python_model().est
+    prices = pd.read_parquet(tmp / 'products/validate/prices.parquet')
+    feats = build_features(prices, 1, pd.read_parquet(tmp / 'products/features/market.parquet'))
+    for sym in pd.read_csv(tmp / 'products/predict/predictions.csv').symbol.head(3):
+        ans = post(url, split(request_rows(tmp, sym)))[1]['predictions'][0]
+        row = feats[(feats.symbol == sym) & (feats.date == pd.Timestamp(ans['date']))][FEATURES]
+        assert len(row) == 1 and abs(est.predict_proba(row)[0, 1] - ans['prob_up']) < 1e-12
