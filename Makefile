@@ -49,7 +49,7 @@ test-ops: install ## crash safety: real runs killed at each named kill point, th
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
 	$(BIN)/nepse-mlops dashboard --port $(PORT)
 
-serve: install ## serve the champion model over REST on 127.0.0.1:5001
+serve: install ## serve the champion over REST on 127.0.0.1:5001 (/invocations, /metrics, a request log)
 	$(BIN)/nepse-mlops serve
 
 mlflow-ui: install ## MLflow UI on 127.0.0.1:5000
