@@ -86,8 +86,11 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     try:
         current = products / '.run_current.json'
         if current.exists():   # the previous run holding this lock never finished: it was killed; the ledger says so
-            try: record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id))
+            try: record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id,
+                                                                champion_after=_champion_on_disk(products)))
             except ValueError: pass
+        from nepse_mlops.ops import sweep_temp   # a killed writer's temporary files (no writer is alive: we hold the lock); ~1 ms
+        if (left := sweep_temp(products)): log(f"removed {len(left)} half-written file(s) of a killed run: {', '.join(left[:3])}")
         write_json(dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data'))), current)
         os.environ['NEPSE_MLOPS_RUN_PGID'] = str(os.getpgid(0))   # the tasks' processes know the run's process group (crash tests)
         given = dict(settings)

@@ -28,6 +28,8 @@ def consistent(tmp):
         if not f.name.startswith('.'): pd.read_parquet(f)
     for f in Path(tmp, 'products').rglob('*.json'):
         if not f.name.startswith('.'): json.loads(f.read_text())
+    left = [str(f) for f in Path(tmp, 'products').rglob('.*.tmp')]
+    assert not left, f'half-written files left behind: {left}'   # the next run sweeps a killed writer's temporary files
     log = pd.read_parquet(Path(tmp, 'products/prediction_log.parquet'))
     assert not log.duplicated(['feature_date', 'symbol']).any()
     client = mlflow.MlflowClient(f'sqlite:///{tmp}/products/mlflow.db')
@@ -64,6 +66,7 @@ def test_killed_run_leaves_a_state_the_next_run_completes(crashed, point):
     runs = [json.loads(l) for l in Path(tmp, 'products/runs.jsonl').read_text().splitlines()]
     if point != 'write_json':   # that one dies writing the run's own start marker, before anything else
         assert runs[-2]['status'] == 'killed' and runs[-2]['detected_by'] == runs[-1]['run_id']
+        assert runs[-2]['champion_after'] == runs[-1]['champion_before']   # the killed run's record says which champion it left
     assert runs[-1]['status'] == 'success'
     print(f"\nkilled at {point}: the next run re-ran {sorted(k for k, v in runs[-1]['tasks'].items() if v['ran'])} "
           f"in {runs[-1]['seconds']} s; champion {runs[-1]['champion_before']} -> {runs[-1]['champion_after']}")
