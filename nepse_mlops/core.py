@@ -6,8 +6,8 @@
 __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS', 'REGIMES', 'RUN_DIRECTIVES', 'find_root',
            'load_env', 'sha256_file', 'frame_digest', 'kill_point', 'save_frame', 'log', 'write_json', 'read_json',
            'git_commit', 'setup_tracking', 'session_weekdays', 'next_session', 'last_session_before', 'append_jsonl',
-           'read_jsonl', 'sector_of', 'champion_version', 'load_estimator', 'settings_kwargs', 'stage_log',
-           'is_test_cell', 'skip_tests_in_pipeline']
+           'read_jsonl', 'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells', 'settings_kwargs',
+           'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, time
@@ -251,6 +251,13 @@ def load_estimator(model_uri: str):
     "The scikit-learn estimator inside a logged NEPSE model."
     import mlflow
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().est
+
+# %% ../nbs/00_core.ipynb #5392f7cf
+def drop_silent_code_cells(nb, resources):
+    """nbconvert preprocessor of the memo reports (pipeline.yaml, beside `exclude_input`): a code cell that showed nothing
+    (imports, parameters, a stage call) would still leave an empty box, and 30 of them pushed the memo 200 px down."""
+    nb.cells = [c for c in nb.cells if c.cell_type != 'code' or c.get('outputs')]
+    return nb, resources
 
 # %% ../nbs/00_core.ipynb #b13afedb
 def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
