@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['REQUIRED_FILES', 'CSS', 'CHAMPION_EVENTS', 'ORDER', 'BLUE', 'ORANGE', 'GREEN', 'RED', 'GREY', 'PRED_COLUMNS',
            'locate_products', 'read_rows', 'locate_reports', 'load_dashboard_data', 'card', 'html_table',
-           'no_products_page', 'freshness_card', 'champion_card', 'drift_card', 'sector_drift_card', 'svg_chart',
-           'performance_svg', 'query_symbol', 'price_svg', 'read_symbol_prices', 'read_symbol_log', 'loop_card',
-           'sector_options', 'filter_predictions', 'predictions_table', 'pick_symbol', 'symbol_panel',
+           'no_products_page', 'freshness_card', 'rest_line', 'champion_card', 'drift_card', 'sector_drift_card',
+           'svg_chart', 'performance_svg', 'query_symbol', 'price_svg', 'read_symbol_prices', 'read_symbol_log',
+           'loop_card', 'sector_options', 'filter_predictions', 'predictions_table', 'pick_symbol', 'symbol_panel',
            'prediction_explorer']
 
 # %% ../nbs/08_dashboard_helpers.ipynb #c002
@@ -133,6 +133,15 @@ def _reasons(text: str | None) -> str:
             + ''.join(f"<li>{html.escape(r)}</li>" for r in parts) + "</ul></details>")
 ORDER = ['always_up', 'majority', 'persistence', 'reversal', 'logistic']   # display order of the naive rules
 
+def rest_line(rest: dict | None) -> str:
+    "One line on the REST answers monitoring read from the request log: how many, which versions, whether they agree with the batch."
+    if not rest or not rest.get('requests'): return "<div class='nm-muted'>REST: no answer logged yet (<code>make serve</code>).</div>"
+    vs = ', '.join(f"v{html.escape(str(k))}: {v:,}" for k, v in (rest.get('by_version') or {}).items())
+    agree = ('' if not rest.get('matched_batch') else
+             f" · {rest['matched_batch']:,} checked against the batch: " + ("all agree" if not rest.get('disagreeing') else
+             f"<b class='nm-bad'>{rest['disagreeing']} disagree</b> (training–serving skew)"))
+    return f"<div class='nm-muted'>REST: {rest['requests']:,} answers to {html.escape(str(rest.get('last', ''))[:16])} UTC ({vs}){agree}</div>"
+
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5) -> str:
     "Which model serves, since when, why, its gate metrics beside the baselines, and the latest registry events."
     c, ledger = summary.get('champion'), ledger or []
@@ -149,6 +158,7 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
                 f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before {c.get('train_end')}</div>"
                 + _reasons(c.get('reasons')) +
                 f"<table class='nm-t'><tr><th>gate window</th><th>model</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
+    body += rest_line(summary.get('rest'))
     if last and str(last.get('version')) != str((c or {}).get('version')):
         body += (f"<p class='nm-warn'>The registry has changed since monitoring ran: {html.escape(str(last.get('event')))} made version "
                  f"{html.escape(str(last.get('version')))} champion at {html.escape(str(last.get('time')))}. Run <code>make run</code> to refresh.</p>")
