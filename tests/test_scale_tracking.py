@@ -222,3 +222,27 @@ def test_non_loopback_bind_needs_credentials_and_basic_auth(built, pg):
     finally: stop(proc)
     out = log.read_text()
     assert 'basic auth on' in out and admin not in out and pg['password'] not in out, out[-2000:]
+
+
+def test_postgresql_tracking_uri_directly(built, pg):
+    "tracking_uri=postgresql://... without a server: two tasks setting up a fresh database at once, and the CLI reading the registry."
+    import sys
+    d = pg['dir']
+    r = subprocess.run(as_user(pg_user()[0], [PG_BIN / 'createdb', '-h', d, '-p', pg['port'], '-U', 'postgres', 'mlflow_direct']),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    fresh = f"postgresql://postgres@127.0.0.1:{pg['port']}/mlflow_direct"
+    code = (f"import sys; from nepse_mlops.core import setup_tracking; "
+            f"print(setup_tracking({fresh!r}, 'exp' + sys.argv[1], {str(built['tmp'] / 'direct-artifacts')!r}))")
+    procs = [subprocess.Popen([sys.executable, '-c', code, str(k)], env=env_with(PGPASSWORD=pg['password']), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for k in range(2)]   # the DAG's two tasks creating the tables at once
+    outs = [(p.wait(120), *p.communicate()) for p in procs]
+    assert [o[0] for o in outs] == [0, 0] and not any('Traceback' in o[2] for o in outs), outs
+    st = cli('status', '--set', f"tracking_uri={pg['uri']}", '--set', f"products={built['tmp']}/products", timeout=300, PGPASSWORD=pg['password'])
+    champ = str(client(built['url']).get_model_version_by_alias(MODEL, 'champion').version)
+    assert st.returncode == 0 and json.loads(st.stdout)['champion'] == champ, st.stdout + st.stderr
+    refused = cli('run', '--sample', '--set', f"tracking_uri=postgresql://postgres:{pg['password']}@127.0.0.1:{pg['port']}/mlflow",
+                  '--set', f"products={built['tmp']}/refused", timeout=120)
+    assert refused.returncode == 2 and 'PGPASSWORD' in refused.stderr and pg['password'] not in refused.stderr + refused.stdout
+    print(f"\npostgresql:// directly: two set-ups on a fresh database -> experiments {[o[1].strip() for o in outs]}; "
+          f"status reads champion {champ}; a password in the URI is refused (exit {refused.returncode})")
