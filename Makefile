@@ -46,7 +46,7 @@ test-loop: install ## the loop over time on the known-answer market (slow replay
 test-ops: install ## crash safety: real runs killed at each named kill point, then the next run (about 12 minutes; CI runs it)
 	$(BIN)/pytest -q -m ops
 
-test-scale: install ## scale-out: throwaway PostgreSQL, tracking server, the sample run through it, serve, rollback, basic auth (about 3 minutes; CI runs it)
+test-scale: install ## scale-out: throwaway PostgreSQL, tracking server, the sample run through it, serve, rollback, basic auth (about 4 minutes; CI runs it)
 	$(BIN)/pytest -q -m scale
 
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
