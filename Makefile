@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 # notebook kernel would otherwise compile mlflow, evidently and sklearn from source again: their import 10.5 s -> 5.0 s.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help install run test test-loop test-ops nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
+.PHONY: help install run test test-loop test-ops test-scale tracking-server nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-loop: install ## the loop over time on the known-answer market (slow replay
 test-ops: install ## crash safety: real runs killed at each named kill point, then the next run (about 12 minutes; CI runs it)
 	$(BIN)/pytest -q -m ops
 
+test-scale: install ## scale-out: throwaway PostgreSQL, tracking server, the sample run through it, serve, rollback, basic auth (about 4 minutes; CI runs it)
+	$(BIN)/pytest -q -m scale
+
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
 	$(BIN)/nepse-mlops dashboard --port $(PORT)
 
@@ -54,6 +57,9 @@ serve: install ## serve the champion over REST on 127.0.0.1:5001 (/invocations, 
 
 mlflow-ui: install ## MLflow UI on 127.0.0.1:5000
 	$(BIN)/nepse-mlops ui
+
+tracking-server: install ## MLflow tracking server on the PostgreSQL in NEPSE_MLOPS_BACKEND_URI, at 127.0.0.1:5000 (see nepse-mlops tracking-server --help)
+	$(BIN)/nepse-mlops tracking-server
 
 lab: install ## JupyterLab on 127.0.0.1:8888
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -6,7 +6,11 @@ Two servers run side by side on loopback and are asked in turn (A, B, A, B, ...)
 Prints p50/p99/max of each and the ratios champion/floor (target p99 ratio <= 1.5), batch scoring in process, and a
 /metrics excerpt after the run. Asserts nothing.
 
-    .venv/bin/python benchmarks/bench_serving.py [--products DIR] [--requests 500]
+    .venv/bin/python benchmarks/bench_serving.py [--products DIR] [--requests 500] [--tracking-uri URI]
+
+--tracking-uri: the store the champion is loaded from (default: the SQLite file in the products folder), e.g. a
+tracking server, http://127.0.0.1:5000 (credentials, if any, from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD),
+or postgresql://user@host/db (password in PGPASSWORD).
 """
 import argparse, http.client, json, os, socket, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -64,9 +68,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--products', default=str(ROOT / 'products'), help='a built products folder (mlflow.db with a champion)')
     ap.add_argument('--requests', type=int, default=500, help='requests to each server (default 500)')
+    ap.add_argument('--tracking-uri', help='where the champion is registered (default: sqlite:///PRODUCTS/mlflow.db)')
     a = ap.parse_args()
     import pandas as pd, mlflow
-    prod = Path(a.products); uri = f'sqlite:///{prod}/mlflow.db'
+    prod = Path(a.products); uri = a.tracking_uri or f'sqlite:///{prod.resolve()}/mlflow.db'
     prices = pd.read_parquet(prod / 'validate/prices.parquet')
     market = pd.read_parquet(prod / 'features/market.parquet')
     from nepse_mlops.predict import serving_rows

@@ -79,6 +79,8 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     if sample: settings['sample'] = True
     get = lambda k: settings.get(k, env.get(k))
     products = Path(get('products')); reports = Path(get('reports'))
+    from nepse_mlops.tracking import password_in_uri_error
+    if err := password_in_uri_error(str(get('tracking_uri'))): print(f"error: {err}", file=sys.stderr); return 2
     trigger = trigger or os.environ.get('NEPSE_MLOPS_TRIGGER') or 'manual'
     run_id, t0, started = new_run_id(), time.time(), time.strftime('%Y-%m-%dT%H:%M:%S%z')
     try: lock = run_lock(products, f"nepse-mlops run (run {run_id}, trigger {trigger})", wait); lock.__enter__()
@@ -278,7 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--port', type=int, default=5001)
     s.add_argument('--request-log', metavar='PATH', help="JSON lines of every REST prediction (default: <products>/serving/requests.jsonl; 'off' for none)")
     s.add_argument('--watch-every', type=float, default=30.0, metavar='SECONDS', help='how often to check the champion alias (0: never; default 30)')
-    s.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. tracking_uri=... (repeatable)')
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
     d.add_argument('--host', default='127.0.0.1'); d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
@@ -308,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument('--fresh', action='store_true', help='start over instead of resuming an interrupted replay')
     rp.add_argument('--wait', action='store_true', help='if a run holds the products folder, queue behind it (default: exit 75 at once)')
     rp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override an env.yaml value; replay_policy.KEY=VALUE for the policy")
+    for q in (s, u, pr, rb): q.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. tracking_uri=http://host:5000 (repeatable)')
+    from nepse_mlops.tracking import add_tracking_parser; add_tracking_parser(sub)
     return p
 
 # %% ../nbs/09_cli.ipynb #c018
@@ -340,8 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
     if args.command == 'ingest': return check_data(args.paths, args.out, args.actions, args.today, args.holidays)
+    if args.command == 'tracking-server': from nepse_mlops.tracking import tracking_main; return tracking_main(args)
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
+    if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries)
     if args.command == 'status':
         out = status(env | _parse_set(args.set))
@@ -371,14 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
     if args.command == 'serve':
         from nepse_mlops.serving import serve
-        env = env | _parse_set(args.set)
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
         return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every)
     if args.command == 'dashboard':
         print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
         return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})
-    if args.command == 'ui':
-        print(f"MLflow UI on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-        return subprocess.call([str(Path(sys.executable).parent / 'mlflow'), 'ui', '--backend-store-uri', env['tracking_uri'],
-                                '--host', args.host, '--port', str(args.port)])
+    if args.command == 'ui':   # on the SQLite or database store; a tracking server is its own UI
+        from nepse_mlops.tracking import ui_command; return ui_command(env['tracking_uri'], args.host, args.port)
     return 2

@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS', 'REGIMES', 'RUN_DIRECTIVES', 'find_root',
            'load_env', 'sha256_file', 'frame_digest', 'kill_point', 'save_frame', 'log', 'write_json', 'read_json',
-           'git_commit', 'setup_tracking', 'session_weekdays', 'next_session', 'last_session_before', 'append_jsonl',
-           'read_jsonl', 'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells', 'settings_kwargs',
-           'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
+           'git_commit', 'tracking_kind', 'setup_tracking', 'session_weekdays', 'next_session', 'last_session_before',
+           'append_jsonl', 'read_jsonl', 'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells',
+           'settings_kwargs', 'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
-import hashlib, json, math, os, subprocess, sys, time
+import hashlib, json, math, os, subprocess, sys, tempfile, time
 from datetime import date, timedelta
 from pathlib import Path
 import yaml
@@ -143,33 +143,57 @@ def git_commit(root: str | Path | None = None) -> str:
 # %% ../nbs/00_core.ipynb #c020
 from contextlib import contextmanager
 
+def tracking_kind(tracking_uri: str) -> str:
+    "'sqlite', 'database' (postgresql://, mysql://, ...: a SQLAlchemy store) or 'server' (an http(s) tracking server)."
+    scheme = tracking_uri.split(':', 1)[0].lower() if ':' in tracking_uri else ''
+    if scheme == 'sqlite': return 'sqlite'
+    if scheme in ('http', 'https'): return 'server'
+    if scheme.split('+')[0] in ('postgresql', 'postgres', 'mysql', 'mssql'): return 'database'
+    raise ValueError(f"tracking_uri: unsupported scheme {scheme!r}; use sqlite:////abs/path/mlflow.db, "
+                     "postgresql://user@host:5432/db (password in PGPASSWORD) or http(s)://tracking-server:port")
+
+def _store_lock_path(tracking_uri: str) -> Path | None:
+    "The lock file the DAG's tasks share while they set up the store: beside an SQLite file; in the temp folder for a database."
+    kind = tracking_kind(tracking_uri)
+    if kind == 'sqlite':
+        db = Path(tracking_uri.removeprefix('sqlite:///')); return db.with_name(db.name + '.lock')
+    if kind == 'database':   # named by a digest: the URI itself may carry a user name
+        return Path(tempfile.gettempdir()) / f"nepse_mlops-store-{hashlib.sha256(tracking_uri.encode()).hexdigest()[:16]}.lock"
+    return None              # a tracking server creates its tables at start and serialises its own writes
+
 @contextmanager
 def _store_lock(tracking_uri: str):
-    "An exclusive lock beside a SQLite tracking store (nothing for a server store, which serialises its own writes)."
-    if not tracking_uri.startswith('sqlite:///'): yield; return
+    "An exclusive lock while this machine's tasks set up one store (its tables on first use, an experiment); none for a server."
+    path = _store_lock_path(tracking_uri)
+    if path is None: yield; return
     import fcntl
-    db = Path(tracking_uri.removeprefix('sqlite:///')); db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + '.lock'), 'w') as f:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-def setup_tracking(tracking_uri: str,        # e.g. sqlite:////abs/path/mlflow.db
+def setup_tracking(tracking_uri: str,        # sqlite:////abs/path/mlflow.db, postgresql://user@host/db or http(s)://server:port
                    experiment: str,          # experiment name
-                   artifact_root: str | Path | None = None, # run artifacts (default: `mlartifacts/` beside the SQLite file)
+                   artifact_root: str | Path | None = None, # run artifacts (default: `mlartifacts/` beside the SQLite file; ignored for a server)
                   ) -> str:
     "Point MLflow at `tracking_uri`, create `experiment` if needed; return its id."
     os.environ.update(TELEMETRY_OFF)
     import mlflow
-    if artifact_root is None:
-        if not tracking_uri.startswith('sqlite:///'): raise ValueError(f"pass artifact_root for a non-SQLite store: {tracking_uri}")
+    kind = tracking_kind(tracking_uri)
+    if kind == 'server': artifact_root = None   # the server's --artifacts-destination (mlflow-artifacts:/), not a path on this machine
+    elif artifact_root is None:
+        if kind != 'sqlite': raise ValueError("pass artifact_root for a database store (the pipeline passes {{products}}/mlartifacts)")
         artifact_root = Path(tracking_uri.removeprefix('sqlite:///')).parent / 'mlartifacts'
     mlflow.set_tracking_uri(tracking_uri)
     with _store_lock(tracking_uri):   # tasks run two at a time: one process creates the tables and the experiment, the other waits
         exp = mlflow.get_experiment_by_name(experiment)
         if exp is None:
-            Path(artifact_root).mkdir(parents=True, exist_ok=True)
-            exp_id = mlflow.create_experiment(experiment, artifact_location=Path(artifact_root).resolve().as_uri())
+            if artifact_root is not None: Path(artifact_root).mkdir(parents=True, exist_ok=True)
+            try: exp_id = mlflow.create_experiment(experiment, artifact_location=Path(artifact_root).resolve().as_uri() if artifact_root else None)
+            except mlflow.exceptions.MlflowException:   # another client of the same server created it meanwhile
+                if (exp := mlflow.get_experiment_by_name(experiment)) is None: raise
+                exp_id = exp.experiment_id
         else: exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
