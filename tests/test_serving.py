@@ -115,3 +115,42 @@ def test_served_probability_is_the_estimators(server):
         ans = post(url, split(request_rows(tmp, sym)))[1]['predictions'][0]
         row = feats[(feats.symbol == sym) & (feats.date == pd.Timestamp(ans['date']))][FEATURES]
         assert len(row) == 1 and abs(est.predict_proba(row)[0, 1] - ans['prob_up']) < 1e-12
+
+
+def test_champion_watch_follows_promotion_and_rollback(sample_build, tmp_path):
+    "A running server picks up a promotion and a rollback through the registry alias, without a restart."
+    import shutil, time, mlflow
+    tmp, _ = sample_build
+    shutil.copy(tmp / 'products/mlflow.db', tmp_path / 'mlflow.db')          # a registry of its own (artifacts stay where they are)
+    uri = f'sqlite:///{tmp_path}/mlflow.db'
+    mlflow.set_tracking_uri(uri)                                             # the new version's source resolves against it
+    client = mlflow.MlflowClient(uri)
+    v1 = client.get_model_version_by_alias('nepse_direction', 'champion')
+    v2 = client.create_model_version('nepse_direction', v1.source, run_id=v1.run_id)   # the same model, a new version
+    port = free_port()
+    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port), '--watch-every', '0.5',
+                             '--set', f'tracking_uri={uri}', '--set', f'products={tmp_path}'],
+                            env=os.environ | QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f'http://127.0.0.1:{port}'
+    body = split(request_rows(tmp, pd.read_csv(tmp / 'products/predict/predictions.csv').symbol.iat[0]))
+
+    def served_version(want, timeout=30):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            got = post(url, body)[1]['predictions'][0]['model_version']
+            if got == want: return got
+            time.sleep(0.2)
+        return got
+    try:
+        wait_http(url + '/ping', proc)
+        assert served_version(str(v1.version), 1) == str(v1.version)
+        client.set_registered_model_alias('nepse_direction', 'champion', v2.version)       # what `nepse-mlops promote` does
+        assert served_version(str(v2.version)) == str(v2.version)
+        client.set_registered_model_alias('nepse_direction', 'champion', v1.version)       # and a rollback
+        assert served_version(str(v1.version)) == str(v1.version)
+        m = scrape(url)
+        assert m['nepse_serving_model_reloads_total'] == 2
+        assert any(k.startswith('nepse_serving_model_info{') and f'version="{v1.version}"' in k for k in m)
+    finally:
+        proc.terminate(); out = proc.communicate(timeout=20)[0]
+    assert f'champion moved: now serving version {v2.version}' in out and f'champion moved: now serving version {v1.version}' in out, out
