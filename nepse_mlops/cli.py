@@ -24,7 +24,8 @@ QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipyn
          'Kernel is running over TCP without encryption',   # ipykernel: papermill's local kernel
          'DAG build with warnings', 'serial.py', 'warnings.warn(', 'PYTHONWARNINGS',
          'KeyboardInterrupt caught in kernel',              # ipykernel: papermill shutting a finished kernel down
-         'Finished 0 out of', 'Remaining: ')                # the parallel executor's start-up listing
+         'Finished 0 out of', 'Remaining: ',                # the parallel executor's start-up listing
+         "unused in the spec: {'image'}")                   # env.yaml's container image is for `nepse-mlops export argo`, not a task
 
 # The DAG runs two tasks at a time (pipeline.yaml's executor). Two gradient-boosting processes with OpenMP's default
 # of one thread per core each (four busy-waiting threads on two cores) took 126 s; one thread per task, 76 s.

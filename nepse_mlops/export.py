@@ -7,7 +7,7 @@ __all__ = ['AIRFLOW_TEMPLATE', 'ARGO_MOUNT', 'ARGO_ROOT', 'ARGO_DEFAULTS', 'pipe
            'argo_cronworkflow', 'argo_volume_claim', 'add_export_parser', 'export_command']
 
 # %% ../nbs/09c_export.ipynb #8d3d827f
-import argparse, ast, json, os, shlex, sys
+import argparse, json, os, shlex, sys, warnings
 from pathlib import Path
 from .core import TELEMETRY_OFF
 from .ops import DAILY_RUN, daily_cron
@@ -20,7 +20,9 @@ def pipeline_graph(root: str | Path, # the project folder holding pipeline.yaml 
     from ploomber.env.envdict import EnvDict
     from ploomber.spec import DAGSpec
     root = Path(root).resolve()
-    dag = DAGSpec(str(root / 'pipeline.yaml'), env=EnvDict(str(root / 'env.yaml'), path_to_here=str(root))).to_dag()
+    with warnings.catch_warnings():   # env.yaml's `image` is the exporter's, unused by any task: Ploomber would warn
+        warnings.filterwarnings('ignore', message='The following placeholders are declared in the environment but unused')
+        dag = DAGSpec(str(root / 'pipeline.yaml'), env=EnvDict(str(root / 'env.yaml'), path_to_here=str(root))).to_dag()
     return {name: sorted(task.upstream) for name, task in dag.items()}
 
 # %% ../nbs/09c_export.ipynb #e50cf9b2
@@ -142,9 +144,9 @@ def add_export_parser(sub) -> None:
                     "with the --set settings given here: it takes the run lock, builds that task, and exits 0 when it is up to date.",
         epilog='examples:\n'
                '  nepse-mlops export airflow ~/airflow/dags/                 # then: airflow dags test nepse_mlops\n'
-               '  nepse-mlops export airflow dags/ --set sample=true --set products=/srv/nepse/products\n'
+               '  nepse-mlops export airflow dags/ --set sample=true     # every task on the small sample market\n'
                '  nepse-mlops export argo k8s/ --set image=registry.example.org/nepse-mlops:0.1.0\n'
-               '  kubectl apply -f k8s/ && argo submit --from cronwf/nepse-mlops --watch')
+               '  kubectl apply -f k8s/pvc.yaml && argo cron create k8s/cronworkflow.yaml && argo submit --from cronwf/nepse-mlops')
     e.add_argument('engine', choices=['airflow', 'argo'], help='airflow: a DAG file (OUT/DAG_ID.py); argo: OUT/cronworkflow.yaml and OUT/pvc.yaml')
     e.add_argument('out', metavar='OUT', help='folder to write into (created if missing)')
     e.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
