@@ -59,7 +59,7 @@ airflow-venv: $(AIRFLOW_VENV)/.installed ## Apache Airflow 3 in .venv-airflow/ (
 airflow-lock: $(UV) ## re-resolve requirements-airflow.txt from requirements-airflow.in
 	$(UV) pip compile requirements-airflow.in --python-version 3.11 -o requirements-airflow.txt
 
-test-scale: install airflow-venv ## scale-out: the exported Airflow DAG run by `airflow dags test`, the Argo export validated (a few minutes)
+test-scale: install airflow-venv ## scale-out: the exported DAG run by `airflow dags test`, cold and unchanged (about 6 minutes; make test checks the Argo export)
 	$(BIN)/pytest -q -m scale
 
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)
