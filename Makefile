@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 # notebook kernel would otherwise compile mlflow, evidently and sklearn from source again: their import 10.5 s -> 5.0 s.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help install run test test-loop test-ops test-scale tracking-server nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
+.PHONY: help install run test test-loop test-ops test-scale tracking-server airflow-venv airflow-lock nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,7 +46,20 @@ test-loop: install ## the loop over time on the known-answer market (slow replay
 test-ops: install ## crash safety: real runs killed at each named kill point, then the next run (about 12 minutes; CI runs it)
 	$(BIN)/pytest -q -m ops
 
-test-scale: install ## scale-out: throwaway PostgreSQL, tracking server, the sample run through it, serve, rollback, basic auth (about 4 minutes; CI runs it)
+# Apache Airflow lives in its own venv: apache-airflow 3 pins fastapi and friends against the project's lock.
+AIRFLOW_VENV := .venv-airflow
+
+$(AIRFLOW_VENV)/.installed: $(UV) requirements-airflow.txt
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
+	$(UV) pip install --python $(AIRFLOW_VENV)/bin/python --quiet -r requirements-airflow.txt
+	touch $@
+
+airflow-venv: $(AIRFLOW_VENV)/.installed ## Apache Airflow 3 in .venv-airflow/ (for make test-scale and exported DAGs)
+
+airflow-lock: $(UV) ## re-resolve requirements-airflow.txt from requirements-airflow.in
+	$(UV) pip compile requirements-airflow.in --python-version 3.11 -o requirements-airflow.txt
+
+test-scale: install airflow-venv ## scale-out for real: Airflow 3 runs the exported DAG (cold, unchanged); PostgreSQL + tracking server + serve + rollback + basic auth (about 10 minutes; CI runs it)
 	$(BIN)/pytest -q -m scale
 
 dashboard: install ## serve the dashboard with Voila on 127.0.0.1:$(PORT)

@@ -24,7 +24,8 @@ QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipyn
          'Kernel is running over TCP without encryption',   # ipykernel: papermill's local kernel
          'DAG build with warnings', 'serial.py', 'warnings.warn(', 'PYTHONWARNINGS',
          'KeyboardInterrupt caught in kernel',              # ipykernel: papermill shutting a finished kernel down
-         'Finished 0 out of', 'Remaining: ')                # the parallel executor's start-up listing
+         'Finished 0 out of', 'Remaining: ',                # the parallel executor's start-up listing
+         "unused in the spec: {'image'}")                   # env.yaml's container image is for `nepse-mlops export argo`, not a task
 
 # The DAG runs two tasks at a time (pipeline.yaml's executor). Two gradient-boosting processes with OpenMP's default
 # of one thread per core each (four busy-waiting threads on two cores) took 126 s; one thread per task, 76 s.
@@ -68,7 +69,7 @@ def noop_verdict(root: Path, settings: dict) -> dict | None:
     return up_to_date(get('products'), inputs_stamp(root, get('products'), get('reports'), s, s['data_fingerprint']))
 
 def run_pipeline(root: Path, data: str | None = None, sample: bool = False, force: bool = False,
-                 settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0) -> int:
+                 settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0, task: str | None = None) -> int:
     "Build the DAG with Ploomber, one run at a time; return at once when nothing changed; record every run in products/runs.jsonl."
     from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, inputs_stamp, up_to_date, save_stamp,
                                  with_retries, parse_task_summary)
@@ -99,6 +100,7 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
         settings = resolve_settings(env, settings)
         rec = dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')), data_digest=settings['data_fingerprint'],
                    git_commit=git_commit(root), overrides=given, champion_before=_champion_on_disk(products))
+        if task: rec['task'] = task
         same = None if force else up_to_date(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']))
         if same:
             secs = round(time.time() - t0, 2)
@@ -109,21 +111,24 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
             return 0
         cmd = [str(Path(sys.executable).parent / 'ploomber'), 'build', '--entry-point', str(root / 'pipeline.yaml'), *_env_args(settings)]
         if force: cmd.append('--force')
+        if task: cmd += ['--partially', task, '--skip-upstream']   # this task alone (Ploomber skips it when up to date), upstream as they are
         log(f"run {run_id}: {' '.join(cmd[1:])}")
         write_json(dict(status='running', started_at=started, run_id=run_id, data=str(get('data'))), products / 'run_status.json')   # the run's own dashboard snapshot says so
         rc, out, attempts = with_retries(lambda: _build(cmd, root), int(retries))
         tasks = parse_task_summary(out)
+        if task: tasks = {k: v for k, v in tasks.items() if k == task}   # the summary also lists the skipped upstream
         status = dict(status='success' if rc == 0 else 'failed', started_at=started, finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                       seconds=round(time.time() - t0, 1), data=str(get('data')), exit_code=rc, run_id=run_id)
         write_json(status, products / 'run_status.json')
         kill_point('run_recorded')
         record_run(products, rec | status | dict(tasks={k: v | ({} if v['ran'] else {'why': 'up to date'}) for k, v in tasks.items()},
                                                   attempts=attempts, champion_after=_champion_on_disk(products)))
-        if rc == 0: save_stamp(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']), run_id)
+        if rc == 0 and not task: save_stamp(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']), run_id)
     finally:
         (products / '.run_current.json').unlink(missing_ok=True)
         lock.__exit__(None, None, None)
-    if rc == 0:
+    if rc == 0 and task: print(f"task {task}: {'built' if tasks.get(task, {}).get('ran') else 'up to date, nothing re-built'} ({status['seconds']} s, run {run_id})")
+    elif rc == 0:
         print(f"\nDone in {status['seconds']} s (run {run_id}; `nepse-mlops history` lists every run).\n  Reports (executed notebooks): {reports}/*.html\n"
               f"  Drift report: {reports}/drift_report.html\n  Dashboard snapshot: {reports}/dashboard.html\n"
               f"  Live dashboard: make dashboard  (http://127.0.0.1:8866)\n  MLflow UI: make mlflow-ui  (http://127.0.0.1:5000)")
@@ -266,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--wait', action='store_true', help='if another run holds the products folder, queue behind it (default: exit 75 at once)')
     r.add_argument('--retries', type=int, default=0, metavar='N', help='re-run a build that failed on a transient error (database is locked, a time-out) up to N times')
     r.add_argument('--trigger', choices=['manual', 'schedule', 'replay', 'ci'], help='recorded in the run ledger (default: $NEPSE_MLOPS_TRIGGER or manual)')
+    r.add_argument('--task', metavar='NAME', help='build only this task of pipeline.yaml, upstream as they are; exit 0 when it is up to date (what exported DAGs run)')
     i = sub.add_parser('ingest', help='ingest + validate files alone and report (exit 1 on error-severity rules, 2 on unreadable files)')
     i.add_argument('paths', nargs='+', help='CSV files or folders (searched recursively)')
     i.add_argument('--out', required=True, help='folder for prices.parquet, quarantine.csv, report.json, report.html')
@@ -295,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument('-n', type=int, default=15, help='how many runs (default 15)')
     h.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. products=/path (repeatable)')
     sub.add_parser('schedule', help="print a crontab line and a systemd service + timer for the daily run after NEPSE's close")
+    from nepse_mlops.export import add_export_parser; add_export_parser(sub)
     rp = sub.add_parser('replay', formatter_class=argparse.RawDescriptionHelpFormatter,
         help='run the scheduled daily loop as of past sessions (predict, settle, monitor, retrain, gate, promote)',
         description='Replay the daily loop as a scheduler would have run it after each past session: only what was known at that '
@@ -347,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
     if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
-    if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries)
+    if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries, args.task)
     if args.command == 'status':
         out = status(env | _parse_set(args.set))
         if args.why:
@@ -360,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'schedule':
         from nepse_mlops.ops import schedule_text
         print(schedule_text(root)); return 0
+    if args.command == 'export': from nepse_mlops.export import export_command; return export_command(root, env, args)
     if args.command == 'replay':
         from nepse_mlops.ops import run_lock, RunBusy, EXIT_BUSY
         try:
