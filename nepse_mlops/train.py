@@ -339,6 +339,10 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         self._threads = threadpool_limits(limits=1, user_api='openmp')
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return pd.DataFrame(self.answer(model_input))
+
+    def answer(self, model_input: pd.DataFrame) -> dict[str, np.ndarray]:
+        "`predict` as columns of arrays, one entry per symbol (what the REST server writes out, without building a frame)."
         from nepse_mlops.features import feature_arrays_from_raw
         try: f = feature_arrays_from_raw(pd.DataFrame(model_input), self.meta['horizon'], self.meta.get('sectors'),
                                          self.meta.get('circuit_limits') or self.meta.get('circuit_limit', 0.10))
@@ -354,9 +358,10 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
                                   "consecutive sessions per symbol", error_code=INVALID_PARAMETER_VALUE)
         if getattr(self, '_scorer', None) is None: self._scorer = numpy_scorer(self.est)
         p = self._scorer.predict_proba(np.column_stack([f[c][ends] for c in FEATURES]))[:, 1]
-        return pd.DataFrame({'symbol': sym[ends], 'date': f['date'][ends].astype('datetime64[D]').astype(str),
-                             'prob_up': p, 'direction': np.where(p >= 0.5, 'up', 'down'),
-                             'model_version': getattr(self, 'version', None) or 'unregistered', 'run_id': self.meta['run_id']})
+        n = len(ends)
+        return {'symbol': sym[ends], 'date': f['date'][ends].astype('datetime64[D]').astype(str), 'prob_up': p,
+                'direction': np.where(p >= 0.5, 'up', 'down'), 'model_version': np.full(n, getattr(self, 'version', None) or 'unregistered', object),
+                'run_id': np.full(n, self.meta['run_id'], object)}
 
 
 # %% ../nbs/04_train.ipynb #c021
