@@ -94,7 +94,8 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
             except ValueError: pass
         from nepse_mlops.ops import sweep_temp   # a killed writer's temporary files (no writer is alive: we hold the lock); ~1 ms
         if (left := sweep_temp(products)): log(f"removed {len(left)} half-written file(s) of a killed run: {', '.join(left[:3])}")
-        write_json(dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data'))), current)
+        write_json(dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')), overrides=dict(settings),
+                        champion_before=_champion_on_disk(products)), current)
         os.environ['NEPSE_MLOPS_RUN_PGID'] = str(os.getpgid(0))   # the tasks' processes know the run's process group (crash tests)
         given = dict(settings)
         settings = resolve_settings(env, settings)
