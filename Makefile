@@ -44,7 +44,7 @@ test-loop: install ## the loop over time on the known-answer market (slow replay
 	$(BIN)/pytest -q -m loop
 
 test-ops: install ## crash safety: real runs killed at each named kill point, then the next run (about 12 minutes; CI runs it)
-	$(BIN)/pytest -q -m ops
+	$(BIN)/pytest -q -s -m ops   # -s: one line per kill point saying what the next run did
 
 # Apache Airflow lives in its own venv: apache-airflow 3 pins fastapi and friends against the project's lock.
 AIRFLOW_VENV := .venv-airflow
