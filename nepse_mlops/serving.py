@@ -159,7 +159,7 @@ class ChampionWatch(threading.Thread):
         self.served, self.name, self.every = served, model_name, every
         self._load = load or (lambda v: __import__('mlflow').pyfunc.load_model(f'models:/{self.name}/{v}'))
         self._lookup = lookup or self._alias
-        self._stop = threading.Event(); self.failed = False
+        self._halt = threading.Event(); self.failed = False   # not `_stop`: Thread uses that name itself
 
     def _alias(self):
         from mlflow import MlflowClient
@@ -180,9 +180,9 @@ class ChampionWatch(threading.Thread):
             return False
 
     def run(self):
-        while not self._stop.wait(self.every): self.check()
+        while not self._halt.wait(self.every): self.check()
 
-    def stop(self): self._stop.set()
+    def stop(self): self._halt.set()
 
 # %% ../nbs/06a_serving.ipynb #ce41a8cd
 def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int = 5001,
