@@ -287,8 +287,9 @@ class TreeTable:
     going where the tree learned), the leaf values added in the same order (`cumsum` is sequential), the same `expit`."""
     def __init__(self, est):
         preds = [it[0] for it in est._predictors]
-        if est.n_trees_per_iteration_ != 1 or any(p.nodes['is_categorical'].any() for p in preds):
-            raise ValueError('TreeTable scores binary models with numeric features only')
+        if (est.n_trees_per_iteration_ != 1 or getattr(est, '_preprocessor', None) is not None
+                or any(p.nodes['is_categorical'].any() for p in preds)):
+            raise ValueError('TreeTable scores binary models with numeric features only (no categorical preprocessing)')
         size = np.array([len(p.nodes) for p in preds]); start = np.r_[0, np.cumsum(size)[:-1]]
         nodes = np.concatenate([p.nodes for p in preds]); off = np.repeat(start, size)
         self.feature, self.threshold = nodes['feature_idx'].astype(np.intp), nodes['num_threshold'].astype('float64')
