@@ -266,10 +266,13 @@ def sector_of(prices: 'pd.DataFrame') -> 'pd.Series':
     known = known[~known.sector.astype(str).str.strip().str.lower().isin(['', 'nan', 'none'])]
     return known.sort_values('date').groupby('symbol').sector.last().astype(str)
 
-def champion_version(client, name: str) -> str | None:
-    "The version the registered model `name`'s `champion` alias points to, or None (no such model, or no champion yet)."
+def champion_version(client, name: str, strict: bool = False) -> str | None:
+    """The version the registered model `name`'s `champion` alias points to, or None (no such model, or no champion yet).
+    `strict`: any other failure (the registry unreachable, a 401) raises instead of reading as "no champion"."""
     try: return str(client.get_model_version_by_alias(name, 'champion').version)
-    except Exception: return None
+    except Exception as e:
+        if strict and getattr(e, 'error_code', None) not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'): raise
+        return None
 
 def load_estimator(model_uri: str):
     "The scikit-learn estimator inside a logged NEPSE model."

@@ -164,7 +164,7 @@ class ChampionWatch(threading.Thread):
     def _alias(self):
         from mlflow import MlflowClient
         from nepse_mlops.core import champion_version
-        return champion_version(MlflowClient(), self.name)
+        return champion_version(MlflowClient(), self.name, strict=True)   # unreachable or refused: say so, keep serving
 
     def check(self) -> bool:
         "One look at the alias; True when a new version was swapped in."
@@ -189,12 +189,18 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
           request_log: str | Path | None = None, watch_every: float = 30.0) -> int:
     "Serve `models:/<model_name>@champion` with `/invocations`, `/metrics` and the request log until interrupted."
     import mlflow, uvicorn
+    from nepse_mlops.tracking import mask_secrets
     from mlflow import MlflowClient
     from nepse_mlops.core import champion_version
     mlflow.set_tracking_uri(tracking_uri)
-    version = champion_version(MlflowClient(), model_name)
+    try: version = champion_version(MlflowClient(), model_name, strict=True)
+    except Exception as e:
+        from nepse_mlops.tracking import mask_secrets
+        print(f"error: cannot read the registry at {mask_secrets(tracking_uri)}: {mask_secrets(str(e))[:300]}; is the tracking server up, "
+              "and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD set if it asks for a login?", flush=True)
+        return 2
     if version is None:
-        print(f"error: registered model {model_name!r} has no champion in {tracking_uri}; run `nepse-mlops run` "
+        print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run `nepse-mlops run` "
               "(the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
         return 1
     app = make_app(mlflow.pyfunc.load_model(f'models:/{model_name}/{version}'), version, model_name, request_log)

@@ -236,7 +236,7 @@ def test_postgresql_tracking_uri_directly(built, pg):
             f"print(setup_tracking({fresh!r}, 'exp' + sys.argv[1], {str(built['tmp'] / 'direct-artifacts')!r}))")
     procs = [subprocess.Popen([sys.executable, '-c', code, str(k)], env=env_with(PGPASSWORD=pg['password']), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for k in range(2)]   # the DAG's two tasks creating the tables at once
-    outs = [(p.wait(120), *p.communicate()) for p in procs]
+    outs = [(lambda out, err, p=p: (p.returncode, out, err))(*p.communicate(timeout=120)) for p in procs]   # read while waiting: no pipe can fill
     assert [o[0] for o in outs] == [0, 0] and not any('Traceback' in o[2] for o in outs), outs
     st = cli('status', '--set', f"tracking_uri={pg['uri']}", '--set', f"products={built['tmp']}/products", timeout=300, PGPASSWORD=pg['password'])
     champ = str(client(built['url']).get_model_version_by_alias(MODEL, 'champion').version)

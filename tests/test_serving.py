@@ -12,7 +12,7 @@ def server(sample_build):
     port = free_port()
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port),
                              '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set', f'products={tmp}/products'],
-                            env=os.environ | QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            env=os.environ | QUIET, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_http(f'http://127.0.0.1:{port}/ping', proc)
         yield f'http://127.0.0.1:{port}', tmp
