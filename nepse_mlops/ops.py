@@ -24,9 +24,24 @@ class RunBusy(RuntimeError):
         super().__init__(f"another nepse-mlops run is running (pid {holder.get('pid')}, started {holder.get('started_at')}: "
                          f"{holder.get('command')}); lock {path}. Wait for it, or pass --wait to queue behind it.")
 
-def _alive(pid) -> bool:
-    try: os.kill(int(pid), 0); return True
-    except (OSError, ValueError, TypeError): return False
+def _alive(pid, since: float | None = None) -> bool:
+    """Whether process `pid` is running: a stale lock's holder, or a writer whose temporary file `sweep_temp` would delete.
+    A zombie (killed, not yet reaped: kill(pid, 0) still succeeds on it) is not; nor, given `since`, a process that
+    started after that time (the pid was reused)."""
+    try: pid = int(pid)
+    except (ValueError, TypeError): return False
+    try: stat = Path(f'/proc/{pid}/stat').read_text()
+    except FileNotFoundError: return False
+    except OSError:                                    # no /proc (not Linux): ask the kernel
+        try: os.kill(pid, 0); return True
+        except ProcessLookupError: return False
+        except PermissionError: return True
+    fields = stat.rsplit(')', 1)[1].split()            # after "(comm)": state is field 3, starttime field 22
+    if fields[0] in ('Z', 'X'): return False
+    if since is not None:
+        btime = next(int(l.split()[1]) for l in Path('/proc/stat').read_text().splitlines() if l.startswith('btime'))
+        if btime + int(fields[19]) / os.sysconf('SC_CLK_TCK') > since + 2: return False
+    return True
 
 @contextmanager
 def run_lock(products: str | Path,      # the products folder the run writes
@@ -79,18 +94,12 @@ def data_fingerprint(data: str,                      # 'synthetic' or comma-sepa
     return h.hexdigest()[:16]
 
 # %% ../nbs/09b_ops.ipynb #b670f5c7
-def _alive(pid: int) -> bool:
-    "Whether process `pid` exists (a writer outside the run lock, e.g. `status` caching a fingerprint, may still be writing)."
-    try: os.kill(pid, 0); return True
-    except ProcessLookupError: return False
-    except PermissionError: return True
-
 def sweep_temp(products: str | Path) -> list[str]:
     "Delete the `.<name>.<pid>.tmp` files that writers no longer alive left under `products` (call it holding the run lock); returns their paths."
     gone = []
     for p in Path(products).rglob('.*.tmp'):
         parts = p.name.split('.')          # ['', name..., pid, 'tmp']
-        if len(parts) >= 4 and parts[-2].isdigit() and p.is_file() and not _alive(int(parts[-2])):
+        if len(parts) >= 4 and parts[-2].isdigit() and p.is_file() and not _alive(int(parts[-2]), p.stat().st_mtime):
             p.unlink(missing_ok=True); gone.append(str(p))
     return sorted(gone)
 
