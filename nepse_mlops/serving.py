@@ -195,7 +195,6 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
     mlflow.set_tracking_uri(tracking_uri)
     try: version = champion_version(MlflowClient(), model_name, strict=True)
     except Exception as e:
-        from nepse_mlops.tracking import mask_secrets
         print(f"error: cannot read the registry at {mask_secrets(tracking_uri)}: {mask_secrets(str(e))[:300]}; is the tracking server up, "
               "and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD set if it asks for a login?", flush=True)
         return 2
