@@ -7,7 +7,7 @@ __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS',
            'load_env', 'sha256_file', 'frame_digest', 'kill_point', 'save_frame', 'log', 'write_json', 'read_json',
            'git_commit', 'tracking_kind', 'setup_tracking', 'session_weekdays', 'next_session', 'last_session_before',
            'append_jsonl', 'read_jsonl', 'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells',
-           'settings_kwargs', 'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
+           'settings_kwargs', 'stage_log', 'is_test_cell', 'is_run_cell', 'drop_cells', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, tempfile, time
@@ -322,17 +322,28 @@ import re
 _DIRECTIVE = re.compile(r'^#\|\s*([\w-]+)')
 RUN_DIRECTIVES = {'export', 'exports', 'exporti', 'pipeline', 'default_exp'}
 
+def _directives(lines: list[str]) -> set:
+    return {m.group(1) for l in lines if (m := _DIRECTIVE.match(l.strip()))}
+
 def is_test_cell(lines: list[str]) -> bool:
     "True for a code cell that only tests: code with no `#| export` or `#| pipeline` directive."
-    found = {m.group(1) for l in lines if (m := _DIRECTIVE.match(l.strip()))}
-    return not (found & RUN_DIRECTIVES) and any(l.strip() and not l.strip().startswith('#') for l in lines)
+    return not (_directives(lines) & RUN_DIRECTIVES) and any(l.strip() and not l.strip().startswith('#') for l in lines)
 
-def skip_tests_in_pipeline(product) -> bool:
-    "In a pipeline run (`product` injected), skip every test cell from here on; nbdev_test and JupyterLab (`product` None) run them."
-    if product is None: return False
+def is_run_cell(lines: list[str]) -> bool:
+    "True for a cell of a stage's run section (`#| pipeline`): it needs the injected `upstream` and `product`."
+    return 'pipeline' in _directives(lines)
+
+def drop_cells(pred=None, # `pred(lines)` True: the cell is dropped; None: stop dropping
+              ) -> bool:
+    "From the next cell on, the running IPython kernel skips every cell for which `pred` is True; False outside IPython."
     from IPython import get_ipython
     ip = get_ipython()
     if ip is None: return False
-    def _skip_tests(lines): return [] if is_test_cell(lines) else lines
-    ip.input_transformers_post = [t for t in ip.input_transformers_post if getattr(t, '__name__', '') != '_skip_tests'] + [_skip_tests]
+    keep = [t for t in ip.input_transformers_post if getattr(t, '__name__', '') not in ('_drop_cells', '_skip_tests')]
+    def _drop_cells(lines): return [] if pred(lines) else lines
+    ip.input_transformers_post = keep + ([_drop_cells] if pred else [])
     return True
+
+def skip_tests_in_pipeline(product) -> bool:
+    "In a pipeline run (`product` injected), skip every test cell from here on; with `product` None they run."
+    return False if product is None else drop_cells(is_test_cell)

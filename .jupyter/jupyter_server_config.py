@@ -1,0 +1,28 @@
+# The project's Jupyter configuration. `make lab` and tests/test_lab.py start JupyterLab with
+# JUPYTER_CONFIG_DIR=<this folder>, so both run exactly this (plus labconfig/page_config.json).
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (defined by Jupyter when it loads this file)
+c.ServerApp.ip = '127.0.0.1'
+c.ServerApp.port = 8888
+c.ServerApp.open_browser = False
+c.ServerApp.allow_root = os.geteuid() == 0        # containers and CI run as root
+c.ServerApp.root_dir = str(Path(__file__).resolve().parent.parent)   # the project: nbs/ in the file browser
+
+# Ploomber 0.23.3's server extension injects a stage's upstream and product when its notebook opens. It wraps the
+# configured contents manager with a synchronous `get`, so that manager must be synchronous: jupyter_server's default
+# (AsyncLargeFileManager) and jupytext's server extension (installed by ploomber, not used here: notebooks are .ipynb)
+# both make it a coroutine and every GET /api/contents answered 500.
+c.ServerApp.contents_manager_class = 'jupyter_server.services.contents.largefilemanager.LargeFileManager'
+c.ServerApp.jpserver_extensions = {
+    'ploomber': True,              # on-open injection of upstream/product/params (removed again on save)
+    'jupyterlab_jupytext': False,  # async contents manager: breaks Ploomber's
+    'ploomber_extension': False,   # ploomber-engine's UI, broken in JupyterLab 4 (labconfig/page_config.json)
+}
+
+# Kernels started by this server run stage notebooks "in Lab": nepse_mlops.lab.stage_start sends their products to
+# products/lab/<task>/ (production=True writes for real). Terminals do not get the flag, so `ploomber build` or
+# `nepse-mlops run` typed in a Lab terminal writes the real products as anywhere else.
+os.environ['NEPSE_MLOPS_LAB'] = '1'
+c.ServerApp.terminado_settings = {'shell_command': ['env', '-u', 'NEPSE_MLOPS_LAB', os.environ.get('SHELL') or '/bin/bash']}
