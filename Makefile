@@ -74,8 +74,10 @@ mlflow-ui: install ## MLflow UI on 127.0.0.1:5000
 tracking-server: install ## MLflow tracking server on the PostgreSQL in NEPSE_MLOPS_BACKEND_URI, at 127.0.0.1:5000 (see nepse-mlops tracking-server --help)
 	$(BIN)/nepse-mlops tracking-server
 
-lab: install ## JupyterLab on 127.0.0.1:8888
-	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser $(if $(filter 0,$(shell id -u)),--allow-root)
+# The project's Jupyter configuration (.jupyter/: server extensions, contents manager, lab extensions, 127.0.0.1:8888,
+# --allow-root when root); tests/test_lab.py starts JupyterLab with the same JUPYTER_CONFIG_DIR.
+lab: install ## JupyterLab on 127.0.0.1:8888; a stage notebook opens with its upstream injected (runs write products/lab/)
+	JUPYTER_CONFIG_DIR=$(CURDIR)/.jupyter $(BIN)/jupyter lab
 
 status: install ## champion, last run, data freshness
 	$(BIN)/nepse-mlops status

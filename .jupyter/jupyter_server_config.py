@@ -20,6 +20,10 @@ c.ServerApp.jpserver_extensions = {
     'jupyterlab_jupytext': False,  # async contents manager: breaks Ploomber's
     'ploomber_extension': False,   # ploomber-engine's UI, broken in JupyterLab 4 (labconfig/page_config.json)
 }
+# labconfig/page_config.json disables the lab extensions that are broken or reach the network: ploomber-extension
+# ("Cannot read properties of undefined (reading 'toolbar')"), jupyterlab-plotly 5.24.1 (built for JupyterLab 3),
+# jupytext's (its server half is off) and the news announcements; the extension manager does not query PyPI.
+c.LabApp.extension_manager = 'readonly'
 
 # Kernels started by this server run stage notebooks "in Lab": nepse_mlops.lab.stage_start sends their products to
 # products/lab/<task>/ (production=True writes for real). Terminals do not get the flag, so `ploomber build` or

@@ -1,0 +1,123 @@
+"""`make lab` as shipped: a real JupyterLab started from the project's own configuration (.jupyter/), over REST and in
+Chromium. The notebooks list, a stage notebook opens with its upstream injected, a kernel starts and runs in Lab mode."""
+import json, os, secrets, subprocess, urllib.request
+from pathlib import Path
+import pytest
+from conftest import BIN, CHROMIUM, QUIET, ROOT, free_port, needs_chromium, wait_http
+
+STAGES = ['01_ingest', '02_validate', '03_features', '04_train', '05_register', '06_predict', '07_monitor', '07a_replay']
+
+
+@pytest.fixture(scope='module')
+def lab(tmp_path_factory):
+    "JupyterLab as `make lab` starts it (JUPYTER_CONFIG_DIR=.jupyter), on a free loopback port with a token."
+    tmp = tmp_path_factory.mktemp('lab')
+    port, token = free_port(), secrets.token_hex(16)
+    env = os.environ | QUIET | {'JUPYTER_CONFIG_DIR': str(ROOT / '.jupyter'), 'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
+                                'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'workspaces')}
+    env.pop('NEPSE_MLOPS_LAB', None)   # the configuration must set it for kernels itself
+    log = open(tmp / 'lab.log', 'w')
+    proc = subprocess.Popen([str(BIN / 'jupyter'), 'lab', f'--port={port}', '--ServerApp.port_retries=0',
+                             f'--IdentityProvider.token={token}'], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f'http://127.0.0.1:{port}'
+    try:
+        wait_http(f'{base}/api/status?token={token}', proc, timeout=300)   # importing ploomber alone takes 10-45 s
+        yield {'base': base, 'token': token, 'tmp': tmp, 'log': tmp / 'lab.log', 'env': env}
+    finally:
+        proc.terminate()
+        try: proc.wait(timeout=30)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+        log.close()
+
+
+def api(lab, method, path, body=None):
+    req = urllib.request.Request(f"{lab['base']}{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={'Authorization': f"token {lab['token']}", 'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        raw = r.read()
+        return r.status, (json.loads(raw) if raw else None)
+
+
+def test_contents_lists_the_notebooks(lab):
+    status, d = api(lab, 'GET', '/api/contents/nbs')
+    assert status == 200 and d['type'] == 'directory'
+    names = {x['name'] for x in d['content']}
+    assert {f'{s}.ipynb' for s in STAGES} <= names, names
+    assert 'Traceback' not in lab['log'].read_text()
+
+
+def injected(cells):
+    "The globals of the cell Ploomber injected on open (plain assignments of JSON-like literals)."
+    [cell] = [c for c in cells if 'injected-parameters' in c['metadata'].get('tags', [])]
+    ns = {}; exec(cell['source'], {'null': None, 'true': True, 'false': False}, ns)
+    return ns
+
+
+def test_stage_notebook_opens_with_its_upstream_injected(lab):
+    status, d = api(lab, 'GET', '/api/contents/nbs/04_train.ipynb')
+    assert status == 200 and d['type'] == 'notebook'
+    cells = d['content']['cells']
+    ns = injected(cells)
+    assert set(ns['upstream']) == {'ingest', 'validate', 'features'}
+    assert ns['upstream']['features']['features'] == str(ROOT / 'products/features/features.parquet')
+    assert ns['product']['run'] == str(ROOT / 'products/train/run.json') and ns['horizon'] == 1
+    i = next(i for i, c in enumerate(cells) if 'injected-parameters' in c['metadata'].get('tags', []))
+    assert 'parameters' in cells[i - 1]['metadata']['tags'] and "stage_start('nbs/04_train.ipynb'" in cells[i + 1]['source']
+    on_disk = json.loads((ROOT / 'nbs/04_train.ipynb').read_text())   # injected in memory only; removed on save
+    assert not [c for c in on_disk['cells'] if 'injected-parameters' in c['metadata'].get('tags', [])]
+
+
+def test_a_kernel_starts_and_runs_the_stage_start_in_lab_mode(lab):
+    from jupyter_client import BlockingKernelClient
+    status, k = api(lab, 'POST', '/api/kernels', {'name': 'python3', 'path': 'nbs'})
+    assert status == 201 and k['id']
+    try:
+        cf = Path(lab['tmp'], 'runtime', f"kernel-{k['id']}.json")
+        kc = BlockingKernelClient(connection_file=str(cf)); kc.load_connection_file(); kc.start_channels(hb=False)   # a busy machine misses beats
+        kc.wait_for_ready(timeout=180)
+        cells = api(lab, 'GET', '/api/contents/nbs/04_train.ipynb')[1]['content']['cells']
+        i = next(i for i, c in enumerate(cells) if 'injected-parameters' in c['metadata'].get('tags', []))
+        code = '\n'.join(c['source'] for c in cells[i - 1:i + 2]) + '\nprint(product["run"], tracking_uri)'
+        out = []
+        def hook(msg):
+            if msg['msg_type'] == 'stream': out.append(msg['content']['text'])
+            if msg['msg_type'] == 'error': out.append('\n'.join(msg['content']['traceback']))
+        reply = kc.execute_interactive(code, timeout=300, output_hook=hook)
+        text = ''.join(out)
+        assert reply['content']['status'] == 'ok', text
+        lab_dir = ROOT / 'products/lab/train'
+        assert '04_train.ipynb: tests skipped (product injected' in text and 'WARNING' not in text, text
+        assert f"{lab_dir}/products/train/run.json sqlite:///{lab_dir}/products/mlflow.db" in text, text
+        kc.stop_channels()
+    finally:
+        assert api(lab, 'DELETE', f"/api/kernels/{k['id']}")[0] == 204
+    assert k['id'] not in {x['id'] for x in api(lab, 'GET', '/api/kernels')[1]}
+
+
+@needs_chromium
+def test_lab_ui_opens_a_stage_notebook_without_an_error_dialog(lab):
+    from playwright.sync_api import sync_playwright
+    shot = lab['tmp'] / 'lab_03_features.png'
+    args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+            '--disable-component-update', '--disable-sync']
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.on('console', lambda m: m.type == 'error' and errors.append(m.text))
+            page.on('pageerror', lambda e: errors.append(str(e)))
+            page.goto(f"{lab['base']}/lab/tree/nbs/03_features.ipynb?token={lab['token']}", timeout=180_000)
+            page.wait_for_selector('.jp-NotebookPanel .jp-Cell .jp-InputArea', timeout=180_000)
+            page.wait_for_selector('text=This cell was injected automatically', timeout=60_000)   # upstream injected
+            page.wait_for_timeout(3000)   # a late error dialog would show by now
+            page.screenshot(path=str(shot))
+            print(f'\nJupyterLab screenshot: {shot}')
+            dialogs = [t for t in page.locator('.jp-Dialog').all_inner_texts() if 'Error' in t or 'Unhandled' in t]
+            assert not dialogs, dialogs
+            assert page.locator('.jp-NotebookPanel .jp-Cell').count() >= 10
+            assert page.locator('.jp-NotebookPanel').get_by_text('# Features').count() >= 1 or \
+                'Features' in page.locator('.jp-NotebookPanel').inner_text()
+        finally:
+            browser.close()
+    assert not [e for e in errors if 'toolbar' in e or 'ploomber' in e.lower()], errors
