@@ -29,4 +29,5 @@ c.LabApp.extension_manager = 'readonly'
 # products/lab/<task>/ (production=True writes for real). Terminals do not get the flag, so `ploomber build` or
 # `nepse-mlops run` typed in a Lab terminal writes the real products as anywhere else.
 os.environ['NEPSE_MLOPS_LAB'] = '1'
-c.ServerApp.terminado_settings = {'shell_command': ['env', '-u', 'NEPSE_MLOPS_LAB', os.environ.get('SHELL') or '/bin/bash']}
+_shell = os.environ.get('SHELL') or '/bin/bash'
+c.ServerApp.terminado_settings = {'shell_command': ['env', '-u', 'NEPSE_MLOPS_LAB', _shell]}
