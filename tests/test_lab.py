@@ -18,7 +18,8 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('lab')
     port, token = free_port(), secrets.token_hex(16)
     env = os.environ | QUIET | {'JUPYTER_CONFIG_DIR': str(ROOT / '.jupyter'),   # what `make lab` sets
-                                'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'), 'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'ws')}
+                                'JUPYTER_RUNTIME_DIR': str(tmp / 'runtime'),
+                                'JUPYTERLAB_WORKSPACES_DIR': str(tmp / 'ws')}
     env.pop('NEPSE_MLOPS_LAB', None)   # the configuration must set it for kernels itself
     log = open(tmp / 'lab.log', 'w')
     cmd = [str(BIN / 'jupyter'), 'lab', f'--port={port}', '--ServerApp.port_retries=0',
