@@ -20,6 +20,21 @@ c.ServerApp.jpserver_extensions = {
     'jupyterlab_jupytext': False,  # async contents manager: breaks Ploomber's
     'ploomber_extension': False,   # ploomber-engine's UI, broken in JupyterLab 4 (labconfig/page_config.json)
 }
+
+# On every save of a stage notebook (JupyterLab autosaves every 2 minutes, and it marks a freshly opened notebook
+# modified) Ploomber deletes the task's product metadata under products/: the next scheduled run would then rebuild
+# that stage and everything after it although nothing changed. Ploomber compares the stored source anyway, so a
+# real edit still re-runs the stage; the deletion is only a write to the production products from Lab.
+import logging  # noqa: E402
+from ploomber.jupyter import manager as _ploomber_manager   # noqa: E402 (the extension imports it anyway)
+
+
+def _keep_product_metadata(self, key):
+    logging.getLogger('ServerApp').info(f'[nepse_mlops] kept the product metadata of {key} (saved in Lab)')
+
+
+_ploomber_manager.DAGMapping.delete_metadata = _keep_product_metadata
+
 # labconfig/page_config.json disables the lab extensions that are broken or reach the network: ploomber-extension
 # ("Cannot read properties of undefined (reading 'toolbar')"), jupyterlab-plotly 5.24.1 (built for JupyterLab 3),
 # jupytext's (its server half is off) and the news announcements; the extension manager does not query PyPI.

@@ -100,6 +100,25 @@ def test_stage_notebook_opens_with_its_upstream_injected(lab):
     assert not [c for c in on_disk['cells'] if 'injected-parameters' in c['metadata'].get('tags', [])]
 
 
+def test_saving_in_lab_removes_the_injection_and_keeps_the_products(lab):
+    "Lab autosaves: the saved notebook has no injected cell; Ploomber no longer deletes the product metadata."
+    nb = ROOT / 'nbs/03_features.ipynb'
+    original = nb.read_bytes()
+    meta = {p: p.stat().st_mtime_ns for p in ROOT.glob('products/features/.*.metadata')}
+    d = api(lab, 'GET', '/api/contents/nbs/03_features.ipynb')[1]
+    try:
+        status, _ = api(lab, 'PUT', '/api/contents/nbs/03_features.ipynb',
+                        {'type': 'notebook', 'format': 'json', 'content': d['content']})
+        assert status == 200
+        saved = json.loads(nb.read_text())
+    finally:
+        nb.write_bytes(original)
+    assert not [c for c in saved['cells'] if 'injected-parameters' in c['metadata'].get('tags', [])]
+    assert len(saved['cells']) == len(json.loads(original)['cells'])
+    assert '[nepse_mlops] kept the product metadata of nbs/03_features.ipynb' in lab['log'].read_text()
+    assert {p: p.stat().st_mtime_ns for p in meta} == meta
+
+
 def test_a_kernel_starts_and_the_stage_runs_in_lab_mode(lab):
     cells = api(lab, 'GET', '/api/contents/nbs/04_train.ipynb')[1]['content']['cells']; i = injected_at(cells)
     with kernel(lab) as kc:
