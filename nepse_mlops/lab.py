@@ -9,7 +9,7 @@ __all__ = ['stage_task', 'in_lab', 'lab_path', 'redirect_to_lab', 'exported_cell
 # %% ../nbs/00b_lab.ipynb #b004
 import hashlib, json, os, re, shutil, sqlite3
 from pathlib import Path
-from .core import find_root, is_test_cell, drop_cells, is_run_cell
+from .core import find_root, load_env, is_test_cell, drop_cells, is_run_cell
 
 # %% ../nbs/00b_lab.ipynb #b006
 def stage_task(notebook: str | Path) -> str:
@@ -21,46 +21,47 @@ def in_lab() -> bool:
     return os.environ.get('NEPSE_MLOPS_LAB') == '1'
 
 # %% ../nbs/00b_lab.ipynb #b009
-def lab_path(value,             # a product or parameter value: a path, a `sqlite:///` URI, anything else
-             root: str | Path,  # the project folder
-             task: str,         # the stage's task name
+def lab_path(value,                 # a product or parameter value: a path, a `sqlite:///` URI, anything else
+             products: str | Path,  # the project's products folder (env.yaml `products`)
+             reports: str | Path,   # its reports folder (env.yaml `reports`)
+             task: str,             # the stage's task name
             ):
-    "`value` moved to `products/lab/<task>/` when it is a path under the project's products/ or reports/; else as is."
+    "`value` moved to `<products>/lab/<task>/` when it is a path under the products or reports folder; else as is."
     if not isinstance(value, (str, Path)) or not str(value): return value
     prefix, s = ('sqlite:///', str(value)[10:]) if str(value).startswith('sqlite:///') else ('', str(value))
-    root = Path(root).resolve(); p = Path(s)
-    if not p.is_absolute(): return value
-    lab = root / 'products' / 'lab' / task
-    for top in ('products', 'reports'):
-        if p.is_relative_to(root / top) and not p.is_relative_to(root / 'products' / 'lab'):
-            return prefix + str(lab / p.relative_to(root))
+    p, products = Path(s), Path(products)
+    if not p.is_absolute() or p.is_relative_to(products / 'lab'): return value
+    tops = sorted([('products', products), ('reports', Path(reports))], key=lambda t: -len(str(t[1])))
+    for name, top in tops:   # the deeper folder first, should reports/ live inside products/
+        if p.is_relative_to(top): return prefix + str(products / 'lab' / task / name / p.relative_to(top))
     return value
 
 # %% ../nbs/00b_lab.ipynb #b012
-def _copy_once(src: Path, dst: Path, root: Path, task: str):
+def _copy_once(src: Path, dst: Path, products: Path, task: str):
     "Copy a production file to its lab place once (an MLflow store with its experiments' artifact folders moved)."
     if dst.exists() or not src.is_file(): return
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.suffix != '.db': shutil.copy2(src, dst); return
     with sqlite3.connect(src) as a, sqlite3.connect(dst) as b: a.backup(b)
-    old, new = str(root / 'products'), str(root / 'products' / 'lab' / task / 'products')
+    old, new = str(products), str(products / 'lab' / task / 'products')
     with sqlite3.connect(dst) as b:   # new runs of an existing experiment would write under the production folder
         tables = {r[0] for r in b.execute("select name from sqlite_master where type='table'")}
         if 'experiments' in tables:
             b.execute('update experiments set artifact_location = replace(artifact_location, ?, ?)', (old, new))
 
-def redirect_to_lab(values: dict,      # name -> value (a product dict, or the notebook's parameters)
-                    root: str | Path,  # the project folder
-                    task: str,         # the stage's task name
+def redirect_to_lab(values: dict,          # name -> value (a product dict, or the notebook's parameters)
+                    products: str | Path,  # the products folder
+                    reports: str | Path,   # the reports folder
+                    task: str,             # the stage's task name
                     copy: bool = False,  # copy existing production files over once (files a stage reads and appends to)
                    ) -> dict:
     "The entries of `values` that `lab_path` moves, with their new values."
-    root = Path(root).resolve(); out = {}
+    products, out = Path(products), {}
     for k, v in values.items():
-        new = lab_path(v, root, task)
+        new = lab_path(v, products, reports, task)
         if new == v: continue
         out[k] = new
-        if copy: _copy_once(*(Path(str(x).removeprefix('sqlite:///')) for x in (v, new)), root, task)
+        if copy: _copy_once(*(Path(str(x).removeprefix('sqlite:///')) for x in (v, new)), products, task)
     return out
 
 # %% ../nbs/00b_lab.ipynb #b015
@@ -145,14 +146,15 @@ def stage_start(notebook: str,                  # the stage notebook from the pr
     if not in_lab() or production:
         if in_lab(): say(f'{nb.name}: production=True: this run writes the real products and its tests are skipped')
         return 'pipeline'
+    env = load_env(root) if (root / 'env.yaml').exists() else {}
+    products, reports = (Path(env.get(k) or root / k) for k in ('products', 'reports'))
     params = _parameter_names(nb)
-    moved = redirect_to_lab({k: ns[k] for k in params if k in ns}, root, task, copy=True)
-    ns.update(moved)
-    if isinstance(product, dict): ns['product'] = {**product, **redirect_to_lab(product, root, task)}
-    else: ns['product'] = lab_path(product, root, task)
+    ns.update(redirect_to_lab({k: ns[k] for k in params if k in ns}, products, reports, task, copy=True))
+    if isinstance(product, dict): ns['product'] = {**product, **redirect_to_lab(product, products, reports, task)}
+    else: ns['product'] = lab_path(product, products, reports, task)
     say(f"{nb.name}: tests skipped (product injected: this is a run of the stage; "
         f"`nbdev_test --path {notebook}` runs them). "
-        f"Products go to products/lab/{task}/ (upstream read from the real products; production=True writes for real)")
+        f"Products go to {products / 'lab' / task}/ (upstream: the real products; production=True writes those)")
     up = ns.get('upstream')
     paths = [p for d in (up.values() if isinstance(up, dict) else [])
              for p in (d.values() if isinstance(d, dict) else [d])]
