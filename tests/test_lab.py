@@ -172,3 +172,37 @@ def test_lab_ui_opens_a_stage_notebook_without_an_error_dialog(lab):
         finally:
             browser.close()
     assert not [e for e in errors if 'toolbar' in e or 'ploomber' in e.lower()], errors
+
+
+@needs_chromium
+@pytest.mark.skipif(not (ROOT / 'products/validate/prices.parquet').exists(),
+                    reason='needs the products of a `make run` in this checkout (Run All reads the real upstream)')
+def test_lab_ui_run_all_runs_the_stage_into_the_lab_copy(lab):
+    "Run > Run All Cells in the Lab UI on 03_features: its line shows, no error, the product lands in products/lab/."
+    from playwright.sync_api import sync_playwright
+    shot = lab['tmp'] / 'lab_03_features_run_all.png'
+    out = ROOT / 'products/lab/features/products/features/features.parquet'
+    real = ROOT / 'products/features/features.parquet'
+    before, t0 = real.stat().st_mtime_ns, time.time()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+            page.goto(f"{lab['base']}/lab/tree/nbs/03_features.ipynb?token={lab['token']}", timeout=180_000)
+            page.wait_for_selector('.jp-NotebookPanel .jp-Cell .jp-InputArea', timeout=180_000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=180_000)
+            page.locator('.lm-MenuBar-itemLabel', has_text='Run').first.click()
+            page.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
+            page.wait_for_selector('text=tests skipped (product injected', timeout=180_000)
+            deadline = time.time() + 600
+            while time.time() < deadline and not (out.exists() and out.stat().st_mtime > t0):
+                page.wait_for_timeout(2000)
+            page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=300_000)
+            page.screenshot(path=str(shot))
+            print(f'\nJupyterLab after Run All: {shot}')
+            outputs = page.locator('.jp-OutputArea-output').all_inner_texts()   # Run All stops at an error
+            assert not [t for t in outputs if 'Traceback' in t], outputs[-3:]
+        finally:
+            browser.close()
+    assert out.exists() and out.stat().st_mtime > t0
+    assert real.stat().st_mtime_ns == before
