@@ -146,6 +146,8 @@ def experiment_memo(r: dict) -> str:
     parts += [f"- {n}" for n in r['notes']]
     parts += [f"\n## All walk-forward windows: pooled ROC AUC, {ev['rows']:,} rows, {ev['dates']} dates, {ev['resamples']} date resamples\n",
               comparison_table(ev).to_markdown(), '',
+              "\n`champion` here is its training run's walk-forward (the recipe that made it, refit per window, as the experiment is)."
+              if 'champion' in ev['candidates'] else '',
               f"\n## The gate window ({r['gate_start']} to {r['gate_end']}, {r['gate_rows']:,} rows)\n", gate_table(g).to_markdown(), '',
               f"\n## The gate's verdict: {g['decision']}\n", *[f"- {x}" for x in g['reasons']],
               f"\nNothing was registered. MLflow run `{r['run_id']}` (experiment `{r['mlflow_experiment']}`). "
@@ -205,8 +207,10 @@ def _features(products: Path, ws: Path, horizon: int) -> tuple[pd.DataFrame, pd.
     f = features_stage(up, {'features': str(ws / 'features.parquet'), 'market': str(ws / 'market.parquet')}, horizon)
     return pd.read_parquet(up['validate']['prices']), f['feats'], f['market']
 
-def _evaluate(s: dict, data: pd.DataFrame, ts: TrainSettings, champ: dict | None, products: Path, ws: Path) -> dict:
+def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | None, products: Path, ws: Path) -> dict:
     "Walk forward, compare side by side, fit the final model and ask the gate: everything the memo and the run need."
+    data = feats[feats.target.notna().to_numpy() & serving_eligible(feats)].reset_index(drop=True)
+    log(f"experiment: {len(data):,} labelled rows; walking forward on {ts.n_windows} x {ts.test_sessions} sessions")
     per_window, preds = walk_forward(data, ts.model_params, ts.n_windows, ts.test_sessions, max(ts.embargo, ts.horizon),
                                      ts.min_train_sessions, ts.seed, ts.half_life)
     save_frame(per_window, ws / 'windows.csv'); save_frame(preds, ws / 'oos_predictions.parquet')
@@ -217,7 +221,7 @@ def _evaluate(s: dict, data: pd.DataFrame, ts: TrainSettings, champ: dict | None
     M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
     gate_metrics = {c: {m: float(last.loc[c, m]) for m in M} for c in last.index}
     est, n_train = fit_final(data, gs, ts.model_params, ts.seed, ts.half_life)
-    rows = gate_rows(data, str(gs.date()), str(ge.date()))
+    rows = gate_rows(feats, str(gs.date()), str(ge.date()))   # all features: eligibility ranks each symbol's whole history
     cest = load_estimator(f"models:/{s['model_name']}/{champ['version']}") if champ else None
     cfeats = pd.read_parquet(products / 'features' / 'features.parquet') if champ else None
     rules = {k: v for k, v in gate_metrics.items() if k != 'model'}
@@ -226,7 +230,7 @@ def _evaluate(s: dict, data: pd.DataFrame, ts: TrainSettings, champ: dict | None
         "the champion's walk-forward predictions are not on disk (products/train is another run's): the champion is compared on the gate window only"]
     if champ and champ['params'].get('train_end') not in (None, str(gs.date())):
         notes.append(f"the gate window starts {gs.date()}, the champion's started {champ['params']['train_end']}: the data differ")
-    return dict(per_window=per_window, evidence=ev, gate=g | {'rules': rules}, gate_metrics=gate_metrics, est=est, n_train=n_train,
+    return dict(data=data, per_window=per_window, evidence=ev, gate=g | {'rules': rules}, gate_metrics=gate_metrics, est=est, n_train=n_train,
                 gate_start=str(gs.date()), gate_end=str(ge.date()), gate_rows=len(rows), notes=notes)
 
 # %% ../nbs/05a_experiment.ipynb #b6692ea5
@@ -272,9 +276,7 @@ def run_experiment(name: str,                         # names the workspace prod
     ts = TrainSettings.from_params(s | win)
     prices, feats, market = _features(products, ws, ts.horizon)
     digest = read_json(products / 'validate' / 'snapshot.json')['digest']
-    data = feats[feats.target.notna().to_numpy() & serving_eligible(feats)].reset_index(drop=True)
-    log(f"experiment {name}: {len(data):,} labelled rows; walking forward on {ts.n_windows} x {ts.test_sessions} sessions")
-    e = _evaluate(s, data, ts, champ, products, ws)
+    e = _evaluate(s, feats, ts, champ, products, ws); data = e['data']
     diff, git = settings_diff(base, s), git_state(root)
     run = _log_run(name, s, diff, git, e, data, prices, market, digest, ts, ws)
     rec = dict(name=name, run_id=run['run_id'], model_uri=run['model_uri'], mlflow_experiment=experiments_name(s), champion=champ and champ['version'],
