@@ -24,8 +24,8 @@ def market(sample_build, tmp_path_factory):
 
 def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     sets = [a for k, v in env_for(tmp).items() if k != 'model_name' for a in ('--set', f'{k}={v}')]
-    return subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), *args, *sets], cwd=ROOT, capture_output=True, text=True,
-                          env=os.environ | QUIET | {'OMP_NUM_THREADS': '1'}, timeout=900)
+    return subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), *args, *sets], cwd=ROOT, capture_output=True,
+                          text=True, env=os.environ | QUIET | {'OMP_NUM_THREADS': '1'}, timeout=900)
 
 
 def digests(tmp: Path) -> dict:
@@ -48,14 +48,15 @@ def check_memo(text: str, name: str):
     assert f"# Experiment `{name}`: the gate would **" in text
     table = text.split('## All walk-forward windows')[1].split('## The gate window')[0]
     for c in ['experiment', 'champion', *RULES]: assert f"| {c} " in table, c
-    for c in ['champion', *RULES]:   # every other candidate: a signed difference, experiment minus it, with its 95% interval
+    for c in ['champion', *RULES]:   # every other candidate: experiment minus it, signed, with its 95% interval
         row = next(l for l in table.splitlines() if l.startswith(f"| {c} "))
         cell = row.rstrip(' |').rsplit('|', 1)[1].strip()
         assert cell[0] in '+-' and cell.count('[') == 1 and cell.endswith(']'), row
     gate = text.split('## The gate window')[1]
     assert '| champion v1 ' in gate and all(f"| {c} " in gate for c in RULES)
     verdict = text.split("## The gate's verdict: ")[1]
-    assert verdict.split()[0] in ('refused', 'promoted') and ('- does not beat champion v1' in verdict or '- beats champion v1' in verdict)
+    assert verdict.split()[0] in ('refused', 'promoted')
+    assert '- does not beat champion v1' in verdict or '- beats champion v1' in verdict
 
 
 def test_try_a_feature(market):
@@ -80,7 +81,7 @@ def test_try_a_feature(market):
     after = digests(tmp)
     assert {k: v for k, v in after.items() if not k.startswith('products/mlartifacts/')} == \
            {k: v for k, v in before.items() if not k.startswith('products/mlartifacts/')}
-    assert all(after.get(k) == v for k, v in before.items())   # existing artifacts unchanged; new ones are the experiments' runs
+    assert all(after.get(k) == v for k, v in before.items())   # old artifacts unchanged; new: the experiments' runs
     assert champion(tmp) == champ_before == '1'
     assert len(ledger.read_text().splitlines()) == n_ledger
 
@@ -91,19 +92,22 @@ def test_try_a_feature(market):
     lines = r.stdout.splitlines()
     assert 'vs champion (gate window) [95%]' in lines[0] and 'gate verdict' in lines[0]
     rows = {l.split()[0]: l for l in lines[1:]}
-    assert set(rows) == {'half_life_20', 'one_tree'} and 'half_life=20' in rows['half_life_20'] and 'model_params.max_iter=1' in rows['one_tree']
+    assert set(rows) == {'half_life_20', 'one_tree'}
+    assert 'half_life=20' in rows['half_life_20'] and 'model_params.max_iter=1' in rows['one_tree']
     aucs = [float(next(t for t in l.split() if t.startswith('0.'))) for l in lines[1:]]
     assert aucs == sorted(aucs, reverse=True)
 
     # promotion is the real gate: either promoted or refused, with reasons, recorded in the ledger
     r = cli(tmp, 'promote', '--experiment', 'half_life_20')
     print(r.stdout, r.stderr)
-    assert r.returncode in (0, 1) and 'registered as version 2; the gate ' in r.stdout and '  - walk-forward: ' in r.stdout
+    assert r.returncode in (0, 1) and 'registered as version 2; the gate ' in r.stdout
+    assert '  - walk-forward: ' in r.stdout
     ev = json.loads(ledger.read_text().splitlines()[-1])
     assert ev['event'] in ('promoted', 'refused') and ev['version'] == '2' and ev['reasons']
     assert (r.returncode == 0) == (ev['event'] == 'promoted') == (champion(tmp) == '2')
 
-    # a one-tree model cannot beat the champion beyond noise: refused; --force needs a reason; with one it is promoted and recorded
+    # one tree: refused on the sample (not shown better than persistence, nor than the champion beyond noise);
+    # --force needs a reason; with one it is promoted, and the ledger records the reason
     champ = champion(tmp)
     r = cli(tmp, 'promote', '--experiment', 'one_tree')
     assert r.returncode == 1 and 'the gate refused it' in r.stdout, r.stdout + r.stderr
@@ -114,5 +118,6 @@ def test_try_a_feature(market):
     print(r.stdout, r.stderr)
     assert r.returncode == 0 and 'FORCED' in r.stdout, r.stdout + r.stderr
     ev = json.loads(ledger.read_text().splitlines()[-1])
-    assert ev['event'] == 'manual_promotion' and ev['version'] == '3' and 'demo of an overruled gate' in ev['reason'], ev
+    assert ev['event'] == 'manual_promotion' and ev['version'] == '3', ev
+    assert 'demo of an overruled gate' in ev['reason'] and 'forced past the gate' in ev['reason']
     assert champion(tmp) == '3'
