@@ -291,8 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument('--host', default='127.0.0.1'); d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
     u.add_argument('--host', default='127.0.0.1'); u.add_argument('--port', type=int, default=5000)
-    pr = sub.add_parser('promote', help='make VERSION the champion (recorded in the ledger)')
-    pr.add_argument('version'); pr.add_argument('--reason', default='manual promotion')
+    pr = sub.add_parser('promote', help='make VERSION the champion, or gate an experiment (--experiment NAME); recorded in the ledger')
+    pr.add_argument('version', nargs='?'); pr.add_argument('--reason', default='manual promotion')
+    pr.add_argument('--experiment', metavar='NAME', help="register experiment NAME's model and run the real gate (nepse-mlops experiments lists them)")
+    pr.add_argument('--force', action='store_true', help='with --experiment: promote even if the gate refuses (needs --reason; the ledger records it)')
+    ex = sub.add_parser('experiment', help="train the working copy on the production snapshot beside the champion and every rule; a memo, no registration",
+                        description="Train the working copy's model (edited notebooks after nbdev_export, env.yaml + --set) on the production "
+                                    "snapshot and the champion's walk-forward windows, in products/experiments/NAME/; print and write a memo "
+                                    "(the experiment, the champion and every naive rule side by side with 95% intervals, the gate's verdict as "
+                                    "it would be). Logged to MLflow (<experiment>_experiments), never registered.")
+    ex.add_argument('name', help='the experiment name (letters, digits, _ - .)')
+    ex.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value; model_params.KEY=VALUE for a nested one (repeatable)')
+    el = sub.add_parser('experiments', help='the experiments as a leaderboard, best ROC AUC first: name, when, git, settings, vs champion, verdict')
+    el.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. products=/path (repeatable)')
     rb = sub.add_parser('rollback', help='move champion back to the previous champion (recorded in the ledger)')
     rb.add_argument('--reason', default='manual rollback')
     st = sub.add_parser('status', help='champion, last run, data freshness, and the loop: settled sessions and realised metrics (JSON)')
@@ -375,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             products = _parse_set(args.set).get('products', env['products'])
             with run_lock(products, f"nepse-mlops replay --from {args.start}", args.wait): return replay_command(env, args)
         except RunBusy as e: print(f"error: {e}", file=sys.stderr); return EXIT_BUSY
+    if args.command in ('experiment', 'experiments') or (args.command == 'promote' and args.experiment):
+        from nepse_mlops.experiment import experiment_main; return experiment_main(env, args, root)
+    if args.command == 'promote' and not args.version: print('error: promote needs VERSION or --experiment NAME', file=sys.stderr); return 2
     if args.command in ('promote', 'rollback'):
         from nepse_mlops.register import promote, rollback
         ledger = Path(env['reports']) / 'registry_ledger.jsonl'
