@@ -322,11 +322,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/09_cli.ipynb #c018
+def _secret_error(items) -> str | None:
+    "Why `--set` items must be refused (a value carries a secret, which `ps` and logs would show), or None."
+    from nepse_mlops.tracking import mask_secrets, secret_in
+    for it in items or []:
+        k, _, v = str(it).partition('=')
+        if kind := secret_in(v):
+            return (f"error: --set {k}={mask_secrets(v)} carries {kind}: a command line is visible to every user of this "
+                    "machine (ps) and is copied into logs. Put the secret in the environment (PGPASSWORD or ~/.pgpass for a "
+                    "database, MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD for a tracking server, "
+                    "NEPSE_MLOPS_ALERT_WEBHOOK for a webhook) and leave it out of the value.")
+    return None
+
 def _parse_set(items):
+    "`--set KEY=VALUE` pairs as a dict (values read as YAML); a secret on the command line is refused (exit 2)."
     import yaml
+    if err := _secret_error(items): print(err, file=sys.stderr); raise SystemExit(2)
     out = {}
     for it in items:
-        if '=' not in it: raise SystemExit(f"--set takes KEY=VALUE, got {it!r}")
+        if '=' not in it: print(f"error: --set takes KEY=VALUE, got {it!r}", file=sys.stderr); raise SystemExit(2)
         k, v = it.split('=', 1); out[k] = yaml.safe_load(v)
     return out
 
@@ -350,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     "Entry point of `nepse-mlops`."
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
+    if err := _secret_error(getattr(args, 'set', None)): print(err, file=sys.stderr); return 2   # every command, before anything runs
     if args.command == 'ingest': return check_data(args.paths, args.out, args.actions, args.today, args.holidays)
     if args.command == 'tracking-server': from nepse_mlops.tracking import tracking_main; return tracking_main(args)
     root = Path(args.root).resolve() if args.root else find_root()
