@@ -187,7 +187,8 @@ def _last_realised(path: Path) -> dict:
 
 def status(env: dict) -> dict:
     "Champion version and when it was promoted, the last run, and data freshness."
-    from nepse_mlops.core import champion_version
+    from datetime import date
+    from nepse_mlops.core import champion_version, market_today
     products = Path(env['products'])
     out = dict(champion=None, promoted_at=None, last_run=None, last_market_session=None, data_age_days=None)
     if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')
@@ -197,7 +198,9 @@ def status(env: dict) -> dict:
                                                                     'champion_before', 'champion_after', 'up_to_date_since']}
     if (products / 'validate/report.json').exists():
         rep = read_json(products / 'validate/report.json')
-        out.update(last_market_session=rep['last_market_session'], data_age_days=rep['data_age_days'])
+        last = rep['last_market_session']   # the age now, on NEPSE's clock (the report's age is as of its run)
+        age = (market_today() - date.fromisoformat(last)).days if last else rep['data_age_days']
+        out.update(last_market_session=last, data_age_days=age)
     if (products / 'replay/summary.json').exists():   # the pipeline's replay of recent sessions: the loop over time
         rs = read_json(products / 'replay/summary.json')
         mon = read_json(products / 'monitor/summary.json') if (products / 'monitor/summary.json').exists() else {}

@@ -175,8 +175,8 @@ def save_stamp(products: str | Path, stamp: str, run_id: str) -> None:
 # %% ../nbs/09b_ops.ipynb #1fecda58
 def live_through_cached(products: str | Path, today: str | None, start: str, end: str, seed: int) -> str:
     "`synthetic.live_through`, cached per (today, start, end, seed) in products/.live_through.json."
-    import datetime
-    key = f"{today or datetime.date.today().isoformat()}|{start}|{end}|{seed}"
+    from nepse_mlops.core import market_cutoff
+    key = f"{today or market_cutoff().isoformat()}|{start}|{end}|{seed}"   # NEPSE's clock, not the host's TZ
     p = Path(products) / '.live_through.json'
     cache = read_json(p) if p.exists() else {}
     if key not in cache:
