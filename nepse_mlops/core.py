@@ -7,8 +7,9 @@ __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS',
            'RUN_DIRECTIVES', 'find_root', 'load_env', 'sha256_file', 'frame_digest', 'kill_point', 'save_frame', 'log',
            'write_json', 'read_json', 'git_commit', 'tracking_kind', 'setup_tracking', 'session_weekdays',
            'next_session', 'last_session_before', 'market_now', 'market_today', 'market_cutoff', 'latest_session',
-           'append_jsonl', 'read_jsonl', 'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells',
-           'settings_kwargs', 'stage_log', 'is_test_cell', 'skip_tests_in_pipeline']
+           'record_digest', 'verify_digest', 'append_jsonl', 'read_jsonl', 'ProductError', 'read_history_parquet',
+           'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells', 'settings_kwargs', 'stage_log',
+           'is_test_cell', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, tempfile, time
@@ -89,9 +90,11 @@ def save_frame(df, path: str | Path) -> Path:
     "Write a DataFrame to parquet or CSV (by suffix) atomically: a temporary file beside it, then a rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if path.suffix == '.parquet': df.to_parquet(tmp, index=False)
-    else: df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        if path.suffix == '.parquet': df.to_parquet(tmp, index=False)
+        else: df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException: tmp.unlink(missing_ok=True); raise   # a full disk leaves no half-written file behind
     return path
 
 # %% ../nbs/00_core.ipynb #c014
@@ -120,7 +123,8 @@ def write_json(obj, path: str | Path) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     obj = _nan_to_none(obj)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=False))
+    try: tmp.write_text(json.dumps(obj, indent=2, default=_json_default, allow_nan=False))
+    except BaseException: tmp.unlink(missing_ok=True); raise   # a full disk leaves no half-written file behind
     kill_point('write_json')
     os.replace(tmp, path)
     return path
@@ -256,19 +260,58 @@ def latest_session(now=None) -> date:
     return last_session_before(market_cutoff(now))
 
 # %% ../nbs/00_core.ipynb #ed65a139
+def _sidecar(path: Path, kind: str) -> Path: return path.with_name(f".{path.name}.{kind}")
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    "Write `data` to `path` through a temporary file and a rename (no kill point: the histories' own bookkeeping)."
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try: tmp.write_bytes(data); os.replace(tmp, path)
+    except BaseException: tmp.unlink(missing_ok=True); raise
+
+def record_digest(path: str | Path, data: bytes | None = None, copy: bool = True) -> dict:
+    """Record a history's digest (size, sha256) in `.<name>.digest` and (`copy`) a copy in `.<name>.bak`, the generation to
+    recover from. `data`: the content about to replace `path` (record first, then rename: a kill in between leaves the old
+    file, which the kept previous digest still vouches for)."""
+    path = Path(path); data = path.read_bytes() if data is None else data
+    rec, side = dict(size=len(data), sha256=hashlib.sha256(data).hexdigest()), _sidecar(path, 'digest')
+    try: prev = json.loads(side.read_text()).get('current') if side.exists() else None
+    except (OSError, ValueError): prev = None
+    if copy: _write_atomic(_sidecar(path, 'bak'), data)
+    _write_atomic(side, json.dumps(dict(current=rec, previous=prev if prev != rec else None)).encode())
+    return rec
+
+def verify_digest(path: str | Path, of: str | Path | None = None) -> str | None:
+    "Why `path` matches neither of the last two digests recorded for it (or for `of`, e.g. a copy checked against its original)."
+    path, side = Path(path), _sidecar(Path(of or path), 'digest')
+    if not side.exists(): return None
+    try: recs = [r for r in (lambda d: [d.get('current'), d.get('previous')])(json.loads(side.read_text())) if r]
+    except (OSError, ValueError, AttributeError): return None   # the bookkeeping itself was cut short: nothing to compare
+    if not recs: return None
+    if not path.exists(): return f"{path} is missing (it had {recs[0]['size']:,} bytes)"
+    data = path.read_bytes()   # a prefix check: a writer killed mid-append leaves extra bytes after a whole record
+    if any(hashlib.sha256(data[:r['size']]).hexdigest() == r['sha256'] for r in recs if len(data) >= r['size']): return None
+    if len(data) < min(r['size'] for r in recs): return f"{path} was cut short ({len(data):,} of {recs[0]['size']:,} bytes)"
+    return f"{path} changed since it was written (its digest differs)"
+
 def append_jsonl(path: str | Path, rec: dict) -> dict:
-    "Append one JSON record as a line (creating the folder), flushed to disk; a torn last line is cut off first; returns `rec`."
+    """Append one JSON record as a line (creating the folder), flushed to disk; returns `rec`. A torn last line (a killed
+    writer) is cut off first; a whole last record that only lacks its newline is kept. The digest and a copy are recorded."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(_nan_to_none(rec), default=_json_default) + '\n'
     with open(path, 'r+b' if path.exists() else 'w+b') as f:
         end = f.seek(0, os.SEEK_END)
-        if end:                           # a writer killed mid-line left a torn tail: cut it off (it was never a record)
+        if end:
             f.seek(max(0, end - (1 << 16))); tail = f.read()
             if not tail.endswith(b'\n'):
-                cut = tail.rfind(b'\n'); f.truncate(end - len(tail) + cut + 1 if cut >= 0 else (0 if end <= (1 << 16) else end))
+                cut = tail.rfind(b'\n'); last = tail[cut + 1:]
+                try: whole = isinstance(json.loads(last), dict)
+                except ValueError: whole = False
+                if whole: f.write(b'\n')       # a record that only lacks its final newline is a record: keep it
+                else: f.truncate(end - len(tail) + cut + 1 if cut >= 0 else (0 if end <= (1 << 16) else end))
             f.seek(0, os.SEEK_END)
         kill_point('append_jsonl', f, line.encode())
         f.write(line.encode()); f.flush(); os.fsync(f.fileno())
+    record_digest(path)
     return rec
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -281,6 +324,23 @@ def read_jsonl(path: str | Path) -> list[dict]:
         try: out.append(json.loads(line))
         except json.JSONDecodeError: pass
     return out
+
+# %% ../nbs/00_core.ipynb #8f113f05
+class ProductError(RuntimeError):
+    "A product that cannot be trusted: the message names the file and what to do."
+
+def read_history_parquet(path: str | Path):
+    "A history kept as parquet (the prediction log), checked against its recorded digest; `ProductError` saying how to recover."
+    import pandas as pd
+    path = Path(path); bak = _sidecar(path, 'bak')
+    why = verify_digest(path)
+    if why is None:
+        try: return pd.read_parquet(path)
+        except Exception as e: why = f"{path} cannot be read ({type(e).__name__}: {str(e)[:120]})"
+    good = bak.exists() and verify_digest(bak, of=path) is None   # the copy matches the recorded digest
+    raise ProductError(f"{why}. " + (f"Its last good generation is {bak}: restore it with `cp {bak} {path}`, then run again."
+                                     if good else "No good copy is left: restore it from a backup, or move it aside to start "
+                                                  "a new history."))
 
 # %% ../nbs/00_core.ipynb #20c0b22b
 def sector_of(prices: 'pd.DataFrame') -> 'pd.Series':
