@@ -86,6 +86,23 @@ def _check_products(products: Path, reports: Path) -> str | None:
 def run_pipeline(root: Path, data: str | None = None, sample: bool = False, force: bool = False,
                  settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0, task: str | None = None) -> int:
     "Build the DAG with Ploomber, one run at a time; return at once when nothing changed; record every run in products/runs.jsonl."
+    import errno
+    started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
+    try: return _run_pipeline(root, data, sample, force, settings, trigger, wait, retries, task)
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        from nepse_mlops.ops import spool_record, new_run_id
+        products = Path(dict(settings or {}).get('products') or load_env(root)['products'])
+        kept = spool_record(products, dict(run_id=new_run_id(), trigger=trigger or os.environ.get('NEPSE_MLOPS_TRIGGER') or 'manual',
+                                           started_at=started, status='failed', exit_code=1, error='no space left on device',
+                                           tasks={}, seconds=0))
+        print(f"error: no space left on device under {products}: the run stopped before changing anything. Free space there and "
+              f"run again{' (this run is recorded then)' if kept else ''}.", file=sys.stderr)
+        return 1
+
+def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, force: bool = False,
+                  settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0, task: str | None = None) -> int:
+    "Build the DAG with Ploomber, one run at a time; return at once when nothing changed; record every run in products/runs.jsonl."
     from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, inputs_stamp, up_to_date, save_stamp,
                                  with_retries, parse_task_summary)
     from nepse_mlops.core import git_commit, kill_point
@@ -107,7 +124,8 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
             try: record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id,
                                                                 champion_after=_champion_on_disk(products)))
             except ValueError: pass
-        from nepse_mlops.ops import sweep_temp   # a killed writer's temporary files (no writer is alive: we hold the lock); ~1 ms
+        from nepse_mlops.ops import sweep_temp, flush_spool   # a killed writer's temporary files (no writer is alive: we hold the lock)
+        flush_spool(products)   # the record of a run that found the disk full
         if (left := sweep_temp(products)): log(f"removed {len(left)} half-written file(s) of a killed run: {', '.join(left[:3])}")
         if (stop := _check_products(products, reports)):   # a damaged history or tracking store: never "up to date" on top of it
             try: record_run(products, dict(run_id=run_id, trigger=trigger, started_at=started, status='failed', exit_code=2, seconds=0,

@@ -6,7 +6,8 @@
 __all__ = ['EXIT_BUSY', 'RUNS', 'STAMP', 'OWN_DIRS', 'OWN_FILES', 'HISTORIES', 'REPORT_HISTORIES', 'DAILY_RUN', 'TRANSIENT',
            'RunBusy', 'run_lock', 'data_fingerprint', 'sweep_temp', 'new_run_id', 'record_run', 'read_runs',
            'history_table', 'parse_task_summary', 'inputs_stamp', 'up_to_date', 'save_stamp', 'verify_products',
-           'backup_sqlite', 'live_through_cached', 'daily_cron', 'schedule_text', 'is_transient', 'with_retries']
+           'backup_sqlite', 'spool_record', 'flush_spool', 'live_through_cached', 'daily_cron', 'schedule_text',
+           'is_transient', 'with_retries']
 
 # %% ../nbs/09b_ops.ipynb #44e76053
 import fcntl, hashlib, json, os, sys, time
@@ -240,6 +241,24 @@ def backup_sqlite(db: str | Path) -> Path | None:
         os.replace(tmp, dest)
     except BaseException: tmp.unlink(missing_ok=True); raise
     return dest
+
+# %% ../nbs/09b_ops.ipynb #23d525bb
+def _spool_path(products: str | Path) -> Path:
+    import tempfile
+    return Path(tempfile.gettempdir()) / f"nepse-mlops-pending-{hashlib.sha256(str(Path(products).resolve()).encode()).hexdigest()[:12]}.jsonl"
+
+def spool_record(products: str | Path, rec: dict) -> Path | None:
+    "A run's record that its products folder had no room for (a full disk), kept in the temp folder until the next run."
+    try: append_jsonl(p := _spool_path(products), rec); return p
+    except OSError: return None
+
+def flush_spool(products: str | Path) -> int:
+    "Move spooled run records into the run ledger (at the start of the next run, holding the lock); how many."
+    p = _spool_path(products)
+    recs = read_jsonl(p)
+    for r in recs: record_run(products, r | {'recorded_late': True})
+    for side in (p, p.with_name(f'.{p.name}.digest'), p.with_name(f'.{p.name}.bak')): side.unlink(missing_ok=True)
+    return len(recs)
 
 # %% ../nbs/09b_ops.ipynb #1fecda58
 def live_through_cached(products: str | Path, today: str | None, start: str, end: str, seed: int) -> str:
