@@ -27,15 +27,20 @@ def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days:
     return rows, dict(inactive=int((~active).sum()), short_history=int((active & ~enough).sum()))
 
 def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
-    "Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol."
+    """Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol. The log is a
+    history: read only when it matches the digest recorded at its last write, and each write keeps a copy (`core.record_digest`)."""
+    from nepse_mlops.core import read_history_parquet, record_digest
     p = Path(log_path)
-    old = pd.read_parquet(p) if p.exists() else pd.DataFrame(columns=preds.columns)
+    old = read_history_parquet(p) if p.exists() else pd.DataFrame(columns=preds.columns)
     key = ['feature_date', 'symbol']
     old = old[~old.set_index(key).index.isin(preds.set_index(key).index)] if len(old) else old
     new = pd.concat([old, preds], ignore_index=True).sort_values(key).reset_index(drop=True)
     p.parent.mkdir(parents=True, exist_ok=True)
     from nepse_mlops.core import kill_point
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp"); new.to_parquet(tmp, index=False)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try: new.to_parquet(tmp, index=False)
+    except BaseException: tmp.unlink(missing_ok=True); raise   # a full disk leaves no half-written log
+    record_digest(p, tmp.read_bytes())   # its digest and a copy to recover from, before the rename (see core.record_digest)
     kill_point('predict_log')
     os.replace(tmp, p)   # atomic: the log is the old one or the new one, never half of one
     return new

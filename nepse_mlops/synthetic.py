@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 # %% ../nbs/00a_synthetic.ipynb #c005
-from .core import session_weekdays   # the real trading week of each period (core.REGIMES)
+from .core import market_cutoff, session_weekdays   # the real trading week of each period (core.REGIMES)
 
 def synthetic_calendar(start: str, end: str, seed: int = 7) -> pd.DatetimeIndex:
     "Synthetic NEPSE session dates between `start` and `end` (inclusive)."
@@ -148,8 +148,9 @@ def planted_description(signal: float = 1.0, change_at: str | None = None) -> st
     return s
 
 def live_through(today=None, start: str = '2019-01-01', end: str = '2027-12-31', seed: int = 7) -> str:
-    "The last synthetic session strictly before `today` (default: the real date), within the simulated `end`: where a live market stops."
-    t = pd.Timestamp(today or pd.Timestamp.now().date())
+    """The last synthetic session strictly before `today` (default: `core.market_cutoff()`, the first day whose session has not
+    closed on NEPSE's clock, whatever the host's time zone), within the simulated `end`: where a live market stops."""
+    t = pd.Timestamp(today or market_cutoff())
     cal = synthetic_calendar(start, end, seed)
     past = cal[cal < t]
     if not len(past): raise ValueError(f"the synthetic market starts on {cal[0].date()}, after today ({t.date()})")

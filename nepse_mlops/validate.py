@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import CANONICAL_COLUMNS, log
+from .core import CANONICAL_COLUMNS, log, market_today
 from .ingest import QUARANTINE_COLUMNS
 
 # %% ../nbs/02_validate.ipynb #c006
@@ -318,7 +318,7 @@ def _report(df, quarantine, dropped, n_in, counts, examples, today):
     last_by_sym = eq.groupby('symbol').date.max()
     stale_syms = last_by_sym[last_by_sym < last_market - pd.Timedelta(days=30)]
     counts['stale_symbol'] = len(stale_syms); examples['stale_symbol'] = [f"{s} last {d.date()}" for s, d in stale_syms.head(5).items()]
-    today = pd.Timestamp(today) if today else pd.Timestamp.now().normalize()
+    today = pd.Timestamp(today) if today else pd.Timestamp(market_today())   # Kathmandu's date, whatever the host's TZ
     rules = [dict(rule=k, severity=RULES[k][0], description=RULES[k][1], rows=int(counts.get(k, 0)),
                   examples=examples.get(k, [])[:5]) for k in RULES]
     return dict(rows_in=int(n_in), rows_kept=int(len(df)), rows_quarantined=int(len(quarantine)),

@@ -246,3 +246,35 @@ def test_postgresql_tracking_uri_directly(built, pg):
     assert refused.returncode == 2 and 'PGPASSWORD' in refused.stderr and pg['password'] not in refused.stderr + refused.stdout
     print(f"\npostgresql:// directly: two set-ups on a fresh database -> experiments {[o[1].strip() for o in outs]}; "
           f"status reads champion {champ}; a password in the URI is refused (exit {refused.returncode})")
+
+
+def test_two_tracking_servers_started_at_once_on_a_fresh_database_both_serve(pg, tmp_path):
+    """MLflow's migrations race when two servers start on an empty database (`UniqueViolation` on `alembic_version`, one
+    exits); the start-up advisory lock makes them take turns. The password travels as `?password=` (libpq's other form)
+    and is masked in every line."""
+    d = pg['dir']
+    r = subprocess.run(as_user(pg_user()[0], [PG_BIN / 'createdb', '-h', d, '-p', pg['port'], '-U', 'postgres', 'mlflow_race']),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    uri = f"postgresql://postgres@127.0.0.1:{pg['port']}/mlflow_race?password={pg['password']}"
+    ports, procs = [free_port(), free_port()], []
+    try:
+        for port in ports:
+            log = tmp_path / f'race-{port}.log'
+            procs.append((subprocess.Popen([str(BIN / 'nepse-mlops'), 'tracking-server', '--port', str(port),
+                                            '--artifacts-destination', str(tmp_path / 'art')], env=env_with(NEPSE_MLOPS_BACKEND_URI=uri),
+                                           stdout=open(log, 'w'), stderr=subprocess.STDOUT, start_new_session=True), log))
+        for (proc, log), port in zip(procs, ports):
+            try: wait_http(f'http://127.0.0.1:{port}/health', proc, timeout=240)
+            except Exception: raise AssertionError(log.read_text()[-3000:])
+        for port in ports:   # each answers a real API call against the one schema
+            with urllib.request.urlopen(f'http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5', timeout=30) as r:
+                assert r.status == 200 and 'experiments' in json.loads(r.read())
+    finally:
+        for proc, _ in procs: stop(proc)
+    logs = [log.read_text() for _, log in procs]
+    assert not any('UniqueViolation' in t or 'Traceback' in t for t in logs), logs
+    assert all(pg['password'] not in t and 'password=***' in t for t in logs), [t[:500] for t in logs]
+    waited = sum('waiting for it to finish its set-up' in t for t in logs)
+    print(f"\ntwo tracking servers at once on a fresh database: both serve (ports {ports}); {waited} waited on the start-up lock; "
+          f"first line: {logs[0].splitlines()[0][:150]}")
