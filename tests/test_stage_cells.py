@@ -80,6 +80,16 @@ def test_typo_in_a_stage_cell_fails(sample_build, tmp_path):
     assert (tmp_path / 'products/features/features.parquet').stat().st_size > 0
     assert [(r['task'], r['status']) for r in runs(tmp_path)] == [('features', 'failed'), ('features', 'success')]
 
+    hold = "import sys, time; from nepse_mlops.ops import run_lock\nwith run_lock(sys.argv[1], 'nepse-mlops run (a test)'):\n" \
+           "    print('locked', flush=True); time.sleep(600)"
+    holder = subprocess.Popen([sys.executable, '-c', hold, str(tmp_path / 'products')], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        busy = papermill(ROOT / 'nbs/03_features.ipynb', tmp_path / 'busy_out.ipynb', p)   # another run holds the products folder
+    finally: holder.kill(); holder.wait()
+    assert busy.returncode != 0 and 'Task features was not run' in busy.stderr and 'nepse-mlops run (a test)' in busy.stderr, busy.stderr[-2000:]
+    assert len(runs(tmp_path)) == 2   # refused: not run, not recorded
+
 
 def test_params_then_papermill_runs_monitor_alone(sample_build, tmp_path):
     "`nepse-mlops params monitor -o p.yaml` + `papermill nbs/07_monitor.ipynb out.ipynb -f p.yaml`: exit 0, products rewritten, in history."
