@@ -298,8 +298,8 @@ from contextlib import contextmanager
 
 @contextmanager
 def stage_log(product=None, path: str | Path | None = None):
-    """Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while inside.
-    A stage run alone (papermill, not a DAG build) also holds the run lock and is recorded in the ledger (`ops.standalone_run`)."""
+    """Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while
+    inside. A stage run alone (papermill, no DAG build) also holds the run lock and is in the ledger (ops.standalone_run)."""
     import io, logging
     from contextlib import redirect_stdout, redirect_stderr
     from nepse_mlops.ops import standalone_run   # imported here, not at the top: ops imports this module

@@ -120,7 +120,8 @@ def read_runs(products: str | Path) -> list[dict]:
 def history_table(runs: list[dict], n: int = 10) -> str:
     "The last `n` runs as a fixed-width table, newest last."
     cols = [('run', 'run_id', 25), ('trigger', 'trigger', 9), ('started', 'started_at', 25), ('status', 'status', 8),
-            ('exit', 'exit_code', 4), ('secs', 'seconds', 6), ('ran', 'ran', 4), ('task', 'task', 8), ('champion', 'champions', 9), ('data', 'data_digest', 16)]
+            ('exit', 'exit_code', 4), ('secs', 'seconds', 6), ('ran', 'ran', 4), ('task', 'task', 8),
+            ('champion', 'champions', 9), ('data', 'data_digest', 16)]
     def val(r, k):
         if k == 'ran': return str(sum(bool(t.get('ran')) for t in (r.get('tasks') or {}).values())) if r.get('tasks') is not None else '-'
         if k == 'champions': return f"{r.get('champion_before') or '-'}->{r.get('champion_after') or '-'}"
@@ -142,8 +143,8 @@ def parse_task_summary(output: str) -> dict:
     return out
 
 # %% ../nbs/09b_ops.ipynb #5a1d0e02
-RUN_ENV = 'NEPSE_MLOPS_RUN_PGID'   # `nepse-mlops run` sets it for its build (cli.run_pipeline); the task kernels inherit it
-WAIT_ENV = 'NEPSE_MLOPS_WAIT'      # a stage run alone queues behind a running run when this is set (papermill has no --wait)
+RUN_ENV = 'NEPSE_MLOPS_RUN_PGID'  # `nepse-mlops run` sets it for its build (cli.run_pipeline); task kernels inherit it
+WAIT_ENV = 'NEPSE_MLOPS_WAIT'     # set: a stage run alone queues behind a running run (papermill has no --wait)
 
 def _ancestors(pid: int | None = None, depth: int = 12):
     "The argv of `pid` (default: this process) and of its parents, nearest first (Linux /proc; nothing elsewhere)."
@@ -157,7 +158,7 @@ def _ancestors(pid: int | None = None, depth: int = 12):
         if pid <= 1: return
 
 def dag_runner() -> str | None:
-    "What builds the DAG this process runs in: 'nepse-mlops run', 'ploomber' (a plain `ploomber build`), or None (alone)."
+    "What builds the DAG this process runs in: 'nepse-mlops run', 'ploomber' (`ploomber build`), or None (alone)."
     if os.environ.get(RUN_ENV): return 'nepse-mlops run'
     if any('ploomber' in {Path(a).name for a in argv[:3]} for argv in _ancestors()): return 'ploomber'
     return None
@@ -165,25 +166,25 @@ def dag_runner() -> str | None:
 def stage_task(product: dict) -> tuple[str, Path]:
     "(task name, products folder) of a stage's injected `product`: its data products are `<products>/<task>/<file>`."
     data = [Path(str(v)) for k, v in dict(product).items() if k not in ('nb', 'nb_html')]
-    if not data: raise ValueError(f"no data product among {list(dict(product))}: cannot tell the task's products folder")
+    if not data: raise ValueError(f"no data product among {list(dict(product))}: cannot tell the products folder")
     return data[0].parent.name, data[0].parent.parent
 
 # %% ../nbs/09b_ops.ipynb #5a1d0e04
 @contextmanager
 def standalone_run(product, wait: bool | None = None):
-    "Around a stage run alone (not in a DAG build): hold the run lock and record the run (trigger `papermill`) in the ledger."
+    "Around a stage run alone (no DAG build): hold the run lock, record the run (trigger `papermill`) in the ledger."
     if product is None or dag_runner(): yield None; return   # tests (no product), or the build is the run
     task, products = stage_task(product)
     wait = os.environ.get(WAIT_ENV, '') not in ('', '0') if wait is None else wait
     run_id, t0 = new_run_id(), time.time()
     try: lock = run_lock(products, f"papermill on task {task} (run {run_id})", wait); lock.__enter__()
     except RunBusy as e:
-        raise RunBusy(e.holder, e.path, f"Task {task} was not run. Run it again when that run has finished, or set "
-                                       f"{WAIT_ENV}=1 to queue behind it.") from None
+        raise RunBusy(e.holder, e.path, f"Task {task} was not run. Run it again when that run has finished, "
+                                       f"or set {WAIT_ENV}=1 to queue behind it.") from None
     from nepse_mlops.cli import _champion_on_disk   # lazily: cli imports this module
     current = Path(products) / '.run_current.json'
-    rec = dict(run_id=run_id, trigger='papermill', task=task, started_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-               champion_before=_champion_on_disk(products))
+    now = lambda: time.strftime('%Y-%m-%dT%H:%M:%S%z')
+    rec = dict(run_id=run_id, trigger='papermill', task=task, started_at=now(), champion_before=_champion_on_disk(products))
     status, err = 'failed', None
     try:
         if current.exists():   # the run that held the lock before never finished: it was killed
@@ -197,9 +198,9 @@ def standalone_run(product, wait: bool | None = None):
     finally:
         try:
             secs = round(time.time() - t0, 1)
-            record_run(products, rec | dict(status=status, exit_code=0 if status == 'success' else 1, seconds=secs,
-                                            finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'), tasks={task: dict(ran=True, seconds=secs)},
-                                            champion_after=_champion_on_disk(products)) | ({'error': err} if err else {}))
+            end = dict(status=status, exit_code=0 if status == 'success' else 1, finished_at=now(), seconds=secs,
+                       tasks={task: dict(ran=True, seconds=secs)}, champion_after=_champion_on_disk(products))
+            record_run(products, rec | end | ({'error': err} if err else {}))
             current.unlink(missing_ok=True)
         finally: lock.__exit__(None, None, None)
 
