@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['QUIET', 'BUILD_ENV', 'resolve_settings', 'noop_verdict', 'lock_released', 'run_pipeline', 'check_data', 'status',
-           'why_outdated', 'dashboard_command', 'build_parser', 'replay_command', 'main']
+           'why_outdated', 'dashboard_command', 'pipeline_tasks', 'task_params', 'params_command', 'add_params_parser',
+           'build_parser', 'replay_command', 'main']
 
 # %% ../nbs/09_cli.ipynb #c002
 import argparse, hashlib, json, os, subprocess, sys, time
@@ -312,6 +313,72 @@ def dashboard_command(root: Path, host: str, port: int) -> list[str]:
     return [str(Path(sys.executable).parent / 'voila'), str(root / 'nbs' / 'voila_dashboard.ipynb'), '--no-browser',
             f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}', '--preheat_kernel=True']
 
+# %% ../nbs/09_cli.ipynb #c0p2
+def pipeline_tasks(root: Path) -> dict[str, str]:
+    "{task: notebook} of pipeline.yaml, in order (PyYAML only: an unknown task is refused without importing Ploomber)."
+    import yaml
+    spec = yaml.safe_load((Path(root) / 'pipeline.yaml').read_text())
+    return {t.get('name') or Path(t['source']).stem: t['source'] for t in spec.get('tasks', [])}
+
+def task_params(root: Path, task: str, settings: dict | None = None) -> dict:
+    "What Ploomber injects into `task`'s notebook in a `nepse-mlops run` with `settings`: upstream, product, params."
+    import warnings
+    from ploomber.env.envdict import EnvDict
+    from ploomber.spec import DAGSpec
+    root = Path(root).resolve()
+    args = dict(zip(*[iter(_env_args(resolve_settings(load_env(root), dict(settings or {}))))] * 2))
+    env = EnvDict(str(root / 'env.yaml'), path_to_here=str(root))._replace_flatten_keys(
+        {'env__' + k.removeprefix('--env--'): v for k, v in args.items()})   # as `ploomber build --env--KEY V`
+    cwd = os.getcwd(); os.chdir(root)   # the spec's notebook paths are relative to the project folder
+    try:
+        with warnings.catch_warnings():   # env.yaml's `image` is for `nepse-mlops export argo`, unused by the tasks
+            warnings.filterwarnings('ignore', message='.*unused in the spec')
+            t = DAGSpec(str(root / 'pipeline.yaml'), env=env).to_dag()[task]
+    finally: os.chdir(cwd)
+    up = {name: u.product.to_json_serializable() for name, u in t.upstream.items()}
+    own = {'product': t.product.to_json_serializable()} | t.params.to_json_serializable(params_only=True)
+    return ({'upstream': up} if up else {}) | own
+
+def params_command(root: Path, task: str, output: str | None, settings: dict) -> int:
+    "`nepse-mlops params`: `task`'s papermill parameters as YAML (to `output`, else stdout), and the papermill command."
+    import yaml
+    tasks = pipeline_tasks(root)
+    if task not in tasks:
+        print(f"error: no task {task!r} in {Path(root) / 'pipeline.yaml'}; tasks: {', '.join(tasks)}", file=sys.stderr)
+        return 2
+    p = task_params(root, task, settings)
+    nb_out = p['product'].get('nb') if isinstance(p['product'], dict) else p['product']
+    cmd = (f"cd {Path(root).resolve()} && {Path(sys.executable).parent / 'papermill'} {tasks[task]} {nb_out} "
+           f"-f {output or 'PARAMS.yaml'} -k python3")
+    text = (f"# papermill parameters of task {task} (`nepse-mlops params {task}`), as `nepse-mlops run` injects them\n"
+            f"# run: {cmd}\n" + yaml.safe_dump(p, sort_keys=False, default_flow_style=False, width=1000))
+    if not output: sys.stdout.write(text); return 0
+    Path(output).parent.mkdir(parents=True, exist_ok=True); Path(output).write_text(text)
+    n = len(p) - 1 - ('upstream' in p)
+    print(f"wrote {output}: upstream, product and {n} parameters of task {task}. Run the stage with:\n  {cmd}")
+    return 0
+
+def add_params_parser(sub) -> None:
+    "The `params` subcommand of `nepse-mlops`."
+    pa = sub.add_parser('params', formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="write the parameters papermill needs to run one stage alone, and print the papermill command",
+        description="Write the parameter YAML for `papermill -f` that runs one task of pipeline.yaml alone, as\n"
+                    "`nepse-mlops run` would run it: upstream (the current products of the tasks it reads, one dict\n"
+                    "per upstream task), product (its own products) and its parameters from env.yaml, with the run's\n"
+                    "settings resolution (--set overrides, the input data's digest, the live market's last session).\n"
+                    "Then print the papermill command.\n\n"
+                    "The stage run alone takes the products folder's run lock (refused while another run holds it;\n"
+                    "set NEPSE_MLOPS_WAIT=1 to queue behind it) and is recorded in `nepse-mlops history` with trigger\n"
+                    "papermill. Papermill writes the executed notebook; the HTML report is Ploomber's conversion and\n"
+                    "is not written.",
+        epilog="examples:\n  nepse-mlops params monitor -o monitor.yaml\n"
+               "  papermill nbs/07_monitor.ipynb reports/07_monitor.ipynb -f monitor.yaml -k python3\n"
+               "  nepse-mlops params features --set products=/data/products --set reports=/data/reports\n")
+    pa.add_argument('task', metavar='TASK', help='a task of pipeline.yaml (ingest, validate, features, train, ...)')
+    pa.add_argument('-o', '--output', metavar='FILE', help='write the YAML here (default: stdout)')
+    pa.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help='override an env.yaml value, as `run --set` does (repeatable)')
+
 # %% ../nbs/09_cli.ipynb #c016
 def build_parser() -> argparse.ArgumentParser:
     "The `nepse-mlops` argument parser."
@@ -322,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                '  nepse-mlops ingest my_dump/ --out checked/   # check files before they enter the pipeline\n'
                '  nepse-mlops history                  # every run: trigger, status, duration, champion before -> after\n'
                '  nepse-mlops schedule                 # a crontab line / systemd timer for the daily run\n'
+               '  nepse-mlops params monitor -o p.yaml # parameters to run one stage: papermill -f p.yaml\n'
                '  nepse-mlops status | serve | dashboard | promote 3 | rollback')
     p.add_argument('--root', help='project folder holding pipeline.yaml and env.yaml (default: found from the current folder)')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -375,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. products=/path (repeatable)')
     sub.add_parser('schedule', help="print a crontab line and a systemd service + timer for the daily run after NEPSE's close")
     from nepse_mlops.export import add_export_parser; add_export_parser(sub)
+    add_params_parser(sub)   # one stage under papermill
     rp = sub.add_parser('replay', formatter_class=argparse.RawDescriptionHelpFormatter,
         help='run the scheduled daily loop as of past sessions (predict, settle, monitor, retrain, gate, promote)',
         description='Replay the daily loop as a scheduler would have run it after each past session: only what was known at that '
@@ -455,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'schedule':
         from nepse_mlops.ops import schedule_text
         print(schedule_text(root)); return 0
+    if args.command == 'params': return params_command(root, args.task, args.output, _parse_set(args.set))
     if args.command == 'export': from nepse_mlops.export import export_command; return export_command(root, env, args)
     if args.command == 'replay':
         from nepse_mlops.ops import run_lock, RunBusy, EXIT_BUSY

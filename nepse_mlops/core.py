@@ -384,24 +384,27 @@ from contextlib import contextmanager
 
 @contextmanager
 def stage_log(product=None, path: str | Path | None = None):
-    "Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while inside."
+    """Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while
+    inside. A stage run alone (papermill, no DAG build) also holds the run lock and is in the ledger (ops.standalone_run)."""
     import io, logging
     from contextlib import redirect_stdout, redirect_stderr
+    from nepse_mlops.ops import standalone_run   # imported here, not at the top: ops imports this module
     if path is None and product is not None:
         nb = product['nb'] if hasattr(product, '__getitem__') else product
         path = Path(str(nb)).with_suffix('.log')
-    buf = io.StringIO()
-    loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values() if isinstance(l, logging.Logger)]
-    handlers = [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
-    old = [h.setStream(buf) for h in handlers]
-    try:
-        with redirect_stdout(buf), redirect_stderr(buf): yield buf
-    finally:
-        for h, s in zip(handlers, old):
-            if s is not None: h.setStream(s)
-        if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with open(path, 'a') as f: f.write(buf.getvalue())
+    with standalone_run(product):
+        buf = io.StringIO()
+        loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values() if isinstance(l, logging.Logger)]
+        handlers = [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
+        old = [h.setStream(buf) for h in handlers]
+        try:
+            with redirect_stdout(buf), redirect_stderr(buf): yield buf
+        finally:
+            for h, s in zip(handlers, old):
+                if s is not None: h.setStream(s)
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                with open(path, 'a') as f: f.write(buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #7811062a
 import re
