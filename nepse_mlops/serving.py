@@ -70,7 +70,7 @@ SEND = 'send {"dataframe_split": {"columns": ["date", "symbol", "open", "high", 
 REQUEST_COLUMNS = ('date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover', 'sector')
 NUMBER_RANGES = {'open': 1e7, 'high': 1e7, 'low': 1e7, 'close': 1e7, 'volume': 1e12, 'turnover': 1e15}   # upper bounds
 EQUITY_SYMBOL = re.compile(r'[A-Z0-9]{1,12}')
-SECTOR_SYMBOL = re.compile(r"SECTOR:[A-Za-z0-9 &().,/'-]{1,60}")
+SECTOR_SYMBOL = re.compile(r"SECTOR:[\w &().,/'+-]{1,60}")   # sector names as the data writes them, e.g. Commercial_Banks
 ISO_DATE = re.compile(r'\d{4}-\d{2}-\d{2}')
 FIRST_SESSION = date(1994, 1, 1)      # NEPSE's first trading year
 NEPAL = timezone(timedelta(hours=5, minutes=45))
@@ -89,7 +89,7 @@ def _parse(body: bytes) -> dict:
 
 def _columns(split: dict) -> list[str]:
     cols = split.get('columns')
-    if not set(split) <= {'columns', 'data', 'index'} or not isinstance(cols, list) or not isinstance(split.get('data'), list):
+    if not set(split) <= {'columns', 'data'} or not isinstance(cols, list) or not isinstance(split.get('data'), list):
         raise Refused(400, f"dataframe_split needs a list 'columns' and a list 'data' of rows: {SEND}")
     if not all(isinstance(c, str) for c in cols) or len(set(cols)) < len(cols) or not set(cols) <= set(REQUEST_COLUMNS):
         raise Refused(400, f"columns must be distinct names among {', '.join(REQUEST_COLUMNS)}")
