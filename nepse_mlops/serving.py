@@ -104,17 +104,23 @@ def latest_session(now: datetime | None = None) -> date:
     return today if today.weekday() in session_weekdays(today) else last_session_before(today)
 
 def _day(s, latest: date, seen: dict) -> date:
-    "A request's date: YYYY-MM-DD text, a session weekday of its regime, from 1994 up to `latest`."
+    "A request's date: YYYY-MM-DD text, a real day from 1994 up to `latest`."
     if s in seen: return seen[s]
-    from nepse_mlops.core import session_weekdays
     if not isinstance(s, str) or not ISO_DATE.fullmatch(s): raise Refused(400, "dates must be text YYYY-MM-DD, e.g. 2026-08-20")
     try: d = date.fromisoformat(s)
     except ValueError: raise Refused(400, "dates must be real calendar days written YYYY-MM-DD, e.g. 2026-08-20") from None
     if d > latest: raise Refused(422, f"date {s} is after the latest session ({latest}): send sessions that have happened")
     if d < FIRST_SESSION: raise Refused(422, f"date {s} is before NEPSE's first trading year (1994): send recent sessions")
-    if d.weekday() not in session_weekdays(d): raise Refused(422, f"date {s} is a {d:%A}, not a NEPSE session day: send session dates only")
     seen[s] = d
     return d
+
+def _answered_on_sessions(last: dict) -> None:
+    """Each symbol's latest row, the day its answer is about, must be a session weekday of its regime. Earlier rows may
+    not be: validation keeps an off-calendar session with a warning, so the pipeline's own requests can carry one."""
+    from nepse_mlops.core import session_weekdays
+    for sym, (d, s) in last.items():
+        if d.weekday() not in session_weekdays(d):
+            raise Refused(422, f"{sym}'s latest date {s} is a {d:%A}, not a NEPSE session day: send session dates only")
 
 def _symbol(s, universe) -> bool:
     "Whether `s` is an index row (NEPSE, SECTOR:<sector>); refuse what is not a NEPSE symbol of the model's universe."
@@ -154,15 +160,16 @@ def check_request(body: bytes,                  # the raw POST body
     n, at = len(cols), {c: i for i, c in enumerate(cols)}
     if not all(type(r) is list and len(r) == n for r in rows):
         raise Refused(400, f"each row of data must be a list of {n} values in the order of columns")
-    seen, equities, pairs = {}, set(), set()
+    seen, last, pairs = {}, {}, set()
     for r in rows:
         sym, day = r[at['symbol']], r[at['date']]
-        if not _symbol(sym, universe): equities.add(sym)
-        _day(day, latest, seen)
+        index_row, d = _symbol(sym, universe), _day(day, latest, seen)
         if (sym, day) in pairs: raise Refused(422, f"{sym} has two rows for {day}: send one row per symbol and session")
         pairs.add((sym, day))
-    if len(equities) > limits.max_symbols:
-        raise Refused(413, f"{len(equities)} symbols is over the cap of {limits.max_symbols} per request: split the request")
+        if not index_row and (sym not in last or d > last[sym][0]): last[sym] = (d, day)
+    if len(last) > limits.max_symbols:
+        raise Refused(413, f"{len(last)} symbols is over the cap of {limits.max_symbols} per request: split the request")
+    _answered_on_sessions(last)
     for c in cols:
         if c in NUMBER_RANGES:
             i = at[c]

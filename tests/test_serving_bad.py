@@ -79,6 +79,8 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
         return enc(s)
 
     last = good['data'][0][ci['date']]
+    n_eq = sum(r[ci['symbol']] == good['data'][0][ci['symbol']] for r in good['data'])   # the symbol's rows come first, by date
+    saturday = (pd.Timestamp(good['data'][n_eq - 1][ci['date']]) + pd.offsets.Week(weekday=5)).strftime('%Y-%m-%d')
     dup = json.loads(json.dumps(good)); dup['data'].append(list(dup['data'][1])); dup['data'][-1][ci['close']] = 1.0
     same = json.loads(json.dumps(good)); same['data'].append(list(same['data'][1]))
     short = split(rows_for(tmp, syms[:1]).groupby('symbol').tail(20))
@@ -117,7 +119,7 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
         ('null symbol', cell('symbol', None), JSON, 400, 'symbols must be text'),
         ('five years ahead', cell('date', future), JSON, 422, 'after the latest session'),
         ('year 9999', cell('date', '9999-12-31'), JSON, 422, 'after the latest session'),
-        ('a Saturday', cell('date', '2026-08-15'), JSON, 422, 'not a NEPSE session day'),
+        ('latest row on a Saturday', cell('date', saturday, row=n_eq - 1), JSON, 422, 'is a Saturday, not a NEPSE session day'),
         ('30 February', cell('date', '2026-02-30'), JSON, 400, 'real calendar days'),
         ('date as a number', cell('date', 20260820), JSON, 400, 'dates must be text'),
         ('date with a time', cell('date', last + 'T00:00:00'), JSON, 400, 'YYYY-MM-DD'),
