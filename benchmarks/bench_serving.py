@@ -32,7 +32,7 @@ def free_port() -> int:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def wait(port: int, proc: subprocess.Popen, timeout: float = 120):
+def wait(port: int, proc: subprocess.Popen, timeout: float = 600):   # worker processes start slowly on a loaded machine
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None: raise SystemExit(f'server on port {port} exited with {proc.returncode}')
@@ -148,10 +148,10 @@ def main():
     pc, pf = free_port(), free_port()
     champ = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(pc), '--set', f'tracking_uri={uri}',
                               '--set', f'products={prod}', '--request-log', str(tmp / 'requests.jsonl'), '--workers', str(a.workers)],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     floor = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', floor_uri, '--env-manager', 'local', '-w', str(a.workers),
                               '--host', '127.0.0.1', '--port', str(pf)], env=env | {'MLFLOW_TRACKING_URI': f'sqlite:///{tmp}/floor.db'},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait(pc, champ); wait(pf, floor)
         cbody = json.dumps({'dataframe_split': json.loads(one.to_json(orient='split', index=False))}).encode()
@@ -192,7 +192,10 @@ def main():
         n = sum(1 for _ in open(tmp / 'requests.jsonl'))
         print(f'request log: {n} lines in {tmp / "requests.jsonl"}')
     finally:
-        for p in (champ, floor): p.terminate(); p.wait(30)
+        for p in (champ, floor): p.terminate()
+        for p in (champ, floor):
+            try: p.wait(60)
+            except subprocess.TimeoutExpired: os.killpg(p.pid, 9); p.wait()   # workers still starting ignore a polite stop
 
 
 if __name__ == '__main__':
