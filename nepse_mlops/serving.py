@@ -500,6 +500,7 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
           f"metrics on /metrics; request log {request_log or 'off'}; caps: {limits.max_body_bytes:,} bytes, {limits.max_rows:,} rows, "
           f"{limits.max_symbols} symbols, {limits.max_queue} requests in flight per worker (Ctrl-C stops)", flush=True)
     try: uvicorn.run('nepse_mlops.serving:app_from_env', factory=True, host=host, port=port, workers=workers,
-                     log_level='warning', access_log=False)
+                     log_level='warning', access_log=False,
+                     timeout_worker_healthcheck=30)   # not 5 s: a worker busy or starved on a loaded machine is not a hung one
     finally: shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

@@ -14,7 +14,7 @@ def server(sample_build):
                              '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set', f'products={tmp}/products'],
                             env=os.environ | QUIET, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_http(f'http://127.0.0.1:{port}/ping', proc)
+        wait_http(f'http://127.0.0.1:{port}/ping', proc, timeout=300)   # worker processes start slowly on a busy machine
         yield f'http://127.0.0.1:{port}', tmp
     finally:
         proc.terminate(); proc.wait(20)
@@ -144,7 +144,7 @@ def test_champion_watch_follows_promotion_and_rollback(sample_build, tmp_path):
             time.sleep(0.2)
         return got
     try:
-        wait_http(url + '/ping', proc)
+        wait_http(url + '/ping', proc, timeout=300)
         assert served_version(str(v1.version), 1) == str(v1.version)
         client.set_registered_model_alias('nepse_direction', 'champion', v2.version)       # what `nepse-mlops promote` does
         assert served_version(str(v2.version)) == str(v2.version)

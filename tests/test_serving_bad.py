@@ -13,7 +13,7 @@ def start(tmp, log, *extra):
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port), *extra,
                              '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set', f'products={tmp}/products'],
                             env=os.environ | QUIET, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_http(f'http://127.0.0.1:{port}/ping', proc, timeout=180)
+    wait_http(f'http://127.0.0.1:{port}/ping', proc, timeout=300)
     return proc, port
 
 
