@@ -37,7 +37,8 @@ class RequestLog:
         "Log the model's answer `out` (a frame or a dict of arrays: symbol, date, prob_up, model_version); returns the lines written."
         if self._fd is None or not len(out['symbol']): return 0
         t = (when or datetime.now(timezone.utc)).isoformat(timespec='milliseconds')
-        lines = ''.join(json.dumps({'time': t, 'symbol': str(s)[:16], 'date': str(d)[:10], 'model_version': str(v)[:16],   # bounded
+        lines = ''.join(json.dumps({'time': t, 'symbol': str(s)[:16], 'date': str(d)[:10],   # fields bounded
+                                    'model_version': str(v)[:16],
                                     'prob_up': round(float(p), 6)}) + '\n'
                         for s, d, v, p in zip(*(_list(out[k]) for k in ('symbol', 'date', 'model_version', 'prob_up'))))
         os.write(self._fd, lines.encode())
@@ -57,20 +58,22 @@ def read_request_log(path: str | Path) -> pd.DataFrame:
 @dataclass
 class Limits:
     "Per-request caps of the REST server: every request's work is bounded by them."
-    max_body_bytes: int = 4_000_000   # a one-symbol request is ~8 kB; every listed NEPSE symbol with its index rows ~1.5 MB
+    max_body_bytes: int = 4_000_000   # one symbol's request ~8 kB; every listed NEPSE symbol with index rows ~1.5 MB
     max_rows: int = 25_000            # ~300 symbols x 61 sessions plus their index rows
     max_symbols: int = 400            # equity symbols in one request
     max_queue: int = 32               # requests in flight per worker; past it, 503 with Retry-After
 
 class Refused(Exception):
     "A request refused before scoring: an HTTP status and one sentence that says what to send."
-    def __init__(self, status: int, message: str): super().__init__(message); self.status, self.message = status, message
+    def __init__(self, status: int, message: str):
+        super().__init__(message); self.status, self.message = status, message
 
-SEND = 'send {"dataframe_split": {"columns": ["date", "symbol", "open", "high", "low", "close", "volume"], "data": [...]}}'
+SEND = ('send {"dataframe_split": {"columns": ["date", "symbol", "open", "high", "low", "close", "volume"], '
+        '"data": [...]}}')
 REQUEST_COLUMNS = ('date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover', 'sector')
 NUMBER_RANGES = {'open': 1e7, 'high': 1e7, 'low': 1e7, 'close': 1e7, 'volume': 1e12, 'turnover': 1e15}   # upper bounds
 EQUITY_SYMBOL = re.compile(r'[A-Z0-9]{1,12}')
-SECTOR_SYMBOL = re.compile(r"SECTOR:[\w &().,/'+-]{1,60}")   # sector names as the data writes them, e.g. Commercial_Banks
+SECTOR_SYMBOL = re.compile(r"SECTOR:[\w &().,/'+-]{1,60}")   # names as the data writes them, e.g. Commercial_Banks
 ISO_DATE = re.compile(r'\d{4}-\d{2}-\d{2}')
 FIRST_SESSION = date(1994, 1, 1)      # NEPSE's first trading year
 NEPAL = timezone(timedelta(hours=5, minutes=45))
@@ -94,7 +97,8 @@ def _columns(split: dict) -> list[str]:
     if not all(isinstance(c, str) for c in cols) or len(set(cols)) < len(cols) or not set(cols) <= set(REQUEST_COLUMNS):
         raise Refused(400, f"columns must be distinct names among {', '.join(REQUEST_COLUMNS)}")
     if missing := [c for c in ('date', 'symbol', 'close') if c not in cols]:
-        raise Refused(400, f"columns {', '.join(missing)} are missing: send date, symbol, open, high, low, close, volume")
+        raise Refused(400,
+                      f"columns {', '.join(missing)} are missing: send date, symbol, open, high, low, close, volume")
     return cols
 
 def latest_session(now: datetime | None = None) -> date:
@@ -106,11 +110,15 @@ def latest_session(now: datetime | None = None) -> date:
 def _day(s, latest: date, seen: dict) -> date:
     "A request's date: YYYY-MM-DD text, a real day from 1994 up to `latest`."
     if s in seen: return seen[s]
-    if not isinstance(s, str) or not ISO_DATE.fullmatch(s): raise Refused(400, "dates must be text YYYY-MM-DD, e.g. 2026-08-20")
+    if not isinstance(s, str) or not ISO_DATE.fullmatch(s):
+        raise Refused(400, "dates must be text YYYY-MM-DD, e.g. 2026-08-20")
     try: d = date.fromisoformat(s)
-    except ValueError: raise Refused(400, "dates must be real calendar days written YYYY-MM-DD, e.g. 2026-08-20") from None
-    if d > latest: raise Refused(422, f"date {s} is after the latest session ({latest}): send sessions that have happened")
-    if d < FIRST_SESSION: raise Refused(422, f"date {s} is before NEPSE's first trading year (1994): send recent sessions")
+    except ValueError:
+        raise Refused(400, "dates must be real calendar days written YYYY-MM-DD, e.g. 2026-08-20") from None
+    if d > latest:
+        raise Refused(422, f"date {s} is after the latest session ({latest}): send sessions that have happened")
+    if d < FIRST_SESSION:
+        raise Refused(422, f"date {s} is before NEPSE's first trading year (1994): send recent sessions")
     seen[s] = d
     return d
 
@@ -124,25 +132,33 @@ def _answered_on_sessions(last: dict) -> None:
 
 def _symbol(s, universe) -> bool:
     "Whether `s` is an index row (NEPSE, SECTOR:<sector>); refuse what is not a NEPSE symbol of the model's universe."
-    if not isinstance(s, str): raise Refused(400, "symbols must be text: a NEPSE symbol such as NABIL, or NEPSE / SECTOR:<sector>")
+    if not isinstance(s, str):
+        raise Refused(400, "symbols must be text: a NEPSE symbol such as NABIL, or NEPSE / SECTOR:<sector>")
     if s == 'NEPSE' or SECTOR_SYMBOL.fullmatch(s): return True
     if not EQUITY_SYMBOL.fullmatch(s):
-        raise Refused(400, "a symbol must be 1 to 12 capital letters or digits (e.g. NABIL), or NEPSE / SECTOR:<sector> for index rows")
+        raise Refused(400,
+                      "a symbol must be 1 to 12 capital letters or digits (e.g. NABIL), or NEPSE / SECTOR:<sector> "
+                      "for index rows")
     if universe is not None and s not in universe:
-        raise Refused(422, f"symbol {s} is not one of the {len(universe)} symbols the model was trained on: send only those")
+        raise Refused(422,
+                      f"symbol {s} is not one of the {len(universe)} symbols the model was trained on: send only those")
     return False
 
 def _number(v, col: str) -> None:
     "A price, volume or turnover: a finite JSON number within NEPSE's range, or null (close is required)."
     if v is None:
-        if col == 'close': raise Refused(400, "every row needs its close (an index row its level): send a number, not null")
+        if col == 'close':
+            raise Refused(400, "every row needs its close (an index row its level): send a number, not null")
         return
     if type(v) is bool: raise Refused(400, f"{col} holds a boolean: send prices and volumes as JSON numbers")
-    if not isinstance(v, (int, float)): raise Refused(400, f"{col} holds {type(v).__name__} values: send prices and volumes as JSON numbers")
+    if not isinstance(v, (int, float)):
+        raise Refused(400, f"{col} holds {type(v).__name__} values: send prices and volumes as JSON numbers")
     if isinstance(v, float) and not math.isfinite(v): _constant('Infinity')
-    if col in ('open', 'high', 'low', 'close') and v <= 0: raise Refused(422, f"{col} must be positive: send null when a price is unknown")
+    if col in ('open', 'high', 'low', 'close') and v <= 0:
+        raise Refused(422, f"{col} must be positive: send null when a price is unknown")
     if v < 0: raise Refused(422, f"{col} must not be negative: send the session's traded {col}")
-    if v > NUMBER_RANGES[col]: raise Refused(422, f"{col} is above {NUMBER_RANGES[col]:.0e}, beyond any NEPSE value: send rupees and shares")
+    if v > NUMBER_RANGES[col]:
+        raise Refused(422, f"{col} is above {NUMBER_RANGES[col]:.0e}, beyond any NEPSE value: send rupees and shares")
 
 def check_request(body: bytes,                  # the raw POST body
                   universe: frozenset | None,   # the model's symbols (None: not checked)
@@ -151,12 +167,15 @@ def check_request(body: bytes,                  # the raw POST body
                  ) -> None:
     "Refuse (`Refused`) anything but a well-formed NEPSE request within the caps; return quietly otherwise."
     if len(body) > limits.max_body_bytes:
-        raise Refused(413, f"the body is over {limits.max_body_bytes:,} bytes: send at most that, fewer symbols per request")
+        raise Refused(413,
+                      f"the body is over {limits.max_body_bytes:,} bytes: send at most that, fewer symbols per request")
     split = _parse(body)
     cols = _columns(split); rows = split['data']
     if not rows: raise Refused(400, f"data has no rows: {SEND}")
     if len(rows) > limits.max_rows:
-        raise Refused(413, f"{len(rows):,} rows is over the cap of {limits.max_rows:,} rows per request: send fewer symbols per request")
+        raise Refused(413,
+                      f"{len(rows):,} rows is over the cap of {limits.max_rows:,} rows per request: "
+                      "send fewer symbols per request")
     n, at = len(cols), {c: i for i, c in enumerate(cols)}
     if not all(type(r) is list and len(r) == n for r in rows):
         raise Refused(400, f"each row of data must be a list of {n} values in the order of columns")
@@ -168,19 +187,21 @@ def check_request(body: bytes,                  # the raw POST body
         pairs.add((sym, day))
         if not index_row and (sym not in last or d > last[sym][0]): last[sym] = (d, day)
     if len(last) > limits.max_symbols:
-        raise Refused(413, f"{len(last)} symbols is over the cap of {limits.max_symbols} per request: split the request")
+        raise Refused(413,
+                      f"{len(last)} symbols is over the cap of {limits.max_symbols} per request: split the request")
     _answered_on_sessions(last)
     for c in cols:
         if c in NUMBER_RANGES:
             i = at[c]
             for r in rows: _number(r[i], c)
-    if 'sector' in at and not all(r[at['sector']] is None or (isinstance(r[at['sector']], str) and len(r[at['sector']]) <= 60)
-                                  for r in rows):
+    k = at.get('sector')
+    if k is not None and not all(r[k] is None or (isinstance(r[k], str) and len(r[k]) <= 60)
+                                 for r in rows):
         raise Refused(400, "sector must be text of at most 60 characters, or null")
 
 # %% ../nbs/06a_serving.ipynb #ababfdf7
 class RateLimitedLog:
-    "Structured log lines (JSON on stderr), at most one per `every` seconds per event; the lines skipped are counted in the next."
+    "Structured log lines (JSON on stderr), at most one per `every` seconds per event; the next counts those skipped."
     def __init__(self, every: float = 10.0, out=None):
         self.every, self.out, self._last, self._skipped = every, out, {}, {}
 
@@ -191,7 +212,8 @@ class RateLimitedLog:
             self._skipped[event] = self._skipped.get(event, 0) + 1
             return False
         self._last[event] = now
-        rec = {'time': datetime.now(timezone.utc).isoformat(timespec='milliseconds'), 'event': event, 'pid': os.getpid(),
+        rec = {'time': datetime.now(timezone.utc).isoformat(timespec='milliseconds'), 'event': event,
+               'pid': os.getpid(),
                **fields, 'suppressed': self._skipped.pop(event, 0)}
         print(json.dumps(rec), file=self.out or sys.stderr, flush=True)
         return True
@@ -200,12 +222,13 @@ class RateLimitedLog:
 LATENCY_BUCKETS = (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 class ServingMetrics:
-    "The Prometheus metrics of one model server: one registry per app, or shared files when `PROMETHEUS_MULTIPROC_DIR` is set."
+    "The Prometheus metrics of one model server: one registry per app, or files shared by worker processes."
     def __init__(self, model_name: str):
         from prometheus_client import CollectorRegistry, Counter, Histogram, Gauge
         from prometheus_client import ProcessCollector, PlatformCollector
-        from prometheus_client import values                                 # multiprocess mode is fixed when it is imported
-        self.multiprocess = bool(os.environ.get('PROMETHEUS_MULTIPROC_DIR')) and values.ValueClass is not values.MutexValue
+        from prometheus_client import values            # multiprocess mode is fixed when prometheus_client is imported
+        self.multiprocess = bool(os.environ.get('PROMETHEUS_MULTIPROC_DIR')) and (
+            values.ValueClass is not values.MutexValue)
         r = None if self.multiprocess else CollectorRegistry(auto_describe=True)
         if r is not None: ProcessCollector(registry=r); PlatformCollector(registry=r)
         self.registry, self.model_name, self._info = r, model_name, None
@@ -215,11 +238,12 @@ class ServingMetrics:
         self.predictions = Counter('nepse_serving_predictions', 'Symbols answered, by model version', ['model_version'], registry=r)
         self.prob = Histogram('nepse_serving_prob_up', 'Served probability that the next session closes up',
                               buckets=tuple(np.round(np.arange(0.1, 1.0, 0.1), 1)), registry=r)
-        self.model = Gauge('nepse_serving_model_info', 'The model being served (1; 0 for a version a worker no longer serves)',
+        self.model = Gauge('nepse_serving_model_info', 'The model served (1; 0: a version a worker no longer serves)',
                            ['model_name', 'run_id', 'version'], registry=r, multiprocess_mode='max')
-        self.loaded = Gauge('nepse_serving_model_loaded_timestamp_seconds', 'When the served version was loaded', registry=r,
+        self.loaded = Gauge('nepse_serving_model_loaded_timestamp_seconds', 'When the served version was loaded',
+                            registry=r,
                             multiprocess_mode='max')
-        self.reloads = Counter('nepse_serving_model_reloads', 'Champion changes picked up without a restart (summed over workers)',
+        self.reloads = Counter('nepse_serving_model_reloads', 'Champion changes picked up (summed over workers)',
                                registry=r)
 
     def set_model(self, version: str, run_id: str | None):
@@ -265,7 +289,7 @@ async def _read_body(receive, cap: int) -> bytes | None:
     return b''.join(chunks)
 
 class RequestGuard:
-    "ASGI in front of MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked first."
+    "ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked."
     def __init__(self, app, served, limits: Limits, log: RateLimitedLog | None = None):
         self.app, self.served, self.limits, self.log, self.inflight = app, served, limits, log or RateLimitedLog(), 0
 
@@ -273,7 +297,8 @@ class RequestGuard:
         if scope['type'] != 'http' or scope['path'] != '/invocations': return await self.app(scope, receive, send)
         if self.inflight >= self.limits.max_queue:
             self.log.event('overloaded', status=503, inflight=self.inflight)
-            return await _answer(send, 503, f"the server has {self.inflight} requests in hand, its cap: retry after a second",
+            return await _answer(send, 503, f"the server has {self.inflight} requests in hand, its cap: "
+                                 "retry after a second",
                                  {'retry-after': '1'})
         self.inflight += 1
         try:
@@ -294,12 +319,14 @@ class RequestGuard:
         if scope['method'] != 'POST': raise Refused(405, f"use POST for /invocations: {SEND}")
         h = dict(scope['headers'])
         ctype = h.get(b'content-type', b'').decode('latin-1').split(';')[0].strip().lower()
-        if ctype != 'application/json': raise Refused(415, "send the header Content-Type: application/json with a JSON body")
+        if ctype != 'application/json':
+            raise Refused(415, "send the header Content-Type: application/json with a JSON body")
         cap = self.limits.max_body_bytes
         try: declared = int(h.get(b'content-length', b'0'))
         except ValueError: raise Refused(400, "the Content-Length header must be a number of bytes") from None
         body = None if declared > cap else await _read_body(receive, cap)
-        if body is None: raise Refused(413, f"the body is over {cap:,} bytes: send at most that, fewer symbols per request")
+        if body is None:
+            raise Refused(413, f"the body is over {cap:,} bytes: send at most that, fewer symbols per request")
         args = (body, self.served.universe, latest_session(), self.limits)
         if len(body) > 65_536: await asyncio.to_thread(check_request, *args)   # a big body's checks off the event loop
         else: check_request(*args)
@@ -307,7 +334,7 @@ class RequestGuard:
 
 # %% ../nbs/06a_serving.ipynb #c1768bf9
 def model_universe(meta: dict) -> frozenset | None:
-    "The symbols a model may be asked about: its `universe`, else (models logged before it) its sector map's symbols, else None."
+    "The symbols a model may be asked about: its `universe`, else (older models) its sector map's symbols, else None."
     u = meta.get('universe') or list((meta.get('sectors') or {}).keys())
     return frozenset(map(str, u)) if u else None
 
@@ -321,7 +348,8 @@ class ServedModel:
         py = model.unwrap_python_model()
         py.version = str(version)                               # answers carry the registry version they came from
         meta = getattr(py, 'meta', None) or {}
-        self._state = (model, py, str(version), model_universe(meta))   # one assignment: a request sees the old model or the new
+        # one assignment: a request sees the old model or the new
+        self._state = (model, py, str(version), model_universe(meta))
         self.metrics.set_model(version, meta.get('run_id'))
 
     @property
@@ -341,7 +369,8 @@ class ServedModel:
         except Exception as e:
             from mlflow.exceptions import MlflowException
             if isinstance(e, MlflowException): raise short_error(e.message, e.error_code) from None
-            raise short_error(f"the model failed on this request ({type(e).__name__}); send rows as in the README's REST example",
+            raise short_error(f"the model failed on this request ({type(e).__name__}); "
+                              "send rows as in the README's REST example",
                               'INTERNAL_ERROR') from None
         self.metrics.observe_predictions(cols)
         self.request_log.write(cols)
@@ -357,7 +386,7 @@ def _short_class():
         def __init__(self, message: str, error_code):
             from mlflow.protos.databricks_pb2 import ErrorCode
             self._short = str(message)[:300]
-            code = ErrorCode.Value(error_code) if isinstance(error_code, str) else error_code   # e.g. 'INVALID_PARAMETER_VALUE'
+            code = ErrorCode.Value(error_code) if isinstance(error_code, str) else error_code   # e.g. 'BAD_REQUEST'
             super().__init__(self._short, error_code=code)
         @property
         def message(self): return self._short
@@ -371,14 +400,14 @@ def short_error(message: str, error_code='INVALID_PARAMETER_VALUE'):
 
 class _OwnParsing:
     """The served model's metadata without its input schema, so MLflow's app parses the JSON into a frame and leaves types to
-    the model. `RequestGuard` has checked every cell already; MLflow's schema coercion of a 183-row request cost 0.55 ms on
-    top and found nothing the guard and the model do not."""
+    the model. `RequestGuard` has checked every cell already; MLflow's schema coercion of a 183-row request cost
+    0.55 ms on top and found nothing the guard and the model do not."""
     def __init__(self, metadata): self._m = metadata
     def get_input_schema(self): return None
     def __getattr__(self, name): return getattr(self._m, name)
 
 class MetricsMiddleware:
-    "ASGI middleware: every HTTP request counted by path and status and timed (`/metrics` itself too); 5xx logged, rate-limited."
+    "ASGI middleware: every HTTP request counted by path and status and timed (`/metrics` too); 5xx logged."
     KNOWN = {'/invocations', '/ping', '/health', '/version', '/metrics'}
     def __init__(self, app, metrics: ServingMetrics, log: RateLimitedLog | None = None):
         self.app, self.metrics, self.log = app, metrics, log or RateLimitedLog()
@@ -398,7 +427,7 @@ class MetricsMiddleware:
 
 def make_app(model, version: str, model_name: str = 'nepse_direction', request_log: str | Path | None = None,
              limits: Limits = Limits()):
-    "MLflow's scoring app for `model` (a loaded pyfunc) behind `RequestGuard`, with `/metrics`, the request log and the version."
+    "MLflow's scoring app for `model` (a loaded pyfunc) behind `RequestGuard`, with `/metrics` and the request log."
     from mlflow.pyfunc import scoring_server
     from fastapi.responses import Response
     metrics, log = ServingMetrics(model_name), RateLimitedLog()
@@ -449,16 +478,16 @@ class ChampionWatch(threading.Thread):
 CONFIG_ENV = 'NEPSE_MLOPS_SERVING'   # how `serve` hands its settings to uvicorn's worker processes
 
 def default_workers() -> int:
-    "One worker process per core this process may run on (at most 8): scoring holds the GIL, so threads would not scale."
+    "One worker process per core this process may use (at most 8): scoring holds the GIL, so threads would not scale."
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))
 
 def quiet_validation():
-    "Silence validation's progress line (`validate: 61 rows, 1 symbols`) in this process: a server logs through `RateLimitedLog`."
+    "Silence validation's progress line (`validate: 61 rows, 1 symbols`) here: a server logs through `RateLimitedLog`."
     import nepse_mlops.validate as v
     v.log = lambda *msg, **kw: None
 
 def app_from_env():
-    "uvicorn's app factory, run in each worker: resolve and load the champion, build the app, start this worker's champion watch."
+    "uvicorn's app factory, run in each worker: load the champion, build the app, start this worker's champion watch."
     import mlflow
     from mlflow import MlflowClient
     from nepse_mlops.core import champion_version
@@ -468,7 +497,8 @@ def app_from_env():
     name = cfg['model_name']
     version = champion_version(MlflowClient(), name, strict=True)
     if version is None: raise RuntimeError(f'registered model {name!r} has no champion')
-    app = make_app(mlflow.pyfunc.load_model(f'models:/{name}/{version}'), version, name, cfg['request_log'], Limits(**cfg['limits']))
+    app = make_app(mlflow.pyfunc.load_model(f'models:/{name}/{version}'), version, name, cfg['request_log'],
+                   Limits(**cfg['limits']))
     if cfg['watch_every'] > 0: ChampionWatch(app.served, name, cfg['watch_every']).start()
     return app
 
@@ -494,13 +524,17 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
     workers = workers or default_workers()
     metrics_dir = tempfile.mkdtemp(prefix='nepse_serving_metrics_')   # each worker's samples, merged on every scrape
     os.environ['PROMETHEUS_MULTIPROC_DIR'] = metrics_dir
-    os.environ[CONFIG_ENV] = json.dumps({'tracking_uri': tracking_uri, 'model_name': model_name, 'watch_every': watch_every or 0,
-                                         'request_log': str(request_log) if request_log else None, 'limits': asdict(limits)})
-    print(f"serving {model_name} version {version} on http://{host}:{port}/invocations with {workers} worker process(es); "
-          f"metrics on /metrics; request log {request_log or 'off'}; caps: {limits.max_body_bytes:,} bytes, {limits.max_rows:,} rows, "
+    os.environ[CONFIG_ENV] = json.dumps({'tracking_uri': tracking_uri, 'model_name': model_name,
+                                         'watch_every': watch_every or 0,
+                                         'request_log': str(request_log) if request_log else None,
+                                         'limits': asdict(limits)})
+    print(f"serving {model_name} version {version} on http://{host}:{port}/invocations with {workers} worker "
+          f"process(es); "
+          f"metrics on /metrics; request log {request_log or 'off'}; caps: {limits.max_body_bytes:,} bytes, "
+          f"{limits.max_rows:,} rows, "
           f"{limits.max_symbols} symbols, {limits.max_queue} requests in flight per worker (Ctrl-C stops)", flush=True)
     try: uvicorn.run('nepse_mlops.serving:app_from_env', factory=True, host=host, port=port, workers=workers,
                      log_level='warning', access_log=False,
-                     timeout_worker_healthcheck=30)   # not 5 s: a worker busy or starved on a loaded machine is not a hung one
+                     timeout_worker_healthcheck=30)   # not 5 s: a worker starved on a loaded machine is not hung
     finally: shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
