@@ -182,6 +182,7 @@ def main():
         print(f"  resident memory (all processes of each server), before -> after the load: "
               + ', '.join(f"{k} {mem0[k]:.0f} -> {mem1[k]:.0f} MB" for k in mem0))
         allbody = json.dumps({'dataframe_split': json.loads(rows.to_json(orient='split', index=False))}).encode()
+        cc = Client(pc)                                        # a new connection: the server closed the idle one
         t = time.perf_counter(); st, _ = cc.post(allbody)
         print(f'REST all symbols in one request: {time.perf_counter() - t:.3f} s (status {st})')
         metrics = cc.get('/metrics')
