@@ -1,18 +1,24 @@
-"""REST latency of the champion beside the floor, and batch scoring of all symbols.
+"""REST throughput and latency of the champion beside the floor, at 1, 4, 16 and 64 clients, and batch scoring of all symbols.
 
-Two servers run side by side on loopback and are asked in turn (A, B, A, B, ...), so both see the same machine:
-  champion   `nepse-mlops serve` (MLflow's scoring app + /metrics + the request log), one symbol's raw rows per request
-  floor      a trivial two-feature scikit-learn LogisticRegression through `mlflow models serve`, one row per request
-Prints p50/p99/max of each and the ratios champion/floor (target p99 ratio <= 1.5), batch scoring in process, and a
-/metrics excerpt after the run. Asserts nothing.
+Two servers run side by side on loopback, each with the same number of worker processes:
+  champion   `nepse-mlops serve --workers N` (MLflow's scoring app behind the request guard, /metrics, the request log),
+             one symbol's raw rows per request
+  floor      a trivial two-feature scikit-learn LogisticRegression through `mlflow models serve -w N`, one row per request
+For each client count, the champion then the floor are driven for `--seconds` by that many keep-alive clients (threads
+spread over up to 4 client processes); prints a table of answers/s, p50, p99 and non-200 answers (503 = the queue cap),
+the ratios (targets on a quiet machine: champion x1.5 from 1 to 16 clients; at 16, >= 0.8x the floor's throughput and
+p99 <= 1.5x the floor's), the servers' resident memory before and after, batch scoring in process, and a /metrics
+excerpt. Asserts nothing. A loaded machine (other builds running) depresses every figure, and the clients share its cores.
 
-    .venv/bin/python benchmarks/bench_serving.py [--products DIR] [--requests 500] [--tracking-uri URI]
+    .venv/bin/python benchmarks/bench_serving.py [--products DIR] [--workers N] [--seconds 5] [--clients 1,4,16,64]
+                                                 [--tracking-uri URI]
 
 --tracking-uri: the store the champion is loaded from (default: the SQLite file in the products folder), e.g. a
 tracking server, http://127.0.0.1:5000 (credentials, if any, from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD),
 or postgresql://user@host/db (password in PGPASSWORD).
 """
-import argparse, http.client, json, os, socket, subprocess, sys, tempfile, time
+import argparse, http.client, json, os, socket, subprocess, sys, tempfile, threading, time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import numpy as np
 
@@ -26,7 +32,7 @@ def free_port() -> int:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def wait(port: int, proc: subprocess.Popen, timeout: float = 120):
+def wait(port: int, proc: subprocess.Popen, timeout: float = 600):   # worker processes start slowly on a loaded machine
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None: raise SystemExit(f'server on port {port} exited with {proc.returncode}')
@@ -64,10 +70,58 @@ def floor_model(tmp: Path) -> str:
 def pct(a, q): return float(np.percentile(a, q))
 
 
+def drive(port: int, body: bytes, threads: int, seconds: float) -> tuple[list[float], dict]:
+    "`threads` keep-alive clients posting `body` until the deadline: latencies (ms) of 200s and counts by status."
+    lat, codes, lock = [], {}, threading.Lock()
+    deadline = time.perf_counter() + seconds
+    def client():
+        cl, mine, cs = Client(port), [], {}
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            try: st, _ = cl.post(body)
+            except OSError: st, cl = 0, Client(port)             # a dropped connection counts as an error
+            cs[st] = cs.get(st, 0) + 1
+            if st == 200: mine.append((time.perf_counter() - t) * 1000)
+        with lock:
+            lat.extend(mine)
+            for k, v in cs.items(): codes[k] = codes.get(k, 0) + v
+    ts = [threading.Thread(target=client) for _ in range(threads)]
+    for t in ts: t.start()
+    for t in ts: t.join()
+    return lat, codes
+
+
+def load(port: int, body: bytes, clients: int, seconds: float, pool: ProcessPoolExecutor, procs: int) -> dict:
+    "Drive one server with `clients` clients spread over `procs` client processes; throughput, percentiles, non-200 counts."
+    split = [clients // procs + (i < clients % procs) for i in range(procs)]
+    t0 = time.perf_counter()
+    parts = list(pool.map(drive, *zip(*[(port, body, n, seconds) for n in split if n])))
+    wall = time.perf_counter() - t0
+    lat = np.array([x for p in parts for x in p[0]]); codes = {}
+    for _, cs in parts:
+        for k, v in cs.items(): codes[k] = codes.get(k, 0) + v
+    return dict(rps=len(lat) / seconds, p50=pct(lat, 50) if len(lat) else float('nan'), p99=pct(lat, 99) if len(lat) else float('nan'),
+                other={k: v for k, v in codes.items() if k != 200}, wall=wall)
+
+
+def rss_mb(pid: int) -> float:
+    "Resident memory of a process and its children (MB), from /proc."
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += int(open(f'/proc/{p}/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+            todo += [int(c) for t in os.listdir(f'/proc/{p}/task') for c in open(f'/proc/{p}/task/{t}/children').read().split()]
+        except OSError: pass
+    return total / 1e6
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--products', default=str(ROOT / 'products'), help='a built products folder (mlflow.db with a champion)')
-    ap.add_argument('--requests', type=int, default=500, help='requests to each server (default 500)')
+    ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)), help='worker processes of each server (default: cores)')
+    ap.add_argument('--seconds', type=float, default=5.0, help='how long each client count drives each server (default 5)')
+    ap.add_argument('--clients', default='1,4,16,64', help='client counts (default 1,4,16,64)')
     ap.add_argument('--tracking-uri', help='where the champion is registered (default: sqlite:///PRODUCTS/mlflow.db)')
     a = ap.parse_args()
     import pandas as pd, mlflow
@@ -93,41 +147,56 @@ def main():
     env = os.environ | QUIET | {'PATH': f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     pc, pf = free_port(), free_port()
     champ = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(pc), '--set', f'tracking_uri={uri}',
-                              '--set', f'products={prod}', '--request-log', str(tmp / 'requests.jsonl')],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    floor = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', floor_uri, '--env-manager', 'local',
+                              '--set', f'products={prod}', '--request-log', str(tmp / 'requests.jsonl'), '--workers', str(a.workers)],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    floor = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', floor_uri, '--env-manager', 'local', '-w', str(a.workers),
                               '--host', '127.0.0.1', '--port', str(pf)], env=env | {'MLFLOW_TRACKING_URI': f'sqlite:///{tmp}/floor.db'},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait(pc, champ); wait(pf, floor)
         cbody = json.dumps({'dataframe_split': json.loads(one.to_json(orient='split', index=False))}).encode()
         fbody = json.dumps({'dataframe_split': {'columns': ['ret_1', 'vol_20'], 'data': [[0.01, -0.3]]}}).encode()
         cc, fc = Client(pc), Client(pf)
         for _ in range(30): assert cc.post(cbody)[0] == 200 and fc.post(fbody)[0] == 200   # warm-up
-        lat = {'champion': [], 'floor': []}
-        for _ in range(a.requests):
-            for name, cl, body in (('champion', cc, cbody), ('floor', fc, fbody)):
-                t = time.perf_counter(); st, _ = cl.post(body); lat[name].append((time.perf_counter() - t) * 1000)
-                assert st == 200
-        c, f = np.array(lat['champion']), np.array(lat['floor'])
-        print(f'REST, {a.requests} requests to each server, asked in turn on loopback (keep-alive):')
-        print(f'  champion  nepse-mlops serve, metrics + request log on, one symbol ({len(one)} raw rows -> validation check -> features '
-              f'-> model): p50 {pct(c, 50):.1f} ms, p99 {pct(c, 99):.1f} ms, max {c.max():.1f} ms')
-        print(f'  floor     mlflow models serve, trivial 2-feature LogisticRegression, one row:                                '
-              f'p50 {pct(f, 50):.1f} ms, p99 {pct(f, 99):.1f} ms, max {f.max():.1f} ms')
-        print(f'  ratio champion/floor: p50 {pct(c, 50) / pct(f, 50):.2f}, p99 {pct(c, 99) / pct(f, 99):.2f} (target p99 <= 1.5)')
+        mem0 = {'champion': rss_mb(champ.pid), 'floor': rss_mb(floor.pid)}
+        levels = [int(x) for x in a.clients.split(',')]
+        res = {}
+        with ProcessPoolExecutor(min(4, max(levels))) as pool:
+            list(pool.map(time.sleep, [0] * 4))                                             # client processes started before timing
+            for n in levels:
+                for name, port, body in (('champion', pc, cbody), ('floor', pf, fbody)):
+                    res[name, n] = load(port, body, n, a.seconds, pool, min(4, n))
+        mem1 = {'champion': rss_mb(champ.pid), 'floor': rss_mb(floor.pid)}
+        print(f'\nREST on loopback, {a.workers} worker process(es) per server, {a.seconds:g} s per cell, keep-alive clients '
+              f'(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):')
+        print(f"  {'clients':>7}  {'server':<9} {'answers/s':>9} {'p50 ms':>8} {'p99 ms':>8}  non-200")
+        for n in levels:
+            for name in ('champion', 'floor'):
+                r = res[name, n]
+                print(f"  {n:>7}  {name:<9} {r['rps']:>9.1f} {r['p50']:>8.1f} {r['p99']:>8.1f}  {r['other'] or '-'}")
+        if 1 in levels and 16 in levels:
+            c1, c16, f16 = res['champion', 1], res['champion', 16], res['floor', 16]
+            print(f"  champion throughput 16 clients / 1 client: x{c16['rps'] / c1['rps']:.2f} (target >= 1.5)")
+            print(f"  at 16 clients, champion / floor: throughput {c16['rps'] / f16['rps']:.2f} (target >= 0.8), "
+                  f"p99 {c16['p99'] / f16['p99']:.2f} (target <= 1.5)")
+        print(f"  resident memory (all processes of each server), before -> after the load: "
+              + ', '.join(f"{k} {mem0[k]:.0f} -> {mem1[k]:.0f} MB" for k in mem0))
         allbody = json.dumps({'dataframe_split': json.loads(rows.to_json(orient='split', index=False))}).encode()
+        cc = Client(pc)                                        # a new connection: the server closed the idle one
         t = time.perf_counter(); st, _ = cc.post(allbody)
         print(f'REST all symbols in one request: {time.perf_counter() - t:.3f} s (status {st})')
         metrics = cc.get('/metrics')
         keep = [l for l in metrics.splitlines() if l.startswith(('nepse_serving_requests_total', 'nepse_serving_predictions_total',
                                                                   'nepse_serving_model_info', 'nepse_serving_request_seconds_count',
-                                                                  'nepse_serving_request_seconds_sum', 'nepse_serving_request_seconds_bucket{le="0.01"'))]
-        print('/metrics excerpt:\n  ' + '\n  '.join(keep))
+                                                                  'nepse_serving_request_seconds_sum'))]
+        print('/metrics excerpt (merged over the workers):\n  ' + '\n  '.join(keep))
         n = sum(1 for _ in open(tmp / 'requests.jsonl'))
         print(f'request log: {n} lines in {tmp / "requests.jsonl"}')
     finally:
-        for p in (champ, floor): p.terminate(); p.wait(20)
+        for p in (champ, floor): p.terminate()
+        for p in (champ, floor):
+            try: p.wait(60)
+            except subprocess.TimeoutExpired: os.killpg(p.pid, 9); p.wait()   # workers still starting ignore a polite stop
 
 
 if __name__ == '__main__':

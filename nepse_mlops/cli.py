@@ -416,6 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--port', type=int, default=5001)
     s.add_argument('--request-log', metavar='PATH', help="JSON lines of every REST prediction (default: <products>/serving/requests.jsonl; 'off' for none)")
     s.add_argument('--watch-every', type=float, default=30.0, metavar='SECONDS', help='how often to check the champion alias (0: never; default 30)')
+    s.add_argument('--workers', type=int, metavar='N', help='worker processes (default: one per core, at most 8)')
+    s.add_argument('--max-queue', type=int, default=32, metavar='N', help='requests in hand per worker; past it, 503 + Retry-After (default 32)')
+    s.add_argument('--max-body-bytes', type=int, default=4_000_000, metavar='N', help='request body cap, 413 past it (default 4000000)')
+    s.add_argument('--max-rows', type=int, default=25_000, metavar='N', help='rows per request, 413 past it (default 25000)')
+    s.add_argument('--max-symbols', type=int, default=400, metavar='N', help='equity symbols per request, 413 past it (default 400)')
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
     d.add_argument('--host', default='127.0.0.1'); d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
@@ -544,9 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as e: print(f"error: {e}", file=sys.stderr); return 1
         print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
     if args.command == 'serve':
-        from nepse_mlops.serving import serve
+        from nepse_mlops.serving import serve, Limits
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
-        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every)
+        caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue)
+        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers, caps)
     if args.command == 'dashboard':
         print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
         return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})

@@ -557,7 +557,9 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         params = dict(horizon=s.horizon, n_windows=s.n_windows, test_sessions=s.test_sessions, embargo=max(s.embargo, s.horizon),
                       min_train_sessions=s.min_train_sessions, seed=s.seed, model_params=s.model_params, train_rows=n_train,
                       half_life=s.half_life or 0, train_end=str(gate_start.date()))
-        meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits)}
+        eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
+        meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
+                'universe': sorted(map(str, eq.symbol.unique()))}   # REST refuses symbols outside it (serving.RequestGuard)
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
                                                 {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}),
                                Path(product['run']).parent / 'model_work')
