@@ -186,7 +186,7 @@ def standalone_run(product, wait: bool | None = None):
     from nepse_mlops.cli import _champion_on_disk   # lazily: cli imports this module
     current = Path(products) / '.run_current.json'
     now = lambda: time.strftime('%Y-%m-%dT%H:%M:%S%z')
-    rec = dict(run_id=run_id, trigger='papermill', task=task, started_at=now(), champion_before=_champion_on_disk(products))
+    rec = dict(run_id=run_id, trigger='lab' if os.environ.get('NEPSE_MLOPS_LAB') else 'papermill', task=task, started_at=now(), champion_before=_champion_on_disk(products))
     status, err = 'failed', None
     try:
         if current.exists():   # the run that held the lock before never finished: it was killed
@@ -208,7 +208,8 @@ def standalone_run(product, wait: bool | None = None):
 
 # %% ../nbs/09b_ops.ipynb #1fd56ba4
 STAMP = '.noop_stamp.json'
-OWN_DIRS = {'serving'}   # the REST request log: the model server appends to it at any time; monitor reads it, no task makes it
+OWN_DIRS = {'serving', 'experiments', 'lab'}   # the REST request log (the model server appends to it at any time; monitor
+# reads it, no task makes it), `nepse-mlops experiment` workspaces and JupyterLab's scratch copies: no task makes them
 OWN_FILES = {RUNS, STAMP, '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json', 'schedule.log',
              '.run_current.json', f'.{RUNS}.digest', f'.{RUNS}.bak', '.mlflow.db.bak'}   # written around runs, not by them
 
