@@ -292,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
     u.add_argument('--host', default='127.0.0.1'); u.add_argument('--port', type=int, default=5000)
     pr = sub.add_parser('promote', help='make VERSION the champion (recorded in the ledger)')
-    pr.add_argument('version'); pr.add_argument('--reason', default='manual promotion')
+    pr.add_argument('version'); pr.add_argument('--reason', default=None, help='why (in the ledger; required with --force)')
+    pr.add_argument('--force', action='store_true', help='promote a version the gate refused (with --reason)')
     rb = sub.add_parser('rollback', help='move champion back to the previous champion (recorded in the ledger)')
     rb.add_argument('--reason', default='manual rollback')
     st = sub.add_parser('status', help='champion, last run, data freshness, and the loop: settled sessions and realised metrics (JSON)')
@@ -376,11 +377,15 @@ def main(argv: list[str] | None = None) -> int:
             with run_lock(products, f"nepse-mlops replay --from {args.start}", args.wait): return replay_command(env, args)
         except RunBusy as e: print(f"error: {e}", file=sys.stderr); return EXIT_BUSY
     if args.command in ('promote', 'rollback'):
-        from nepse_mlops.register import promote, rollback
+        from nepse_mlops.register import promote, rollback, PromotionRefused
         ledger = Path(env['reports']) / 'registry_ledger.jsonl'
+        if args.command == 'promote' and args.force and not args.reason:
+            print('error: --force needs --reason "why" (the ledger records it)', file=sys.stderr); return 2
         try:
-            ev = (promote(_client(env), env['model_name'], args.version, ledger, args.reason) if args.command == 'promote'
+            ev = (promote(_client(env), env['model_name'], args.version, ledger, args.reason or 'manual promotion',
+                          args.force) if args.command == 'promote'
                   else rollback(_client(env), env['model_name'], ledger, args.reason))
+        except PromotionRefused as e: print(f"error: {e}", file=sys.stderr); return 2
         except Exception as e: print(f"error: {e}", file=sys.stderr); return 1
         print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
     if args.command == 'serve':
