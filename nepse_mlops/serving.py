@@ -175,7 +175,10 @@ class ChampionWatch(threading.Thread):
             print(f"champion moved: now serving version {v}", flush=True); self.failed = False
             return True
         except Exception as e:
-            if not self.failed: print(f"champion watch: registry not reachable ({type(e).__name__}: {e}); still serving version {self.served.version}", flush=True)
+            from nepse_mlops.train import ModelContractError
+            why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)   # a feature contract
+                   else f"registry not reachable ({type(e).__name__}: {e})")                       # this code cannot keep
+            if not self.failed: print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
             self.failed = True
             return False
 
@@ -202,7 +205,10 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
         print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run `nepse-mlops run` "
               "(the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
         return 1
-    app = make_app(mlflow.pyfunc.load_model(f'models:/{model_name}/{version}'), version, model_name, request_log)
+    from nepse_mlops.train import ModelContractError
+    try: model = mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')
+    except ModelContractError as e: print(f"error: {e}", flush=True); return 2   # what to do, not a traceback
+    app = make_app(model, version, model_name, request_log)
     served = app.app.state.served
     watch = ChampionWatch(served, model_name, watch_every) if watch_every and watch_every > 0 else None
     if watch: watch.start()
