@@ -426,9 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
     u.add_argument('--host', default='127.0.0.1'); u.add_argument('--port', type=int, default=5000)
     pr = sub.add_parser('promote', help='make VERSION the champion, or gate an experiment (--experiment NAME); recorded in the ledger')
-    pr.add_argument('version', nargs='?'); pr.add_argument('--reason', default='manual promotion')
+    pr.add_argument('version', nargs='?'); pr.add_argument('--reason', default=None, help='why (in the ledger; required with --force)')
     pr.add_argument('--experiment', metavar='NAME', help="register experiment NAME's model and run the real gate (nepse-mlops experiments lists them)")
-    pr.add_argument('--force', action='store_true', help='with --experiment: promote even if the gate refuses (needs --reason; the ledger records it)')
+    pr.add_argument('--force', action='store_true', help='promote a version (or --experiment) the gate refused; needs --reason, and the ledger records it')
     ex = sub.add_parser('experiment', help="train the working copy on the production snapshot beside the champion and every rule; a memo, no registration",
                         description="Train the working copy's model (edited notebooks after nbdev_export, env.yaml + --set) on the production "
                                     "snapshot and the champion's walk-forward windows, in products/experiments/NAME/; print and write a memo "
@@ -541,11 +541,15 @@ def main(argv: list[str] | None = None) -> int:
         from nepse_mlops.experiment import experiment_main; return experiment_main(env, args, root)
     if args.command == 'promote' and not args.version: print('error: promote needs VERSION or --experiment NAME', file=sys.stderr); return 2
     if args.command in ('promote', 'rollback'):
-        from nepse_mlops.register import promote, rollback
+        from nepse_mlops.register import promote, rollback, PromotionRefused
         ledger = Path(env['reports']) / 'registry_ledger.jsonl'
+        if args.command == 'promote' and args.force and not args.reason:
+            print('error: --force needs --reason "why" (the ledger records it)', file=sys.stderr); return 2
         try:
-            ev = (promote(_client(env), env['model_name'], args.version, ledger, args.reason) if args.command == 'promote'
+            ev = (promote(_client(env), env['model_name'], args.version, ledger, args.reason or 'manual promotion',
+                          args.force) if args.command == 'promote'
                   else rollback(_client(env), env['model_name'], ledger, args.reason))
+        except PromotionRefused as e: print(f"error: {e}", file=sys.stderr); return 2
         except Exception as e: print(f"error: {e}", file=sys.stderr); return 1
         print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
     if args.command == 'serve':

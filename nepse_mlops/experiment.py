@@ -65,9 +65,7 @@ def git_state(root: str | Path) -> dict:
     return dict(commit=head.stdout.strip(), dirty=bool(diff), diff_sha256=digest, diff=diff)
 
 # %% ../nbs/05a_experiment.ipynb #fa35e192
-def _proba(est, rows: pd.DataFrame) -> np.ndarray:
-    "STAND-IN for `nepse_mlops.train.contract_proba` (branch `contract`): P(up) from the estimator's own feature list."
-    return est.predict_proba(rows[list(getattr(est, 'feature_names_in_', FEATURES))])[:, 1]
+from .train import contract_proba as _proba   # P(up) from the estimator's own feature list (its contract)
 
 # %% ../nbs/05a_experiment.ipynb #0716d970
 WINDOW_KEYS = ['horizon', 'n_windows', 'test_sessions', 'embargo', 'min_train_sessions']
@@ -368,7 +366,7 @@ def promote_experiment(env: dict, name: str, force: bool = False, reason: str = 
     out = [ev]
     if ev['decision'] != 'promoted' and force:
         out.append(promote(mlflow.MlflowClient(), env['model_name'], ev['version'], ledger,
-                           reason=f"forced past the gate (experiment {name}): {reason}"))
+                           reason=f"forced past the gate (experiment {name}): {reason}", force=True))
     mlflow.MlflowClient().set_tag(rid, 'registered_version', str(ev['version']))
     return out
 

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'MAX_LOOKBACK', 'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX',
-           'PRICE_INPUTS', 'market_index', 'build_features', 'check_no_lookahead', 'features_from_raw',
-           'feature_arrays_from_raw', 'request_rows', 'features_memo', 'features_stage', 'features_report']
+           'PRICE_INPUTS', 'market_index', 'build_features', 'computed_features', 'check_no_lookahead',
+           'features_from_raw', 'feature_arrays_from_raw', 'request_rows', 'features_memo', 'features_stage',
+           'features_report']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -178,6 +179,17 @@ def _feature_arrays(p: dict[str, np.ndarray], horizon: int, levels: dict) -> dic
     for k, v in f.items():
         if v.dtype.kind == 'f': v[np.isinf(v)] = np.nan
     return f
+
+# %% ../nbs/03_features.ipynb #4005a5ab
+from functools import lru_cache
+
+@lru_cache(maxsize=1)
+def computed_features() -> tuple[str, ...]:
+    "Every feature column this code computes (`FEATURES` is only the list a new model trains on)."
+    one = {'symbol': np.array(['A'], object), 'date': np.array(['2024-01-01'], 'datetime64[ns]'),
+           'sector': np.array([None], object)} | {c: np.ones(1) for c in PRICE_INPUTS}   # one row: the columns, not values
+    return tuple(c for c in _feature_arrays(one, 1, {}) if c not in ID_COLUMNS + OUTCOME_COLUMNS)
+
 
 # %% ../nbs/03_features.ipynb #c012
 def check_no_lookahead(prices: pd.DataFrame, cut: str, horizon: int = 1, seed: int = 0) -> list[str]:

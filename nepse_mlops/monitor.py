@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log, append_jsonl, save_frame, kill_point
-from .features import FEATURES
+from .train import contract_proba, model_features
 
 # %% ../nbs/07_monitor.ipynb #c006
 def drift_windows(features: pd.DataFrame, train_end: str, reference_sessions: int = 250, current_sessions: int = 20):
@@ -352,12 +352,13 @@ def _champion_context(features: pd.DataFrame, s: MonitorSettings) -> dict | None
     gap = int(((dates > ref.date.max().to_datetime64()) & (dates < cur.date.min().to_datetime64())).sum())
     span = dates[dates < np.datetime64(pd.Timestamp(train_end))][-(s.reference_sessions + gap + s.current_sessions + 10 * 39):]
     est = load_estimator(f"models:/{s.model_name}/{version}")
-    prob = lambda df: df.assign(prob_up=est.predict_proba(df[FEATURES])[:, 1])
+    own = model_features(est)   # drift and probabilities on the champion's own features, whatever `FEATURES` says now
+    prob = lambda df: df.assign(prob_up=contract_proba(est, df))
     ref, cur, hist = prob(ref), prob(cur), prob(features[features.date.isin(span)])
-    cols = [c for c in FEATURES + ['prob_up'] if not (ref[c].isna().all() or cur[c].isna().all())]   # e.g. no sector: no sector-relative returns
+    cols = [c for c in own + ['prob_up'] if not (ref[c].isna().all() or cur[c].isna().all())]   # e.g. no sector: no sector-relative returns
     return dict(version=version, run_id=mv.run_id, created=pd.Timestamp(mv.creation_timestamp, unit='ms', tz='UTC'), tags=mv.tags,
                 metrics=run.data.metrics, train_end=train_end, seen_end=seen_end, ref=ref, cur=cur, hist=hist, gap=gap, cols=cols,
-                unchecked=[c for c in FEATURES + ['prob_up'] if c not in cols], new_sessions=int((dates > np.datetime64(pd.Timestamp(seen_end))).sum()))
+                unchecked=[c for c in own + ['prob_up'] if c not in cols], new_sessions=int((dates > np.datetime64(pd.Timestamp(seen_end))).sum()))
 
 def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
     "The monitor stage: drift (overall and per sector) against the champion's training window, realised performance, the retrain decision and alerts."

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 from .core import log, write_json, read_json, append_jsonl, read_jsonl, kill_point
 from .features import FEATURES
 from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
+from .train import contract_proba, model_features
 from .register import gate_decision, sanity_checks, champion_on_gate
 from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision, DriftCalibration, RetrainPolicy
 
@@ -65,21 +66,24 @@ class Champion:
     thresholds: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)
 
-def drift_reference(known: pd.DataFrame, train_end, s: ReplaySettings, max_rows: int = 20_000) -> tuple[dict, dict]:
+def drift_reference(known: pd.DataFrame, train_end, s: ReplaySettings, max_rows: int = 20_000,
+                    cols: list[str] | None = None,   # the champion's own features (default `FEATURES`)
+                   ) -> tuple[dict, dict]:
     "(per-column thresholds calibrated on the champion's history, per-column reference values): computed once per champion."
     hist = known[known.date < pd.Timestamp(train_end)]
-    cal = calibrate_drift_thresholds(hist, FEATURES, DriftCalibration(s.reference_sessions, s.current_sessions, quantile=s.drift_quantile,
+    cols = cols or FEATURES
+    cal = calibrate_drift_thresholds(hist, cols, DriftCalibration(s.reference_sessions, s.current_sessions, quantile=s.drift_quantile,
                                                                       floor=s.drift_threshold, max_windows=20))
     dates = np.sort(hist.date.unique())[-s.reference_sessions:]
     ref = hist[hist.date.isin(dates)]
     ref = ref.sample(max_rows, random_state=0) if len(ref) > max_rows else ref
-    return dict(zip(cal.column, cal.threshold)), {c: ref[c].to_numpy(float) for c in FEATURES}
+    return dict(zip(cal.column, cal.threshold)), {c: ref[c].to_numpy(float) for c in cols}
 
 def drift_now(known: pd.DataFrame, champ: Champion, s: ReplaySettings) -> dict:
     "Drift share of the latest `current_sessions` against the champion's reference, column by column."
     dates = np.sort(known.date.unique())[-s.current_sessions:]
     cur = known[known.date.isin(dates)]
-    scores = {c: normed_wasserstein(champ.reference[c], cur[c].to_numpy(float)) for c in FEATURES}
+    scores = {c: normed_wasserstein(champ.reference[c], cur[c].to_numpy(float)) for c in champ.reference}
     drifted = [c for c, v in scores.items() if np.isfinite(v) and v > champ.thresholds.get(c, s.drift_threshold)]
     checked = [c for c, v in scores.items() if np.isfinite(v)]
     return dict(drift_share=len(drifted) / max(len(checked), 1), drifted_columns=len(drifted), columns=len(checked), drifted=drifted)
@@ -112,12 +116,12 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
     est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
     rows = data[(data.date >= gate_start) & (data.date <= gate_end)]
-    p_new = est.predict_proba(rows[FEATURES])[:, 1]
+    p_new = contract_proba(est, rows)
     y = rows.target.astype(int)
     new = score(y, p_new, (p_new >= 0.5).astype(int))
     cmp = None
     if champ is not None:
-        cmp = champion_on_gate(p_new, champ.est.predict_proba(rows[FEATURES])[:, 1], rows, s.bootstrap, s.seed) | {'version': champ.version}
+        cmp = champion_on_gate(p_new, contract_proba(champ.est, rows), rows, s.bootstrap, s.seed) | {'version': champ.version}
     rules = {c: {m: float(gate.loc[c, m]) for m in ['roc_auc', 'accuracy']} for c in BASELINES}
     d = gate_decision(new, rules, evidence, cmp, 'roc_auc', s.margin, sanity_checks(p_new))
     return d | dict(est=est, train_end=gate_start, gate_end=gate_end, train_rows=n_train,
@@ -187,7 +191,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
     if state['champion']:
         c = state['champion']; known0 = feats[feats.date <= pd.Timestamp(state['done'])]
         champ = Champion(c['version'], joblib.load(out / 'models' / f"v{c['version']}.joblib"), pd.Timestamp(c['train_end']), pd.Timestamp(c['as_of']))
-        champ.thresholds, champ.reference = drift_reference(known0, champ.train_end, s)
+        champ.thresholds, champ.reference = drift_reference(known0, champ.train_end, s, cols=model_features(champ.est))
     if state['done']:   # resume: drop whatever a killed session wrote after the last completed one
         done = pd.Timestamp(state['done']); todo = todo[todo > np.datetime64(done)]
         if len(plog): plog = plog[plog.as_of <= done]
@@ -229,14 +233,14 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
                 if g['decision'] == 'promoted':
                     registry.promote(v)
                     champ = Champion(v, g['est'], pd.Timestamp(g['train_end']), t)
-                    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s)
+                    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s, cols=model_features(champ.est))
                 append_jsonl(led_p, ev)
                 row |= dict(version=v, champion_after=champ.version if champ else None)
         # predict the next session with the champion of this moment
         today = known[(known.date == t) & known.eligible]
         if champ is not None and len(today):
             with threadpool_limits(1):   # a few hundred rows: OpenMP thread start-up costs more than it saves (2.4 s vs 5 ms on a busy machine)
-                p = champ.est.predict_proba(today[FEATURES])[:, 1]
+                p = contract_proba(champ.est, today)
             new = pd.DataFrame({'feature_date': t, 'symbol': today.symbol.to_numpy(), 'prob_up': p, 'model_version': champ.version,
                                 'prediction_for': today.target_date.fillna(t + pd.Timedelta(days=1)).to_numpy(), 'as_of': t, 'replay': True})
             plog = pd.concat([plog, new], ignore_index=True) if len(plog) else new

@@ -465,7 +465,10 @@ class ChampionWatch(threading.Thread):
             print(f"champion moved: now serving version {v}", flush=True); self.failed = False
             return True
         except Exception as e:
-            if not self.failed: print(f"champion watch: registry not reachable ({type(e).__name__}: {e}); still serving version {self.served.version}", flush=True)
+            from nepse_mlops.train import ModelContractError
+            why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)   # a feature contract
+                   else f"registry not reachable ({type(e).__name__}: {e})")                       # this code cannot keep
+            if not self.failed: print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
             self.failed = True
             return False
 
@@ -521,6 +524,9 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
         print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run `nepse-mlops run` "
               "(the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
         return 1
+    from nepse_mlops.train import ModelContractError
+    try: mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')   # refused here, saying what to do, before any worker starts
+    except ModelContractError as e: print(f"error: {e}", flush=True); return 2
     workers = workers or default_workers()
     metrics_dir = tempfile.mkdtemp(prefix='nepse_serving_metrics_')   # each worker's samples, merged on every scrape
     os.environ['PROMETHEUS_MULTIPROC_DIR'] = metrics_dir

@@ -6,9 +6,11 @@
 __all__ = ['BASELINES', 'METRICS', 'walk_forward_splits', 'AlwaysUp', 'Majority', 'SignRule', 'RecencyBoosting',
            'make_candidates', 'fit_ready', 'direction', 'serving_eligible', 'recency_weights', 'fit_weighted', 'score',
            'pooled_score', 'walk_forward', 'compare_all', 'bootstrap_all', 'intervals_vs', 'bootstrap_by_date',
-           'comparison_table', 'backtest', 'backtest_summary', 'TreeTable', 'numpy_scorer', 'NepseDirectionModel',
-           'fit_final', 'serving_example', 'TrainingLog', 'log_training_run', 'permutation_importance_table',
-           'known_answer', 'should_retrain', 'TrainSettings', 'train_stage', 'train_report']
+           'comparison_table', 'backtest', 'backtest_summary', 'TreeTable', 'numpy_scorer', 'model_features',
+           'contract_proba', 'ModelContractError', 'check_contract', 'NepseDirectionModel', 'fit_final',
+           'serving_example', 'TrainingLog', 'code_digest', 'model_identity', 'log_training_run',
+           'permutation_importance_table', 'known_answer', 'should_retrain', 'TrainSettings', 'train_stage',
+           'train_report']
 
 # %% ../nbs/04_train.ipynb #c003
 import json, os
@@ -23,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
 from .core import log, sector_of, save_frame, kill_point
-from .features import FEATURES, MAX_LOOKBACK, request_rows
+from .features import FEATURES, MAX_LOOKBACK, request_rows, computed_features
 
 # %% ../nbs/04_train.ipynb #c006
 def walk_forward_splits(dates: pd.Series,     # the `date` column of the labelled rows
@@ -315,17 +317,47 @@ class TreeTable:
         return np.column_stack([1 - p, p])
 
 def numpy_scorer(est):
-    """`est` for NumPy rows in `FEATURES` order (the column order checked here once): a `TreeTable` for gradient boosting,
+    """`est` for NumPy rows in its own column order (`model_features(est)`): a `TreeTable` for gradient boosting,
     else a shallow copy without `feature_names_in_` (scikit-learn's per-call name check of a one-row frame costs ~0.5 ms)."""
     import copy
-    names = list(getattr(est, 'feature_names_in_', FEATURES))
-    if names != FEATURES: raise ValueError(f"the estimator was fitted on columns {names}, not FEATURES {FEATURES}")
     if isinstance(est, HistGradientBoostingClassifier) and est.n_trees_per_iteration_ == 1:
         try: return TreeTable(est)
         except ValueError: pass
     fast = copy.copy(est)
     fast.__dict__.pop('feature_names_in_', None)
     return fast
+
+def model_features(est) -> list[str]:
+    "The feature columns `est` scores, in its order: the names it was fitted on; `FEATURES` if fitted without names."
+    names = getattr(est, 'feature_names_in_', None)
+    return [str(c) for c in names] if names is not None else list(FEATURES)
+
+def contract_proba(est,                 # a fitted estimator (its `feature_names_in_` is its feature list)
+                   rows: pd.DataFrame,  # feature rows with at least the model's columns (`build_features` output)
+                  ) -> np.ndarray:
+    "Probability of an up close for each row, computed from the estimator's own feature columns of `rows`."
+    need = model_features(est)
+    missing = [c for c in need if c not in rows]
+    if missing: raise ValueError(f"the model scores feature columns {missing} that these rows lack: score it on "
+                                 "rows from `features.build_features` of the code it was trained with, or retrain it")
+    return est.predict_proba(rows[need])[:, 1]
+
+class ModelContractError(ValueError):
+    "A registered model needs features the installed nepse_mlops no longer computes."
+
+def check_contract(features: list[str], version=None, commit=None) -> list[str]:
+    "`features` if this code computes all of them; else `ModelContractError` saying what to do."
+    missing = [c for c in features if c not in computed_features()]
+    if missing:
+        raise ModelContractError(f"model version {version or '?'} needs features {missing} that this nepse_mlops no longer "
+                                 "computes: retrain with `nepse-mlops run --set retrain=always`, or reinstall the code it was "
+                                 f"trained with (git commit {commit or 'unknown'})")
+    return list(features)
+
+def _run_tag(run_id: str | None, key: str) -> str | None:
+    "A tag of an MLflow run, when a tracking store is reachable (else None)."
+    try: return __import__('mlflow').MlflowClient().get_run(run_id).data.tags.get(key) if run_id else None
+    except Exception: return None
 
 class NepseDirectionModel(mlflow.pyfunc.PythonModel):
     "Raw OHLCV rows in; per symbol, the probability that the next session closes up."
@@ -334,6 +366,10 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         self.est = joblib.load(context.artifacts['estimator'])
         self.meta = json.loads(Path(context.artifacts['meta']).read_text())
         self.version = _registered_version(self.meta.get('run_id'))
+        own = model_features(self.est)   # the contract: older models carry it only as the estimator's fitted names
+        if self.meta.get('features', own) != own:
+            raise ModelContractError(f"meta.json lists features {self.meta['features']}, the estimator {own}")
+        check_contract(own, self.version, self.meta.get('git_commit') or _run_tag(self.meta.get('run_id'), 'git_commit'))
         # A request scores a handful of rows: OpenMP worker threads only add latency there (and stall behind any other
         # busy process: one-row p99 went from 164 ms to 4 ms on a loaded 2-core machine). One thread per server process.
         from threadpoolctl import threadpool_limits
@@ -357,8 +393,9 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         if short:
             raise MlflowException(f"too little history: {short} rows; send at least {MAX_LOOKBACK + 1} "
                                   "consecutive sessions per symbol", error_code=INVALID_PARAMETER_VALUE)
-        if getattr(self, '_scorer', None) is None: self._scorer = numpy_scorer(self.est)
-        p = self._scorer.predict_proba(np.column_stack([f[c][ends] for c in FEATURES]))[:, 1]
+        if getattr(self, '_scorer', None) is None:
+            self._scorer, self._cols = numpy_scorer(self.est), check_contract(model_features(self.est))
+        p = self._scorer.predict_proba(np.column_stack([f[c][ends] for c in self._cols]))[:, 1]
         n = len(ends)
         return {'symbol': sym[ends], 'date': f['date'][ends].astype('datetime64[D]').astype(str), 'prob_up': p,
                 'direction': np.where(p >= 0.5, 'up', 'down'), 'model_version': np.full(n, getattr(self, 'version', None) or 'unregistered', object),
@@ -391,6 +428,21 @@ class TrainingLog:
     snapshot_digest: str          # the validated data's digest
     train_frame: pd.DataFrame     # the labelled rows (the first 1,000 logged as the run's dataset)
     artifacts: dict = _field(default_factory=dict)   # name -> file to attach
+    identity: str = ''            # `model_identity`: data, code, parameters (an identical retrain is not registered)
+
+def code_digest() -> str:
+    "sha256 (16 hex) of the installed package's source: what a model's features and training code were."
+    import hashlib, nepse_mlops
+    h = hashlib.sha256()
+    for f in sorted(Path(nepse_mlops.__file__).parent.glob('*.py')):
+        if f.name != '_modidx.py': h.update(f.name.encode() + b'\0' + f.read_bytes() + b'\0')   # _modidx: an index
+    return h.hexdigest()[:16]
+
+def model_identity(data_digest: str, params: dict) -> str:
+    "sha256 (16 hex) of what decides a trained model: data digest, package source, parameters, scikit-learn's version."
+    import hashlib, sklearn
+    key = dict(data=data_digest, code=code_digest(), params=params, sklearn=sklearn.__version__, features=FEATURES)
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
     "Log one training run to the active MLflow experiment; return run id and model URI."
@@ -402,20 +454,25 @@ def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
     with mlflow.start_run() as run:
         rid = run.info.run_id
         mlflow.log_params({k: v for k, v in t.params.items() if not isinstance(v, dict)} | {f"model_{k}": v for k, v in t.params.get('model_params', {}).items()})
-        mlflow.set_tags({'git_commit': git_commit(), 'package_version': nepse_mlops.__version__, 'data_digest': t.snapshot_digest})
+        commit = git_commit()
+        mlflow.set_tags({'git_commit': commit, 'package_version': nepse_mlops.__version__, 'data_digest': t.snapshot_digest,
+                         'code_digest': code_digest(), 'features': json.dumps(model_features(est))}
+                        | ({'model_identity': t.identity} if t.identity else {}))
         for r in t.per_window.itertuples():
             for m in ['accuracy', 'balanced_accuracy', 'roc_auc', 'log_loss', 'brier']:
                 v = getattr(r, m)
                 if np.isfinite(v): mlflow.log_metric(f"{r.candidate}_{m}", float(v), step=int(r.window))
         mlflow.log_metrics({k: float(v) for k, v in t.pooled.items() if isinstance(v, (int, float)) and np.isfinite(v)})
-        ds = mlflow.data.from_pandas(t.train_frame[['date', 'symbol', *FEATURES, 'target']].head(1000),
+        ds = mlflow.data.from_pandas(t.train_frame[['date', 'symbol', *model_features(est), 'target']].head(1000),
                                      name=f"nepse_snapshot_{t.snapshot_digest[:12]}", targets='target')
         mlflow.log_input(ds, context='training')
         joblib.dump(est, workdir / 'estimator.joblib')
-        (workdir / 'meta.json').write_text(json.dumps(t.meta | {'run_id': rid}))
+        meta = t.meta | {'run_id': rid, 'features': model_features(est), 'git_commit': commit,   # the contract
+                         'code_digest': code_digest()}
+        (workdir / 'meta.json').write_text(json.dumps(meta))
         from nepse_mlops.train import NepseDirectionModel as Model   # by reference: the server runs the package's code
         model = Model()
-        model.est, model.meta = est, t.meta | {'run_id': rid}
+        model.est, model.meta = est, meta
         sig = infer_signature(t.example, model.predict(None, t.example))
         info = mlflow.pyfunc.log_model(name='model', python_model=Model(),
                                        artifacts={'estimator': str(workdir / 'estimator.joblib'), 'meta': str(workdir / 'meta.json')},
@@ -433,8 +490,9 @@ def permutation_importance_table(est, rows: pd.DataFrame, path: str | Path | Non
     from sklearn.inspection import permutation_importance
     import matplotlib.pyplot as plt
     rows = rows.sample(max_rows, random_state=seed) if len(rows) > max_rows else rows
-    r = permutation_importance(est, rows[FEATURES], rows.target.astype(int), scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
-    tbl = pd.DataFrame({'feature': FEATURES, 'importance': r.importances_mean, 'std': r.importances_std}).sort_values('importance')
+    cols = model_features(est)
+    r = permutation_importance(est, rows[cols], rows.target.astype(int), scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
+    tbl = pd.DataFrame({'feature': cols, 'importance': r.importances_mean, 'std': r.importances_std}).sort_values('importance')
     fig, ax = plt.subplots(figsize=(6.5, 0.25 * len(tbl) + 1.2))
     ax.barh(tbl.feature, tbl.importance, xerr=tbl['std'], color=np.where(tbl.importance > 0, 'tab:blue', 'tab:grey'))
     ax.axvline(0, color='black', lw=0.8); ax.set_xlabel('drop in ROC AUC when shuffled')
@@ -456,14 +514,18 @@ def known_answer(preds: pd.DataFrame, truth: pd.DataFrame | None) -> dict | None
                 share_of_edge=float((model - 0.5) / (best - 0.5)) if best > 0.5 else float('nan'))
 
 # %% ../nbs/04_train.ipynb #6045595d
-def should_retrain(policy: str, decision: dict | None, champion_run_id: str | None, last_run: dict | None) -> tuple[bool, str]:
+def should_retrain(policy: str, decision: dict | None, champion_run_id: str | None, last_run: dict | None,
+                   champion_identity: str | None = None, # the champion's `model_identity`: an identical run evaluated it
+                  ) -> tuple[bool, str]:
     "Whether this run trains a new model, and why (`policy`: 'auto' follows the last monitoring decision; 'always')."
     if policy == 'always': return True, "retrain policy is 'always'"
     if policy != 'auto': raise ValueError(f"retrain must be 'auto' or 'always', not {policy!r} (env.yaml)")
     if champion_run_id is None: return True, 'no champion model yet'
     if decision is None: return True, 'no monitoring decision yet'
     if decision.get('retrain'): return True, 'monitoring asked for it: ' + '; '.join(decision.get('reasons', []))
-    if not last_run or last_run.get('run_id') != champion_run_id:
+    same = bool(last_run) and (last_run.get('run_id') == champion_run_id
+                               or (champion_identity is not None and last_run.get('model_identity') == champion_identity))
+    if not same:
         return True, "the evaluation on disk is not the champion's (the last trained model was refused)"
     return False, f"the last monitoring decision ({decision.get('decided_at', 'previous run')}) found no reason to retrain: " + '; '.join(decision.get('checks', []))
 
@@ -525,7 +587,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     on_disk = [product[k] for k in ['windows', 'predictions', 'backtest', 'run']]
     last_run = read_json(product['run']) if all(Path(p).exists() for p in on_disk) else None
     decision = read_json(s.retrain_decision) if s.retrain_decision and Path(s.retrain_decision).exists() else None
-    train_now, why = should_retrain(s.retrain, decision, champ_run, last_run)
+    train_now, why = should_retrain(s.retrain, decision, champ_run, last_run, _run_tag(champ_run, 'model_identity'))
     log(f"train: {'TRAINING' if train_now else f'REUSING champion v{champ}'}: {why}")
     if train_now:
         log(f"train: {len(data):,} labelled rows, {data.symbol.nunique()} symbols")
@@ -557,11 +619,12 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         params = dict(horizon=s.horizon, n_windows=s.n_windows, test_sessions=s.test_sessions, embargo=max(s.embargo, s.horizon),
                       min_train_sessions=s.min_train_sessions, seed=s.seed, model_params=s.model_params, train_rows=n_train,
                       half_life=s.half_life or 0, train_end=str(gate_start.date()))
+        identity = model_identity(snapshot['digest'], params)
         eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
         meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
                 'universe': sorted(map(str, eq.symbol.unique()))}   # REST refuses symbols outside it (serving.RequestGuard)
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
-                                                {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}),
+                                                {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}, identity),
                                Path(product['run']).parent / 'model_work')
         kill_point('train_logged')
         record = dict(run, gate_start=str(gate_start.date()), gate_end=str(gate_end.date()), primary_metric='roc_auc',
@@ -569,7 +632,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                       pooled=pooled_tbl.round(6).to_dict('index'), evidence=evidence, intervals=intervals_vs(evidence, best), best_baseline=best,
                       known_answer=res['known_answer'], backtest=res['backtest_summary'].drop(columns='what').round(6).to_dict('index'),
                       tie_share=res['tie_share'], data_digest=snapshot['digest'], horizon=s.horizon, half_life=s.half_life,
-                      importance=importance.round(6).to_dict('records'), train_rows=n_train, trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
+                      importance=importance.round(6).to_dict('records'), train_rows=n_train,
+                      model_identity=identity, features=model_features(est), trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
     else:
         importance = pd.DataFrame(last_run.get('importance', []))
         record = {k: v for k, v in last_run.items() if k not in ('reused', 'reuse_reason', 'champion_version', 'reused_at')} | dict(

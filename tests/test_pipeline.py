@@ -184,8 +184,19 @@ def test_scheduled_run_follows_the_monitoring_decision(sample_build, tmp_path):
     (root / 'env.yaml').write_text((ROOT / 'env.yaml').read_text().replace('{{root}}/products', str(tmp_path / 'products'))
                                    .replace('{{root}}/reports', str(tmp_path / 'reports')))
     cli = lambda *a: subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(root), *a], capture_output=True, text=True, env=os.environ | QUIET)
-    r = cli('promote', '2', '--reason', 'test: manual promotion')
+    # a version the gate refused: its failing reasons first, exit 2, nothing moves; --force needs --reason, then the ledger says so
+    client.set_model_version_tag('nepse_direction', '2', 'gate_decision', 'refused')
+    client.set_model_version_tag('nepse_direction', '2', 'gate_reasons', 'gate window: beats always_up on roc_auc by +0.0400 (0.5400 vs 0.5000)'
+                                 ' | gate window: does not beat reversal on roc_auc: -0.0100 (0.5200 vs 0.5300)')
+    r = cli('promote', '2')
+    assert r.returncode == 2 and 'version 2 was refused by the gate:\n  - gate window: does not beat reversal' in r.stderr, r.stderr
+    assert 'beats always_up' not in r.stderr and str(client.get_model_version_by_alias('nepse_direction', 'champion').version) == '1'
+    r = cli('promote', '2', '--force')
+    assert r.returncode == 2 and '--force needs --reason' in r.stderr, r.stderr
+    r = cli('promote', '2', '--force', '--reason', 'test: manual promotion')
     assert r.returncode == 0 and str(client.get_model_version_by_alias('nepse_direction', 'champion').version) == '2', r.stderr
+    forced = json.loads((tmp_path / 'reports/registry_ledger.jsonl').read_text().splitlines()[-1])
+    assert (forced['event'], forced['forced'], forced['reason']) == ('manual_promotion', True, 'test: manual promotion')
     r = cli('rollback', '--reason', 'test: roll back')
     assert r.returncode == 0, r.stderr
     assert str(client.get_model_version_by_alias('nepse_direction', 'champion').version) == '1'
