@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['LOCATIONS', 'WINDOW_KEYS', 'KEY', 'apply_sets', 'settings_diff', 'git_state', 'evidence_windows', 'side_by_side',
-           'would_gate', 'gate_table', 'experiment_memo', 'memo_html', 'ExperimentResult', 'check_name',
-           'experiments_name', 'champion_info', 'champion_walk_forward', 'run_experiment', 'leaderboard',
+           'would_gate', 'failing_first', 'gate_table', 'experiment_memo', 'memo_html', 'ExperimentResult',
+           'check_name', 'experiments_name', 'champion_info', 'champion_walk_forward', 'run_experiment', 'leaderboard',
            'experiment_runs', 'find_experiment_run', 'promote_experiment', 'experiment_main']
 
 # %% ../nbs/05a_experiment.ipynb #da4b9237
@@ -118,6 +118,12 @@ def would_gate(est,                          # the experiment's final model (tra
         champ = champion_on_gate(p_new, _proba(champion_est, cr), rows, n, seed) | {'version': champion_v}
     return gate_decision(new, rules, evidence, champ, 'roc_auc', margin, sanity_checks(p_new))
 
+# %% ../nbs/05a_experiment.ipynb #d3770592
+def failing_first(reasons: list[str]) -> list[str]:
+    "The gate's reasons with the failing checks first (what a reader needs), the passed ones after, each group in order."
+    from nepse_mlops.register import _FAILING
+    return sorted(reasons, key=lambda r: not r.startswith(_FAILING))
+
 # %% ../nbs/05a_experiment.ipynb #887309d0
 def _ci(d: float, ci) -> str: return f"{d:+.4f} [{ci[0]:+.4f}, {ci[1]:+.4f}]"
 
@@ -158,7 +164,7 @@ def experiment_memo(r: dict) -> str:
               "experiment is)." if 'champion' in ev['candidates'] else '',
               f"\n## The gate window ({r['gate_start']} to {r['gate_end']}, {r['gate_rows']:,} rows)\n",
               gate_table(g).to_markdown(), '',
-              f"\n## The gate's verdict: {g['decision']}\n", *[f"- {x}" for x in g['reasons']],
+              f"\n## The gate's verdict: {g['decision']}\n", *[f"- {x}" for x in failing_first(g['reasons'])],
               f"\nNothing was registered. MLflow run `{r['run_id']}` (experiment `{r['mlflow_experiment']}`). "
               f"`nepse-mlops promote --experiment {r['name']}` registers it and runs the real gate."]
     return '\n'.join(parts)
