@@ -251,8 +251,8 @@ def dashboard_command(root: Path, host: str, port: int, max_kernels: int = 6, po
     # arrives (fresh data, `?symbol=` honoured); first paint 4.0 s -> 2.0 s on the full real history (benchmarks/).
     # cull: a page fetched but never connected (curl, a link preview) kept its ~200 MB kernel for good; now it goes after
     # `cull_idle` idle seconds. An open page keeps its kernel (cull_connected=False); closing it shuts the kernel down.
-    return [sys.executable, '-m', 'nepse_mlops.dashboard_server', str(root / 'nbs' / 'voila_dashboard.ipynb'), '--no-browser',
-            f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}',
+    return [sys.executable, '-m', 'nepse_mlops.dashboard_server', str(root / 'nbs' / 'voila_dashboard.ipynb'),
+            '--no-browser', f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}',
             '--preheat_kernel=True', f'--pool_size={pool_size}', f'--DashboardVoila.max_kernels={max_kernels}',
             f'--MappingKernelManager.cull_idle_timeout={cull_idle}', f'--MappingKernelManager.cull_interval={cull_interval}',
             '--MappingKernelManager.cull_connected=False']
@@ -294,11 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--request-log', metavar='PATH', help="JSON lines of every REST prediction (default: <products>/serving/requests.jsonl; 'off' for none)")
     s.add_argument('--watch-every', type=float, default=30.0, metavar='SECONDS', help='how often to check the champion alias (0: never; default 30)')
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
-    d.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1; any other needs $NEPSE_MLOPS_DASHBOARD_TOKEN)')
+    d.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1; any other needs a token: '
+                   '$NEPSE_MLOPS_DASHBOARD_TOKEN, which also turns the token login on)')
     d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
-    d.add_argument('--max-kernels', type=int, default=6, metavar='N', help='most kernels at once, preheated included; past it a page gets 503 (default 6)')
+    d.add_argument('--max-kernels', type=int, default=6, metavar='N',
+                   help='most kernels at once, preheated included; past it a page gets 503 busy, retry (default 6)')
     d.add_argument('--pool-size', type=int, default=1, metavar='N', help='preheated kernels waiting for the next page (default 1)')
-    d.add_argument('--cull-idle', type=int, default=60, metavar='SECONDS', help='stop a kernel idle this long with no page connected (default 60)')
+    d.add_argument('--cull-idle', type=int, default=60, metavar='SECONDS',
+                   help='stop a kernel idle this long with no page connected (default 60)')
     d.add_argument('--cull-interval', type=int, default=10, metavar='SECONDS', help='how often to look for such kernels (default 10)')
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
     u.add_argument('--host', default='127.0.0.1'); u.add_argument('--port', type=int, default=5000)
@@ -399,9 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
         return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every)
     if args.command == 'dashboard':
-        from nepse_mlops.dashboard_server import dashboard_refusal
+        from nepse_mlops.dashboard_server import dashboard_refusal, TOKEN_ENV
         if why := dashboard_refusal(args.host): print(f"error: {why}", file=sys.stderr); return 2
-        print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops; at most {args.max_kernels} kernels)", flush=True)
+        login = '; token login on' if os.environ.get(TOKEN_ENV) else ''
+        print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops; at most {args.max_kernels} kernels{login})", flush=True)
         cmd = dashboard_command(root, args.host, args.port, args.max_kernels, args.pool_size, args.cull_idle, args.cull_interval)
         return subprocess.call(cmd, env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})
     if args.command == 'ui':   # on the SQLite or database store; a tracking server is its own UI
