@@ -18,9 +18,10 @@ BAD = ['Traceback', 'Error', 'Exception']
 def dashboard(products, env=None):
     "`nepse-mlops dashboard` on a free port, serving `products`; yields a Playwright page factory."
     port = free_port()
+    log = open(Path(products).parent / f'dashboard_{port}.log', 'w')   # the server's log, beside the products, for a failure
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port)],
                             env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(products)} | (env or {}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f'http://127.0.0.1:{port}/'
     try:
         wait_http(url, proc)
@@ -37,7 +38,7 @@ def dashboard(products, env=None):
             yield open_page
             b.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM); proc.wait(20)   # the CLI and the Voila it started (its kernels stop with it)
+        os.killpg(proc.pid, signal.SIGTERM); proc.wait(20); log.close()   # the CLI and the Voila it started (its kernels stop with it)
 
 
 def rows(page):
