@@ -2,7 +2,7 @@
 `?symbol=` preselection, the optional per-sector drift table, the friendly empty page, and the static snapshot;
 what a stakeholder reads (the SYNTHETIC banner, the plain sentence, an unknown symbol, refusals first); and the server:
 kernels bounded and culled, a token off loopback."""
-import csv, json, os, shutil, signal, socket, subprocess, threading, time, urllib.error, urllib.request
+import csv, json, os, shutil, signal, socket, subprocess, tempfile, threading, time, urllib.error, urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 import pytest
@@ -159,7 +159,7 @@ def test_dashboard_says_it_plainly(sample_build, tmp_path):
         page = open_page('?symbol=NABIL')
         text = page.inner_text('body')
         card = page.locator('.nm-card:has(h3:text-is("Champion model"))')
-        shot = tmp_path / 'champion_card.png'
+        shot = Path(tempfile.gettempdir()) / 'nepse_mlops_champion_card.png'   # outlives pytest's rotation of tmp_path
         card.screenshot(path=str(shot))
         why = page.locator('table.nm-ledger tbody tr').first.locator('td.nm-why').inner_text()
         _, selected = rows(page)
