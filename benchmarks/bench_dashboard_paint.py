@@ -15,16 +15,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {'PLOOMBER_STATS_ENABLED': 'false', 'PLOOMBER_VERSION_CHECK_DISABLED': '1', 'MLFLOW_DISABLE_TELEMETRY': 'true'}
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync']
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync']
 FLOOR = {'cells': [{'cell_type': 'markdown', 'id': 'f0', 'metadata': {}, 'source': ['# Floor']},
                    {'cell_type': 'code', 'execution_count': None, 'id': 'f1', 'metadata': {}, 'outputs': [],
-                    'source': ["from IPython.display import HTML, display\n", "display(HTML(\"<div class='floor-ready'>floor</div>\"))"]}],
-         'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}}, 'nbformat': 4, 'nbformat_minor': 5}
+                    'source': ["from IPython.display import HTML, display\n",
+                               "display(HTML(\"<div class='floor-ready'>floor</div>\"))"]}],
+         'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
+         'nbformat': 4, 'nbformat_minor': 5}
 
 
 def start(cmd: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=os.environ | QUIET | env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(cmd, env=os.environ | QUIET | env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 def free_port() -> int:
@@ -59,7 +62,8 @@ def main():
     from nepse_mlops.cli import dashboard_command
     from playwright.sync_api import sync_playwright
     tmp = Path(tempfile.mkdtemp(prefix='bench_paint_'))
-    (tmp / 'nbs').mkdir(); (tmp / 'nbs/voila_dashboard.ipynb').write_text(json.dumps(FLOOR))   # dashboard_command's layout
+    (tmp / 'nbs').mkdir()
+    (tmp / 'nbs/voila_dashboard.ipynb').write_text(json.dumps(FLOOR))   # where dashboard_command looks
     ports = free_port(), free_port()
     servers = [start(dashboard_command(ROOT, '127.0.0.1', ports[0]), {'NEPSE_MLOPS_PRODUCTS': a.products}),
                start(dashboard_command(tmp, '127.0.0.1', ports[1]), {})]
@@ -70,17 +74,21 @@ def main():
         with sync_playwright() as pw:
             b = pw.chromium.launch(executable_path='/usr/bin/chromium', args=ARGS)
             for _ in range(a.runs):
-                times['dashboard'].append(paint(b, f'http://127.0.0.1:{ports[0]}/', '.nm-card:has(h3:text-is("Champion model"))'))
+                card = '.nm-card:has(h3:text-is("Champion model"))'
+                times['dashboard'].append(paint(b, f'http://127.0.0.1:{ports[0]}/', card))
                 time.sleep(a.pause)
                 times['floor'].append(paint(b, f'http://127.0.0.1:{ports[1]}/', '.floor-ready'))
                 time.sleep(a.pause)
             b.close()
     finally:
         for s in servers: os.killpg(s.pid, signal.SIGTERM); s.wait(20)
-    print(f"products: {a.products}; load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    load = ', '.join(f'{x:.1f}' for x in os.getloadavg())
+    print(f"products: {a.products}; load average {load} on {os.cpu_count()} cores")
     for k, v in times.items():
-        print(f"{k:>9}: first meaningful paint {' '.join(f'{x:.2f}' for x in v)} s; median {statistics.median(v):.2f} s")
-    print(f"dashboard minus floor (median): {statistics.median(times['dashboard']) - statistics.median(times['floor']):+.2f} s "
+        runs = ' '.join(f'{x:.2f}' for x in v)
+        print(f"{k:>9}: first meaningful paint {runs} s; median {statistics.median(v):.2f} s")
+    gap = statistics.median(times['dashboard']) - statistics.median(times['floor'])
+    print(f"dashboard minus floor (median): {gap:+.2f} s "
           "(target: dashboard <= 1.0 s on a quiet machine)")
 
 

@@ -52,7 +52,7 @@ def locate_reports(summary: dict, products: Path) -> Path:
     if summary.get('drift_html'): return Path(summary['drift_html']).parent
     return Path(products).parent / 'reports'
 
-TRAIN_KEYS = ['run_id', 'horizon', 'gate_start', 'gate_end', 'backtest']   # what the champion card takes from train/run.json
+TRAIN_KEYS = ['run_id', 'horizon', 'gate_start', 'gate_end', 'backtest']   # the champion card's part of train/run.json
 REQUIRED_FILES = ['monitor/summary.json', 'predict/predictions.csv', 'monitor/drift_columns.csv', 'monitor/performance.csv']
 
 def load_dashboard_data(products: str | Path) -> dict | None:
@@ -113,8 +113,9 @@ def synthetic_banner(planted: dict | None, replay_summary: dict | None = None) -
     synthetic = (planted or {}).get('synthetic')
     if synthetic is None: synthetic = str((replay_summary or {}).get('planted') or '').startswith('SYNTHETIC')
     if not synthetic: return ''
-    return ("<div class='nm-banner'><b>SYNTHETIC DATA.</b> Every price, prediction and score on this page comes from a simulated "
-            "NEPSE-like market with a planted signal (<code>nepse_mlops.synthetic</code>), not from the Nepal Stock Exchange. "
+    return ("<div class='nm-banner'><b>SYNTHETIC DATA.</b> Every price, prediction and score on this page comes from a "
+            "simulated NEPSE-like market with a planted signal (<code>nepse_mlops.synthetic</code>), not from the "
+            "Nepal Stock Exchange. "
             "It shows the system working; it says nothing about real stocks. Run with real files: "
             "<code>make run DATA=path/to/files</code>.</div>")
 
@@ -162,17 +163,20 @@ def plain_sentence(champion: dict, train: dict | None = None) -> str:
     s = f"The model predicts, for each stock, whether its {what} will be higher than its last close."
     if gm.get('accuracy') is not None and acc:
         best = max(acc, key=acc.get)
-        s += (f" On its gate window (the latest sessions before it was trained) it was right <b>{_pct(gm['accuracy'])}</b> of the time;"
-              f" the best simple rule on the same rows, {best} ({html.escape(RULES.get(best, best))}), was right {_pct(acc[best])}.")
+        s += (" On its gate window (the latest sessions before it was trained) it was right "
+              f"<b>{_pct(gm['accuracy'])}</b> of the time; the best simple rule on the same rows, {best} "
+              f"({html.escape(RULES.get(best, best))}), was right {_pct(acc[best])}.")
     bt = train.get('backtest') or {}
     t2, bh = (bt.get('signal_t2_hold') or {}).get('net return'), (bt.get('buy_hold') or {}).get('net return')
     if t2 is not None and bh is not None and str(train.get('run_id')) == str(champion.get('run_id')):
-        s += (f" Trading it in the walk-forward test (buy what it calls up at the next close, hold 2 sessions for T+2 settlement,"
-              f" net of costs) returned <b>{_pct(t2, '+')}</b>, against {_pct(bh, '+')} for buying every stock (buy-and-hold).")
-    elif t2 is not None: s += " (The backtest on disk is of another training run, not this version: see the train report.)"
+        s += (" Trading it in the walk-forward test (buy what it calls up at the next close, hold 2 sessions for T+2 "
+              f"settlement, net of costs) returned <b>{_pct(t2, '+')}</b>, against {_pct(bh, '+')} for buying every "
+              "stock (buy-and-hold).")
+    elif t2 is not None: s += " (The backtest on disk is of another training run, not this version: see its report.)"
     return f"<p class='nm-plain'>{s}</p>"
 
-FAILED_MARKS = ('does not beat', 'not shown better', 'no walk-forward evidence', 'sanity:', 'cannot be judged', 'the champion stays')
+FAILED_MARKS = ('does not beat', 'not shown better', 'no walk-forward evidence', 'sanity:', 'cannot be judged',
+                'the champion stays')
 
 def split_reasons(event: dict) -> tuple[list[str], list[str]]:
     "A ledger event's reasons (a list, ' | '-joined strings, or one `reason`) as (failed checks, the rest), in order."
@@ -187,17 +191,19 @@ def ledger_why(event: dict) -> str:
     li = lambda xs: ''.join(f'<li>{html.escape(x)}</li>' for x in xs)
     out = f"<b class='nm-bad'>failed:</b><ul class='nm-bad'>{li(failed)}</ul>" if failed else ''
     if len(passed) == 1 and not failed: return out + html.escape(passed[0])
-    if passed: out += f"<details><summary>{len(passed)} check{'s' * (len(passed) > 1)} passed</summary><ul>{li(passed)}</ul></details>"
+    if passed:
+        n = f"{len(passed)} check{'s' * (len(passed) > 1)}"
+        out += f"<details><summary>{n} passed</summary><ul>{li(passed)}</ul></details>"
     return out
 
 def ledger_table(ledger: list[dict], events: int = 5) -> str:
     "The latest registry events, newest first, with their full reasons."
     cols = ['time', 'event', 'version', 'previous_champion']
     cell = lambda v: '' if v is None else html.escape(str(v))
-    rows = ''.join('<tr>' + ''.join(f'<td>{cell(e.get(c))}</td>' for c in cols) + f"<td class='nm-why'>{ledger_why(e)}</td></tr>"
-                   for e in reversed(ledger[-events:]))
-    return (f"<table class='nm-t nm-ledger'><thead><tr><th>time</th><th>event</th><th>version</th><th>previous</th><th>why</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+    rows = ''.join('<tr>' + ''.join(f'<td>{cell(e.get(c))}</td>' for c in cols)
+                   + f"<td class='nm-why'>{ledger_why(e)}</td></tr>" for e in reversed(ledger[-events:]))
+    head = ''.join(f'<th>{h}</th>' for h in ['time', 'event', 'version', 'previous', 'why'])
+    return f"<table class='nm-t nm-ledger'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 def rest_line(rest: dict | None) -> str:
     "One line on the REST answers monitoring read from the request log: how many, which versions, whether they agree with the batch."
@@ -209,7 +215,7 @@ def rest_line(rest: dict | None) -> str:
     return f"<div class='nm-muted'>REST: {rest['requests']:,} answers to {html.escape(str(rest.get('last', ''))[:16])} UTC ({vs}){agree}</div>"
 
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5, train: dict | None = None) -> str:
-    "Which model serves, what it predicts in plain words, since when, why, its gate metrics beside the baselines, the latest registry events."
+    "Which model serves, what it predicts in plain words, since when, why, its gate metrics, recent registry events."
     c, ledger = summary.get('champion'), ledger or []
     last = next((e for e in reversed(ledger) if e.get('event') in CHAMPION_EVENTS), None)
     if not c: body = "<div class='nm-big nm-bad'>none</div><p>No model has passed the gate yet: nothing is served.</p>"
@@ -228,7 +234,9 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
     if last and str(last.get('version')) != str((c or {}).get('version')):
         body += (f"<p class='nm-warn'>The registry has changed since monitoring ran: {html.escape(str(last.get('event')))} made version "
                  f"{html.escape(str(last.get('version')))} champion at {html.escape(str(last.get('time')))}. Run <code>make run</code> to refresh.</p>")
-    if ledger: body += "<div class='nm-muted'>Registry ledger (latest first; a refusal shows its failed checks first)</div>" + ledger_table(ledger, events)
+    if ledger:
+        body += ("<div class='nm-muted'>Registry ledger (latest first; a refusal shows its failed checks first)</div>"
+                 + ledger_table(ledger, events))
     return card('Champion model', body)
 
 # %% ../nbs/08_dashboard_helpers.ipynb #c012
@@ -329,15 +337,16 @@ def performance_svg(perf: list[dict]) -> str | None:
 
 def performance_card(perf: list[dict], replay_summary: dict | None = None) -> str:
     "Realised accuracy of the served models from the prediction log, saying how it differs from the replay panel."
-    replay = (f" The next panel is a different source: a replay of the daily loop over the last {replay_summary.get('sessions')} "
-              "sessions, with the replay's own models (\"replay model v1\", …), registered apart from the champion above."
+    replay = (" The next panel is a different source: a replay of the daily loop over the last "
+              f"{replay_summary.get('sessions')} sessions, with the replay's own models (\"replay model v1\", …), "
+              "registered apart from the champion above."
               if replay_summary else '')
     svg = performance_svg(perf)
     if svg is None:
-        return card('Realised performance', "<p>The served champion's own predictions (the prediction log) have not settled yet: "
-                    f"each outcome arrives one session after its prediction.{replay}</p>")
-    return card('Realised performance', "<p class='nm-muted'>Predictions of the served models, from the prediction log, once "
-                f"their session has closed.{replay}</p>" + svg)
+        return card('Realised performance', "<p>The served champion's own predictions (the prediction log) have not "
+                    f"settled yet: each outcome arrives one session after its prediction.{replay}</p>")
+    return card('Realised performance', "<p class='nm-muted'>Predictions of the served models, from the prediction "
+                f"log, once their session has closed.{replay}</p>" + svg)
 
 def query_symbol(query: str | None = None) -> str | None:
     "The `symbol` in a URL query string (default: $QUERY_STRING, which Voila sets for each page view), upper-cased."
@@ -408,7 +417,8 @@ def loop_card(timeline: list[dict], ledger: list[dict], summary: dict | None) ->
     marks = [(e['as_of'], GREEN, f"replay model v{e['version']}") for e in ledger if e.get('event') == 'promoted']
     change = (summary or {}).get('change_at')
     if change: marks.append((change, RED, 'planted change'))
-    perf = svg_chart([("replay's champion: realised ROC AUC (last sessions)", auc, BLUE, False), ('reversal rule, same rows', rev, GREY, True)],
+    perf = svg_chart([("replay's champion: realised ROC AUC (last sessions)", auc, BLUE, False),
+                      ('reversal rule, same rows', rev, GREY, True)],
                      pts, 'Realised ROC AUC, retrains and champion changes', hline=0.5, vlines=marks)
     drift = svg_chart([('drift share of the features', [(r['session'], r.get('drift_share')) for r in timeline], ORANGE, False)],
                       title='Drift over time', vlines=marks, height=170)
@@ -439,8 +449,9 @@ def predictions_table(preds: list[dict], selected: str | None = None) -> str:
 def symbol_notice(wanted: str | None, symbols: list[str], shown: str | None) -> str:
     "A line saying that the `?symbol=` asked for has no prediction and which symbol is shown instead; '' otherwise."
     if not wanted or wanted in symbols: return ''
-    return (f"<p class='nm-warn'>No prediction for symbol <b>{html.escape(wanted)}</b>: it is not among the {len(symbols)} symbols "
-            f"predicted for the next session (check the spelling{'' if len(symbols) > 60 else ', or pick one below'}). "
+    return (f"<p class='nm-warn'>No prediction for symbol <b>{html.escape(wanted)}</b>: it is not among the "
+            f"{len(symbols)} symbols predicted for the next session (check the spelling"
+            f"{'' if len(symbols) > 60 else ', or pick one below'}). "
             f"Showing <b>{html.escape(str(shown))}</b> instead.</p>")
 
 def pick_symbol(symbols: list[str], wanted: str | None, current: str | None = None) -> str | None:

@@ -21,11 +21,13 @@ def dashboard_refusal(host: str, environ: dict | None = None) -> str | None:
     if is_loopback(host): return None
     token = environ.get(TOKEN_ENV, '')
     if not token:
-        return (f"refusing to serve the dashboard on {host} without a token: any address other than 127.0.0.1, localhost or ::1 "
-                f"reaches other machines. Set {TOKEN_ENV} (at least {MIN_TOKEN} characters) in the environment, or bind "
-                "--host 127.0.0.1 and share it through a reverse proxy or the static snapshot reports/dashboard.html.")
+        return (f"refusing to serve the dashboard on {host} without a token: any address other than 127.0.0.1, "
+                f"localhost or ::1 reaches other machines. Set {TOKEN_ENV} (at least {MIN_TOKEN} characters) in the "
+                "environment, or bind --host 127.0.0.1 and share it through a reverse proxy or the static snapshot "
+                "reports/dashboard.html.")
     if len(token) < MIN_TOKEN:
-        return f"{TOKEN_ENV} is too short: at least {MIN_TOKEN} characters (python -c 'import secrets; print(secrets.token_urlsafe())')"
+        return (f"{TOKEN_ENV} is too short: at least {MIN_TOKEN} characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe())')")
     return None
 
 # %% ../nbs/08a_dashboard_server.ipynb #ds008
@@ -36,10 +38,13 @@ def over_cap(live: int, rendering: int, max_kernels: int) -> bool:
 def busy_page(max_kernels: int, retry_after: int) -> str:
     "The HTML answer (with HTTP 503) to a page fetch beyond the kernel cap."
     return ("<!doctype html><html><head><meta charset='utf-8'><title>Dashboard busy</title></head>"
-            "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'><h2>The dashboard is busy: please retry</h2>"
-            f"<p>{max_kernels} pages are open at once, the most this server runs. Retry in about {retry_after} seconds: "
+            "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+            "<h2>The dashboard is busy: please retry</h2>"
+            f"<p>{max_kernels} pages are open at once, the most this server runs. "
+            f"Retry in about {retry_after} seconds: "
             "pages that are closed or left idle free their place.</p>"
-            "<p>The pipeline's static snapshot (<code>reports/dashboard.html</code>) shows the same panels without a server.</p></body></html>")
+            "<p>The pipeline's static snapshot (<code>reports/dashboard.html</code>) shows the same panels without a "
+            "server.</p></body></html>")
 
 def live_kernels(km) -> int:
     "Kernels running or starting in a jupyter_client multi-kernel manager (a starting one sits in `_pending_kernels`)."
@@ -90,7 +95,8 @@ def dashboard_app_class():
         retry_after = Integer(30, config=True, help='seconds a refused page is told to wait (Retry-After)')
 
         def start(self):
-            self.token = self.token or os.environ.pop(TOKEN_ENV, '') or None   # gone from the environment the kernels inherit
+            # popped: gone from the environment the kernels inherit
+            self.token = self.token or os.environ.pop(TOKEN_ENV, '') or None
             why = dashboard_refusal(self.ip, {TOKEN_ENV: self.token or ''})
             if why: print(f'error: {why}', file=sys.stderr); self.exit(2)
             return super().start()

@@ -18,7 +18,7 @@ BAD = ['Traceback', 'Error', 'Exception']
 def dashboard(products, env=None):
     "`nepse-mlops dashboard` on a free port, serving `products`; yields a Playwright page factory."
     port = free_port()
-    log = open(Path(products).parent / f'dashboard_{port}.log', 'w')   # the server's log, beside the products, for a failure
+    log = open(Path(products).parent / f'dashboard_{port}.log', 'w')   # the server's log beside the products, for a failure
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port)],
                             env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(products)} | (env or {}),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -38,7 +38,7 @@ def dashboard(products, env=None):
             yield open_page
             b.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM); proc.wait(20); log.close()   # the CLI and the Voila it started (its kernels stop with it)
+        os.killpg(proc.pid, signal.SIGTERM); proc.wait(20); log.close()   # the CLI and its Voila (whose kernels stop with it)
 
 
 def rows(page):
@@ -141,17 +141,18 @@ def test_static_snapshot(sample_build):
 
 def products_copy(tmp, dest):
     "The sample's products and reports copied to `dest` (no tracking store), for a test that edits them."
-    shutil.copytree(tmp / 'products', dest / 'products', ignore=shutil.ignore_patterns('mlflow.db', 'mlartifacts', 'mlruns'))
+    shutil.copytree(tmp / 'products', dest / 'products',
+                    ignore=shutil.ignore_patterns('mlflow.db', 'mlartifacts', 'mlruns'))
     shutil.copytree(tmp / 'reports', dest / 'reports', ignore=shutil.ignore_patterns('*.html', '*.ipynb', '*.log'))
     return dest / 'products', dest / 'reports'
 
 
 @needs_chromium
 def test_dashboard_says_it_plainly(sample_build, tmp_path):
-    "The SYNTHETIC banner on top, the champion in one plain sentence, an unknown ?symbol= said in words, a refusal's failed checks first."
+    "SYNTHETIC banner on top, the champion in a plain sentence, an unknown ?symbol= said in words, failed checks first."
     tmp, _ = sample_build
     products, reports = products_copy(tmp, tmp_path)
-    failed = 'walk-forward: not shown better than reversal: +0.0050 [-0.0100, +0.0200] includes 0 ' + 'and more words ' * 12
+    failed = 'walk-forward: not shown better than reversal: +0.0050 [-0.0100, +0.0200] includes 0 ' + 'and words ' * 12
     refusal = dict(time='2026-08-22T10:00:00+00:00', event='refused', version='2', previous_champion='1',
                    reasons=['gate window: beats always_up on roc_auc by +0.0100 (0.5100 vs 0.5000)', failed])
     with open(reports / 'registry_ledger.jsonl', 'a') as f: f.write(json.dumps(refusal) + '\n')
@@ -167,8 +168,10 @@ def test_dashboard_says_it_plainly(sample_build, tmp_path):
     assert 'SYNTHETIC DATA' in text and text.index('SYNTHETIC DATA') < text.index('Data freshness and last run')
     assert 'whether its next close will be higher than its last close' in text
     assert 'of the time; the best simple rule on the same rows' in text and 'buy-and-hold' in text
-    assert 'No prediction for symbol NABIL' in text and f'Showing {selected} instead' in text and f'Selected: {selected}' in text
-    assert why.index('not shown better than reversal') < why.index('1 check passed') and failed.strip() in why   # whole, first
+    assert 'No prediction for symbol NABIL' in text
+    assert f'Showing {selected} instead' in text and f'Selected: {selected}' in text
+    assert why.index('not shown better than reversal') < why.index('1 check passed')   # failed first
+    assert failed.strip() in why                                                          # and whole
     assert 'replay model v' in text and ('have not settled yet' in text or 'from the prediction log' in text)
     assert page_has_no_error(text)
 
@@ -206,11 +209,12 @@ def fetch(url: str) -> tuple[int, str, dict]:
 
 
 def test_dashboard_kernels_bounded_and_culled(sample_build):
-    "Anonymous page fetches that never open the websocket: at most --max-kernels kernels, the rest told 'busy, retry'; back to the pool after the cull."
+    """Anonymous page fetches that never open the websocket: at most --max-kernels kernels, the rest told 'busy, retry';
+    back to the pool after the cull."""
     tmp, _ = sample_build
     port, cap = free_port(), 3
-    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port), '--max-kernels', str(cap),
-                             '--pool-size', '1', '--cull-idle', '6', '--cull-interval', '1'],
+    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port),
+                             '--max-kernels', str(cap), '--pool-size', '1', '--cull-idle', '6', '--cull-interval', '1'],
                             env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(tmp / 'products')},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -234,7 +238,8 @@ def test_dashboard_kernels_bounded_and_culled(sample_build):
         again = fetch(f'http://127.0.0.1:{port}/')                 # and it serves again
     finally:
         os.killpg(proc.pid, signal.SIGTERM); proc.wait(20)
-    print(f'{len(ok)} pages served, {len(busy)} told busy; most kernels seen {max(seen)} (cap {cap}); back to {after[-1]} after {settled:.0f} s')
+    print(f'{len(ok)} pages served, {len(busy)} told busy; most kernels seen {max(seen)} (cap {cap}); '
+          f'back to {after[-1]} after {settled:.0f} s')
     assert max(seen) <= cap
     assert ok and busy and len(ok) + len(busy) == 16
     assert all('busy' in b[1] and b[2].get('Retry-After') for b in busy)
@@ -245,18 +250,22 @@ def test_dashboard_kernels_bounded_and_culled(sample_build):
 
 def test_dashboard_refuses_public_bind_without_token():
     env = {k: v for k, v in os.environ.items() if k != 'NEPSE_MLOPS_DASHBOARD_TOKEN'} | QUIET
-    r = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--host', '0.0.0.0', '--port', str(free_port())],
+    r = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--host', '0.0.0.0',
+                        '--port', str(free_port())],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stdout == ''
-    assert len(r.stderr.strip().splitlines()) == 1 and 'NEPSE_MLOPS_DASHBOARD_TOKEN' in r.stderr and r.stderr.startswith('error:')
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith('error:')
+    assert 'NEPSE_MLOPS_DASHBOARD_TOKEN' in r.stderr
 
 
 def test_dashboard_token(sample_build):
-    "With NEPSE_MLOPS_DASHBOARD_TOKEN set, a page without the token goes to the login page; with it, the dashboard; the token is never printed."
+    """With NEPSE_MLOPS_DASHBOARD_TOKEN set, a page without the token goes to the login page; with it, the dashboard;
+    the token is never printed."""
     tmp, _ = sample_build
     token, port = 'tok-' + os.urandom(12).hex(), free_port()
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port)],
-                            env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(tmp / 'products'), 'NEPSE_MLOPS_DASHBOARD_TOKEN': token},
+                            env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(tmp / 'products'),
+                                                     'NEPSE_MLOPS_DASHBOARD_TOKEN': token},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         wait_port(port, proc)
