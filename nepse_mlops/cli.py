@@ -306,12 +306,21 @@ def why_outdated(root: Path, settings: dict) -> list[dict]:
     if r.returncode: raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'ploomber failed')
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-def dashboard_command(root: Path, host: str, port: int) -> list[str]:
-    "The Voila command that serves only the dashboard notebook, with a preheated kernel waiting for the next visitor."
+def dashboard_command(root: Path, host: str, port: int, max_kernels: int = 6, pool_size: int = 1, cull_idle: int = 120,
+                      cull_interval: int = 10) -> list[str]:
+    "The dashboard server's command: Voila on the dashboard notebook, preheated, idle kernels culled, a kernel cap."
     # preheat: a kernel runs the notebook's imports before anyone asks and reads the products only when a request
     # arrives (fresh data, `?symbol=` honoured); first paint 4.0 s -> 2.0 s on the full real history (benchmarks/).
-    return [str(Path(sys.executable).parent / 'voila'), str(root / 'nbs' / 'voila_dashboard.ipynb'), '--no-browser',
-            f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}', '--preheat_kernel=True']
+    # cull: a page fetched but never connected (curl, a link preview) kept its ~200 MB kernel for good; now it goes
+    # after `cull_idle` idle seconds. An open page keeps its kernel (cull_connected=False); closing it stops the kernel.
+    # Not much less than 120 s: Voila draws the outputs only once its front end has loaded and connected to the kernel,
+    # which took over a minute on a 2-core machine at load 15 (a page whose kernel is culled first never draws).
+    return [sys.executable, '-m', 'nepse_mlops.dashboard_server', str(root / 'nbs' / 'voila_dashboard.ipynb'),
+            '--no-browser', f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}',
+            '--preheat_kernel=True', f'--pool_size={pool_size}', f'--DashboardVoila.max_kernels={max_kernels}',
+            f'--MappingKernelManager.cull_idle_timeout={cull_idle}',
+            f'--MappingKernelManager.cull_interval={cull_interval}',
+            '--MappingKernelManager.cull_connected=False']
 
 # %% ../nbs/09_cli.ipynb #c0p2
 def pipeline_tasks(root: Path) -> dict[str, str]:
@@ -422,7 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--max-rows', type=int, default=25_000, metavar='N', help='rows per request, 413 past it (default 25000)')
     s.add_argument('--max-symbols', type=int, default=400, metavar='N', help='equity symbols per request, 413 past it (default 400)')
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
-    d.add_argument('--host', default='127.0.0.1'); d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
+    d.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1; any other needs a token: '
+                   '$NEPSE_MLOPS_DASHBOARD_TOKEN, which also turns the token login on)')
+    d.add_argument('--port', type=int, default=int(os.environ.get('PORT', 8866)))
+    d.add_argument('--max-kernels', type=int, default=6, metavar='N',
+                   help='most kernels at once, preheated included; past it a page gets 503 busy, retry (default 6)')
+    d.add_argument('--pool-size', type=int, default=1, metavar='N',
+                   help='preheated kernels waiting for the next page (default 1)')
+    d.add_argument('--cull-idle', type=int, default=120, metavar='SECONDS',
+                   help='stop a kernel idle this long with no page connected (default 120)')
+    d.add_argument('--cull-interval', type=int, default=10, metavar='SECONDS',
+                   help='how often to look for such kernels (default 10)')
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
     u.add_argument('--host', default='127.0.0.1'); u.add_argument('--port', type=int, default=5000)
     pr = sub.add_parser('promote', help='make VERSION the champion, or gate an experiment (--experiment NAME); recorded in the ledger')
@@ -558,8 +577,15 @@ def main(argv: list[str] | None = None) -> int:
         caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue)
         return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers, caps)
     if args.command == 'dashboard':
-        print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-        return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})
+        from nepse_mlops.dashboard_server import dashboard_refusal, TOKEN_ENV
+        if why := dashboard_refusal(args.host): print(f"error: {why}", file=sys.stderr); return 2
+        login = '; token login on' if os.environ.get(TOKEN_ENV) else ''
+        print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops; at most {args.max_kernels} kernels{login})",
+              flush=True)
+        cmd = dashboard_command(root, args.host, args.port, args.max_kernels, args.pool_size, args.cull_idle,
+                                args.cull_interval)
+        products = os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']
+        return subprocess.call(cmd, env=os.environ | {'NEPSE_MLOPS_PRODUCTS': products})
     if args.command == 'ui':   # on the SQLite or database store; a tracking server is its own UI
         from nepse_mlops.tracking import ui_command; return ui_command(env['tracking_uri'], args.host, args.port)
     return 2
