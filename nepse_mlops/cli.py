@@ -268,7 +268,8 @@ def status(env: dict) -> dict:
         v = champion_version(client, env['model_name'], strict=True)
         if v:
             mv = client.get_model_version(env['model_name'], v)
-            out.update(champion=v, promoted_at=mv.tags.get('promoted_at'), gate_reasons=mv.tags.get('gate_reasons'), run_id=mv.run_id,
+            out.update(champion=v, promoted_at=mv.tags.get('promoted_at'), gate_reasons=mv.tags.get('gate_reasons'),
+                       run_id=mv.run_id,
                        champion_market=client.get_run(mv.run_id).data.tags.get('market') or 'unrecorded')
         from nepse_mlops.core import products_market, market_mismatch
         out['market'] = products_market(products)   # the data's market; a champion of another is not used on it
@@ -561,8 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
         caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue)
         from nepse_mlops.core import products_market
-        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers, caps,
-                     products_market(env['products']))
+        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers,
+                     caps, products_market(env['products']))
     if args.command == 'dashboard':
         print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops)")
         return subprocess.call(dashboard_command(root, args.host, args.port), env=os.environ | {'NEPSE_MLOPS_PRODUCTS': os.environ.get('NEPSE_MLOPS_PRODUCTS') or env['products']})

@@ -369,7 +369,7 @@ def load_estimator(model_uri: str):
 # %% ../nbs/00_core.ipynb #925a3dff
 def market_identity(data: str, sample=False, seed=42, synth_signal=1.0, synth_change_at='', synth_symbols=40,
                     synth_start='2019-01-01') -> str:
-    "The market a run's data comes from, stable from day to day: 'synthetic:<generator settings>' or 'files:<input roots>'."
+    "The market a run's data comes from, stable day to day: 'synthetic:<generator settings>' or 'files:<input roots>'."
     if str(data).strip() == 'synthetic':
         sample = str(sample).strip().lower() in ('1', 'true', 'yes')
         n, start = (12, '2023-01-01') if sample else (int(synth_symbols), str(synth_start))

@@ -266,7 +266,7 @@ def _log_run(name: str, s: dict, diff: dict, git: dict, e: dict, data: pd.DataFr
                   train_end=e['gate_start'], experiment_name=name)
     meta = {'horizon': ts.horizon, 'sectors': sector_of(prices).to_dict(),
             'circuit_limits': parse_limits(s.get('circuit_limits')),
-            'market': products_market(ws.parents[1])}   # trained on the production data's market (ws: products/experiments/NAME)
+            'market': products_market(ws.parents[1])}   # the production data's market (ws: products/experiments/NAME)
     t = TrainingLog(meta, params, e['per_window'], pooled, serving_example(prices, market), digest, data,
                     {'windows': ws / 'windows.csv'})
     run = log_training_run(e['est'], t, ws / 'model_work')

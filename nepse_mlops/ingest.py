@@ -520,8 +520,8 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
     n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)
     source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal), s.synth_change_at or None,
                                s.synth_through or None, s.today or None) if s.data == 'synthetic' else real_source(s.data))
-    source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at, s.synth_symbols,
-                                                  s.synth_start)   # the models trained on it are of this market (core)
+    source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at,
+                                                  s.synth_symbols, s.synth_start)   # its models' market (core)
     res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
     write_ingest(res, source, product)
     return dict(res=res, source=source, settings=s, seconds=time.time() - t0)

@@ -181,8 +181,9 @@ def set_aside(client, name: str, why: str, ledger: str | Path, run: dict) -> dic
     prev = champion_version(client, name)
     client.delete_registered_model_alias(name, 'champion')
     log(f"register: champion v{prev} set aside: {why}")
-    return append_ledger(ledger, dict(event='set_aside', model=name, version=prev, previous_champion=prev, decision='set_aside',
-                                      reasons=[why], market=run.get('market', ''), run_id=run['run_id'], git_commit=git_commit()))
+    return append_ledger(ledger, dict(event='set_aside', model=name, version=prev, previous_champion=prev,
+                                      decision='set_aside', reasons=[why], market=run.get('market', ''),
+                                      run_id=run['run_id'], git_commit=git_commit()))
 
 def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger: str | Path,
                       margin: float = 0.0, notebook: str = '', n_boot: int = 200, seed: int = 0) -> dict:
@@ -276,7 +277,7 @@ def register_stage(upstream: dict, product: dict, s: RegisterSettings) -> dict:
     else:
         mlflow.MlflowClient().log_artifact(run['run_id'], upstream['train']['nb_html'], 'report')   # the executed train report joins its run
         ev = register_and_gate(run, pd.read_parquet(upstream['features']['features']), s.model_name, s.ledger, float(s.margin), notebook=report)
-    ev['market'] = run.get('market', '')   # this run's data market: predict serves no champion of another (core.market_identity)
+    ev['market'] = run.get('market', '')   # this run's data market: predict serves no champion of another market
     write_json(ev, product['decision'])
     return dict(ev=ev, settings=s)
 

@@ -467,7 +467,8 @@ class ChampionWatch(threading.Thread):
             if v is None or str(v) == self.served.version: return False
             from nepse_mlops.core import market_mismatch
             if self.market and (why := market_mismatch(self._market_of(v), self.market, v)):
-                if not self.failed: print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
+                if not self.failed:
+                    print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
                 self.failed = True; return False
             self.served.swap(self._load(v), v); self.served.metrics.reloads.inc()
             print(f"champion moved: now serving version {v}", flush=True); self.failed = False

@@ -625,7 +625,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         identity = model_identity(snapshot['digest'], params)
         eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
         meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
-                'universe': sorted(map(str, eq.symbol.unique())), 'market': planted.get('market', '')}   # REST refuses symbols outside it (serving.RequestGuard)
+                'universe': sorted(map(str, eq.symbol.unique())),   # REST refuses other symbols (serving.RequestGuard)
+                'market': planted.get('market', '')}                # the data's market (core.market_identity)
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
                                                 {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}, identity),
                                Path(product['run']).parent / 'model_work')
@@ -636,7 +637,9 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                       known_answer=res['known_answer'], backtest=res['backtest_summary'].drop(columns='what').round(6).to_dict('index'),
                       tie_share=res['tie_share'], data_digest=snapshot['digest'], horizon=s.horizon, half_life=s.half_life,
                       importance=importance.round(6).to_dict('records'), train_rows=n_train,
-                      model_identity=identity, features=model_features(est), market=planted.get('market', ''), trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
+                      model_identity=identity, features=model_features(est),
+                      market=planted.get('market', ''),
+                      trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
     else:
         importance = pd.DataFrame(last_run.get('importance', []))
         record = {k: v for k, v in last_run.items() if k not in ('reused', 'reuse_reason', 'champion_version', 'reused_at')} | dict(
