@@ -268,7 +268,12 @@ def status(env: dict) -> dict:
         v = champion_version(client, env['model_name'], strict=True)
         if v:
             mv = client.get_model_version(env['model_name'], v)
-            out.update(champion=v, promoted_at=mv.tags.get('promoted_at'), gate_reasons=mv.tags.get('gate_reasons'), run_id=mv.run_id)
+            out.update(champion=v, promoted_at=mv.tags.get('promoted_at'), gate_reasons=mv.tags.get('gate_reasons'),
+                       run_id=mv.run_id,
+                       champion_market=client.get_run(mv.run_id).data.tags.get('market') or 'unrecorded')
+        from nepse_mlops.core import products_market, market_mismatch
+        out['market'] = products_market(products)   # the data's market; a champion of another is not used on it
+        if v and (why := market_mismatch(out['champion_market'], out['market'], v)): out['champion_refused'] = why
     except Exception as e:   # a damaged store or an unreachable server: say which and what to do, never a traceback
         from nepse_mlops.tracking import mask_secrets
         from nepse_mlops.ops import verify_products
@@ -575,7 +580,9 @@ def main(argv: list[str] | None = None) -> int:
         from nepse_mlops.serving import serve, Limits
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
         caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue)
-        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers, caps)
+        from nepse_mlops.core import products_market
+        return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers,
+                     caps, products_market(env['products']))
     if args.command == 'dashboard':
         from nepse_mlops.dashboard_server import dashboard_refusal, TOKEN_ENV
         if why := dashboard_refusal(args.host): print(f"error: {why}", file=sys.stderr); return 2

@@ -8,8 +8,9 @@ __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS',
            'write_json', 'read_json', 'git_commit', 'tracking_kind', 'setup_tracking', 'session_weekdays',
            'next_session', 'last_session_before', 'market_now', 'market_today', 'market_cutoff', 'latest_session',
            'record_digest', 'verify_digest', 'append_jsonl', 'read_jsonl', 'ProductError', 'read_history_parquet',
-           'sector_of', 'champion_version', 'load_estimator', 'drop_silent_code_cells', 'settings_kwargs', 'stage_log',
-           'is_test_cell', 'is_run_cell', 'drop_cells', 'skip_tests_in_pipeline']
+           'sector_of', 'champion_version', 'load_estimator', 'market_identity', 'champion_market', 'products_market',
+           'market_mismatch', 'drop_silent_code_cells', 'settings_kwargs', 'stage_log', 'is_test_cell', 'is_run_cell',
+           'drop_cells', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, tempfile, time
@@ -364,6 +365,35 @@ def load_estimator(model_uri: str):
     "The scikit-learn estimator inside a logged NEPSE model."
     import mlflow
     return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().est
+
+# %% ../nbs/00_core.ipynb #925a3dff
+def market_identity(data: str, sample=False, seed=42, synth_signal=1.0, synth_change_at='', synth_symbols=40,
+                    synth_start='2019-01-01') -> str:
+    "The market a run's data comes from, stable day to day: 'synthetic:<generator settings>' or 'files:<input roots>'."
+    if str(data).strip() == 'synthetic':
+        sample = str(sample).strip().lower() in ('1', 'true', 'yes')
+        n, start = (12, '2023-01-01') if sample else (int(synth_symbols), str(synth_start))
+        return (f"synthetic:symbols={n},start={start},seed={int(seed)},signal={float(synth_signal):g},"
+                f"change={str(synth_change_at or '').strip() or 'none'}")
+    roots = sorted({str(Path(p.strip()).expanduser().resolve()) for p in str(data).split(',') if p.strip()})
+    return 'files:' + ','.join(roots)
+
+def champion_market(client, name: str, version: str) -> str:
+    "The market the registered `version` was trained on (its run's `market` tag); 'unrecorded' for older models."
+    run_id = client.get_model_version(name, str(version)).run_id
+    return client.get_run(run_id).data.tags.get('market') or 'unrecorded'
+
+def products_market(products: str | Path) -> str:
+    "The market of the data in a products folder (what its last ingest wrote), '' when unknown."
+    p = Path(products) / 'ingest' / 'planted.json'
+    try: return json.loads(p.read_text()).get('market', '') if p.exists() else ''
+    except (OSError, ValueError): return ''
+
+def market_mismatch(model_market: str | None, market: str | None, version='?') -> str | None:
+    "Why model `version` (trained on `model_market`) must not answer for data of `market`; None when it may."
+    if not market or model_market == market: return None   # an unknown data market (older products): nothing to compare
+    return (f"champion v{version} was trained on market {model_market!r}, not on this data's market {market!r}: "
+            "a champion never crosses markets")
 
 # %% ../nbs/00_core.ipynb #5392f7cf
 def drop_silent_code_cells(nb, resources):

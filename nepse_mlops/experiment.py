@@ -261,6 +261,7 @@ def _log_run(name: str, s: dict, diff: dict, git: dict, e: dict, data: pd.DataFr
     "The experiment's MLflow run (the model logged as the train stage logs it, not registered), its tags and metrics."
     import mlflow
     from nepse_mlops.validate import parse_limits
+    from nepse_mlops.core import products_market
     ev, g = e['evidence'], e['gate']
     pooled = {f"pooled_{c}_{m}": v[m]['value'] for c, v in ev['candidates'].items()
               for m in ('accuracy', 'roc_auc', 'brier', 'log_loss')}
@@ -270,7 +271,8 @@ def _log_run(name: str, s: dict, diff: dict, git: dict, e: dict, data: pd.DataFr
                   model_params=ts.model_params, train_rows=e['n_train'], half_life=ts.half_life or 0,
                   train_end=e['gate_start'], experiment_name=name)
     meta = {'horizon': ts.horizon, 'sectors': sector_of(prices).to_dict(),
-            'circuit_limits': parse_limits(s.get('circuit_limits'))}
+            'circuit_limits': parse_limits(s.get('circuit_limits')),
+            'market': products_market(ws.parents[1])}   # the production data's market (ws: products/experiments/NAME)
     t = TrainingLog(meta, params, e['per_window'], pooled, serving_example(prices, market), digest, data,
                     {'windows': ws / 'windows.csv'})
     run = log_training_run(e['est'], t, ws / 'model_work')

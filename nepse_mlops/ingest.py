@@ -479,6 +479,8 @@ def ingest_memo(res: IngestResult, source: dict, fingerprint: str, seconds: floa
     m, p = res.manifest, res.prices
     span = f"{p.date.min():%Y-%m-%d} to {p.date.max():%Y-%m-%d}" if len(p) else 'no rows'
     return (f"# Ingest: every input file read and accounted for\n\n- **Data:** {source['label']}\n- **Planted:** {source['planted']['description']}\n"
+            + (f"- **Market:** `{source['planted']['market']}` (a champion of another market is never used on it)\n"
+               if source['planted'].get('market') else '') +
             f"- **Files:** {len(m)} ({int((m.status == 'ingested').sum())} price tables, {int((m.status != 'ingested').sum())} other) · "
             f"**rows read** {len(p) + len(res.quarantine):,} ({p.symbol.nunique() if len(p) else 0} symbols, {span}) · "
             f"**quarantined at parse** {len(res.quarantine):,} · fingerprint `{fingerprint or 'n/a (synthetic)'}` · took {seconds:.1f}s\n\n"
@@ -512,11 +514,14 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
     "The ingest stage: the source (synthetic or real) read into the canonical table, the parse quarantine and the manifest, written to `product`."
     import time
     from nepse_mlops.synthetic import synthetic_source
+    from nepse_mlops.core import market_identity
     t0 = time.time()
     out = Path(product['prices']).parent; out.mkdir(parents=True, exist_ok=True)
     n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)
     source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal), s.synth_change_at or None,
                                s.synth_through or None, s.today or None) if s.data == 'synthetic' else real_source(s.data))
+    source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at,
+                                                  s.synth_symbols, s.synth_start)   # its models' market (core)
     res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
     write_ingest(res, source, product)
     return dict(res=res, source=source, settings=s, seconds=time.time() - t0)

@@ -74,6 +74,10 @@ PREDICTION_COLUMNS = ['symbol', 'feature_date', 'prob_up', 'direction', 'run_id'
 
 def predict_memo(summary: dict, last_session: str) -> str:
     "The predict report's opening summary."
+    if summary.get('refused'):
+        return (f"# Predict: the next session\n\n**Nothing predicted:** {summary['refused']}. **Check next:** the "
+                "register report (a run on this market trains and gates its own champion), or `nepse-mlops promote` a "
+                "version of this market.")
     if not summary['champion']:
         return ("# Predict: the next session\n\n**No champion model: nothing is served.** The gate has not promoted any model yet; the "
                 "register report says why. **Check next:** the register report's reasons.")
@@ -103,18 +107,25 @@ class PredictSettings:
 def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
     "The predict stage: the champion's prediction for every active symbol's next session, logged and written to `product`."
     import time, mlflow
-    from nepse_mlops.core import write_json, setup_tracking, champion_version
+    from nepse_mlops.core import (write_json, read_json, setup_tracking, champion_version, champion_market,
+                                  market_mismatch)
     t0 = time.time()
+    refused = None
     setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
     prices, market = pd.read_parquet(upstream['validate']['prices']), pd.read_parquet(upstream['features']['market'])
     version = champion_version(mlflow.MlflowClient(), s.model_name)
     preds, left_out = pd.DataFrame(columns=PREDICTION_COLUMNS), {}
+    data_market = read_json(upstream['register']['decision']).get('market', '') if 'register' in upstream else ''
+    champ_market = champion_market(mlflow.MlflowClient(), s.model_name, version) if version else None
+    if version and (refused := market_mismatch(champ_market, data_market, version)):
+        log(f"predict: refused: {refused}"); version = None   # nothing predicted: the memo says why
     if version:
         preds, left_out = predict_next(mlflow.pyfunc.load_model(f"models:/{s.model_name}@champion"), prices, market, version, int(s.active_within_days))
         if s.prediction_log: update_log(s.prediction_log, preds)
     save_frame(preds, product['predictions'])
     summary = {'champion': version, 'n': len(preds), 'left_out': left_out, 'seconds': round(time.time() - t0, 2),
-               'prediction_for': preds.prediction_for.iat[0] if len(preds) else None}
+               'prediction_for': preds.prediction_for.iat[0] if len(preds) else None,
+               'market': data_market, 'refused': refused}
     write_json(summary, product['summary'])
     return dict(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
 

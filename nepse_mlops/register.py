@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'sanity_checks', 'gate_decision', 'append_ledger', 'set_champion', 'rollback', 'PromotionRefused',
-           'promote', 'gate_rows', 'champion_on_gate', 'record_identical', 'register_and_gate', 'record_reuse',
-           'register_memo', 'RegisterSettings', 'register_stage', 'register_report']
+           'promote', 'gate_rows', 'champion_on_gate', 'record_identical', 'set_aside_reason', 'set_aside',
+           'register_and_gate', 'record_reuse', 'register_memo', 'RegisterSettings', 'register_stage',
+           'register_report']
 
 # %% ../nbs/05_register.ipynb #c003
 import json, time
@@ -170,6 +171,20 @@ def record_identical(run: dict, model_name: str, champ_v: str, champ_run: str, l
               data_digest=run['data_digest'], git_commit=git_commit(), notebook=report)
     return append_ledger(ledger, ev) | {'champion': champ_v, 'new_metrics': {}, 'champion_metrics': None}
 
+def set_aside_reason(client, name: str, champ_v: str | None, market: str) -> str | None:
+    "Why the champion `champ_v` is set aside for a run on `market` (trained on another market), or None."
+    from nepse_mlops.core import champion_market, market_mismatch
+    return market_mismatch(champion_market(client, name, champ_v), market, champ_v) if champ_v else None
+
+def set_aside(client, name: str, why: str, ledger: str | Path, run: dict) -> dict:
+    "Remove `champion` (a champion of another market) so nothing of that market answers here; record why in the ledger."
+    prev = champion_version(client, name)
+    client.delete_registered_model_alias(name, 'champion')
+    log(f"register: champion v{prev} set aside: {why}")
+    return append_ledger(ledger, dict(event='set_aside', model=name, version=prev, previous_champion=prev,
+                                      decision='set_aside', reasons=[why], market=run.get('market', ''),
+                                      run_id=run['run_id'], git_commit=git_commit()))
+
 def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger: str | Path,
                       margin: float = 0.0, notebook: str = '', n_boot: int = 200, seed: int = 0) -> dict:
     "Register the run's model as `challenger`, decide on it, and promote it if it earned it."
@@ -181,7 +196,8 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
     p_new = contract_proba(load_estimator(run['model_uri']), rows)   # each model on its own feature list
     new = score(y, p_new, (p_new >= 0.5).astype(int))
     champ_v = champion_version(client, model_name) if client.search_registered_models(f"name='{model_name}'") else None
-    champ = None
+    champ, aside = None, set_aside_reason(client, model_name, champ_v, run.get('market', ''))
+    if aside: champ_v = None   # a champion of another market is no champion here: the rules alone judge
     if champ_v and (same := _identical_champion(client, model_name, champ_v, run)):
         return record_identical(run, model_name, champ_v, same, ledger, notebook)
     if champ_v:
@@ -193,6 +209,7 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
     rules = {k: v for k, v in run['gate_metrics'].items() if k != 'model'}
     d = gate_decision(new, rules, run.get('evidence'), champ, run['primary_metric'], margin, sanity_checks(p_new))
     if champ and champ.get('unscorable'): d['reasons'].append(f"champion v{champ_v}: {champ['unscorable']}")
+    if aside: d['reasons'].append(f"set aside: {aside}; judged on the rules alone")
     done = _gated_version(client, model_name, run['run_id'])
     if done: return _finish_gated(client, model_name, done, ledger)   # a killed run already registered and gated this run's model
     version = str(mlflow.register_model(run['model_uri'], model_name).version)
@@ -207,6 +224,7 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
     client.set_model_version_tag(model_name, version, 'gate_reasons', ' | '.join(d['reasons']))
     if d['decision'] == 'promoted': ev = set_champion(client, model_name, version, ledger, 'promoted', **details)
     else: ev = append_ledger(ledger, dict(event='refused', model=model_name, version=version, previous_champion=champ_v, **details))
+    if aside and d['decision'] != 'promoted': set_aside(client, model_name, aside, ledger, run)
     log(f"register: version {version} {d['decision']}: {'; '.join(d['reasons'])}")
     return ev | {'champion': champion_version(client, model_name)}
 
@@ -259,6 +277,7 @@ def register_stage(upstream: dict, product: dict, s: RegisterSettings) -> dict:
     else:
         mlflow.MlflowClient().log_artifact(run['run_id'], upstream['train']['nb_html'], 'report')   # the executed train report joins its run
         ev = register_and_gate(run, pd.read_parquet(upstream['features']['features']), s.model_name, s.ledger, float(s.margin), notebook=report)
+    ev['market'] = run.get('market', '')   # this run's data market: predict serves no champion of another market
     write_json(ev, product['decision'])
     return dict(ev=ev, settings=s)
 

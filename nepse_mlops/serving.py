@@ -444,9 +444,13 @@ def make_app(model, version: str, model_name: str = 'nepse_direction', request_l
 # %% ../nbs/06a_serving.ipynb #aa21742f
 class ChampionWatch(threading.Thread):
     "Reload `models:/NAME@champion` into `served` when the alias moves (checked every `every` seconds)."
-    def __init__(self, served: ServedModel, model_name: str, every: float = 30.0, load=None, lookup=None):
+    def __init__(self, served: ServedModel, model_name: str, every: float = 30.0, load=None, lookup=None,
+                 market: str = '',      # the data's market: a champion of another market is never swapped in
+                 market_of=None):       # version -> the market it was trained on (default: its run's `market` tag)
         super().__init__(daemon=True, name='champion-watch')
-        self.served, self.name, self.every = served, model_name, every
+        self.served, self.name, self.every, self.market = served, model_name, every, market
+        self._market_of = market_of or (lambda v: __import__('nepse_mlops.core').core.champion_market(
+            __import__('mlflow').MlflowClient(), self.name, v))
         self._load = load or (lambda v: __import__('mlflow').pyfunc.load_model(f'models:/{self.name}/{v}'))
         self._lookup = lookup or self._alias
         self._halt = threading.Event(); self.failed = False   # not `_stop`: Thread uses that name itself
@@ -461,6 +465,11 @@ class ChampionWatch(threading.Thread):
         try:
             v = self._lookup()
             if v is None or str(v) == self.served.version: return False
+            from nepse_mlops.core import market_mismatch
+            if self.market and (why := market_mismatch(self._market_of(v), self.market, v)):
+                if not self.failed:
+                    print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
+                self.failed = True; return False
             self.served.swap(self._load(v), v); self.served.metrics.reloads.inc()
             print(f"champion moved: now serving version {v}", flush=True); self.failed = False
             return True
@@ -502,13 +511,14 @@ def app_from_env():
     if version is None: raise RuntimeError(f'registered model {name!r} has no champion')
     app = make_app(mlflow.pyfunc.load_model(f'models:/{name}/{version}'), version, name, cfg['request_log'],
                    Limits(**cfg['limits']))
-    if cfg['watch_every'] > 0: ChampionWatch(app.served, name, cfg['watch_every']).start()
+    if cfg['watch_every'] > 0: ChampionWatch(app.served, name, cfg['watch_every'], market=cfg.get('market', '')).start()
     return app
 
 def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int = 5001,
           request_log: str | Path | None = None, watch_every: float = 30.0,
           workers: int | None = None,       # worker processes (default: `default_workers()`)
-          limits: Limits = Limits()) -> int:
+          limits: Limits = Limits(),
+          market: str = '') -> int:   # the data's market (`core.products_market`): a champion of another is refused
     "Serve `models:/<model_name>@champion` with `/invocations`, `/metrics` and the request log until interrupted."
     import mlflow, uvicorn
     from nepse_mlops.tracking import mask_secrets
@@ -524,13 +534,17 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
         print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run `nepse-mlops run` "
               "(the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
         return 1
+    from nepse_mlops.core import champion_market, market_mismatch
+    if market and (why := market_mismatch(champion_market(MlflowClient(), model_name, version), market, version)):
+        print(f"error: {why}; run `nepse-mlops run` on this data (it trains and gates its own champion)", flush=True)
+        return 2
     from nepse_mlops.train import ModelContractError
     try: mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')   # refused here, saying what to do, before any worker starts
     except ModelContractError as e: print(f"error: {e}", flush=True); return 2
     workers = workers or default_workers()
     metrics_dir = tempfile.mkdtemp(prefix='nepse_serving_metrics_')   # each worker's samples, merged on every scrape
     os.environ['PROMETHEUS_MULTIPROC_DIR'] = metrics_dir
-    os.environ[CONFIG_ENV] = json.dumps({'tracking_uri': tracking_uri, 'model_name': model_name,
+    os.environ[CONFIG_ENV] = json.dumps({'tracking_uri': tracking_uri, 'model_name': model_name, 'market': market,
                                          'watch_every': watch_every or 0,
                                          'request_log': str(request_log) if request_log else None,
                                          'limits': asdict(limits)})

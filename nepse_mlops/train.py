@@ -457,7 +457,8 @@ def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
         commit = git_commit()
         mlflow.set_tags({'git_commit': commit, 'package_version': nepse_mlops.__version__, 'data_digest': t.snapshot_digest,
                          'code_digest': code_digest(), 'features': json.dumps(model_features(est))}
-                        | ({'model_identity': t.identity} if t.identity else {}))
+                        | ({'model_identity': t.identity} if t.identity else {})
+                        | ({'market': t.meta['market']} if t.meta.get('market') else {}))   # core.market_identity
         for r in t.per_window.itertuples():
             for m in ['accuracy', 'balanced_accuracy', 'roc_auc', 'log_loss', 'brier']:
                 v = getattr(r, m)
@@ -562,13 +563,15 @@ class TrainSettings:
         if kw.get('half_life') == 0: kw['half_life'] = None
         return cls(**kw)
 
-def _champion_of(s: TrainSettings) -> tuple[str | None, str | None]:
-    "(champion version, its MLflow run id), or (None, None)."
+def _champion_of(s: TrainSettings, market: str = '') -> tuple[str | None, str | None]:
+    "(champion version, its MLflow run id), or (None, None); a champion of another market counts as none."
     import mlflow
-    from nepse_mlops.core import setup_tracking, champion_version
+    from nepse_mlops.core import setup_tracking, champion_version, champion_market, market_mismatch
     setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
     client = mlflow.MlflowClient()
     v = champion_version(client, s.model_name)
+    if v and (why := market_mismatch(champion_market(client, s.model_name, v), market, v)):
+        log(f"train: {why}; training for this market as if there were no champion"); return None, None
     return (v, client.get_model_version(s.model_name, v).run_id) if v else (None, None)
 
 def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
@@ -583,7 +586,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     truth, planted = pd.read_parquet(upstream['ingest']['truth']), read_json(upstream['ingest']['planted'])
     eligible = serving_eligible(feats)
     data = feats[feats.target.notna().to_numpy() & eligible].reset_index(drop=True)
-    champ, champ_run = _champion_of(s)
+    champ, champ_run = _champion_of(s, planted.get('market', ''))
     on_disk = [product[k] for k in ['windows', 'predictions', 'backtest', 'run']]
     last_run = read_json(product['run']) if all(Path(p).exists() for p in on_disk) else None
     decision = read_json(s.retrain_decision) if s.retrain_decision and Path(s.retrain_decision).exists() else None
@@ -622,7 +625,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         identity = model_identity(snapshot['digest'], params)
         eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
         meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
-                'universe': sorted(map(str, eq.symbol.unique()))}   # REST refuses symbols outside it (serving.RequestGuard)
+                'universe': sorted(map(str, eq.symbol.unique())),   # REST refuses other symbols (serving.RequestGuard)
+                'market': planted.get('market', '')}                # the data's market (core.market_identity)
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
                                                 {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}, identity),
                                Path(product['run']).parent / 'model_work')
@@ -633,7 +637,9 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                       known_answer=res['known_answer'], backtest=res['backtest_summary'].drop(columns='what').round(6).to_dict('index'),
                       tie_share=res['tie_share'], data_digest=snapshot['digest'], horizon=s.horizon, half_life=s.half_life,
                       importance=importance.round(6).to_dict('records'), train_rows=n_train,
-                      model_identity=identity, features=model_features(est), trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
+                      model_identity=identity, features=model_features(est),
+                      market=planted.get('market', ''),
+                      trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
     else:
         importance = pd.DataFrame(last_run.get('importance', []))
         record = {k: v for k, v in last_run.items() if k not in ('reused', 'reuse_reason', 'champion_version', 'reused_at')} | dict(
