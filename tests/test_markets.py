@@ -11,6 +11,7 @@ needs_shared = pytest.mark.skipif(not COMPANY.exists(), reason=f'real NEPSE data
                                   'CI; NEPSE_SHARED_DATA=<shared>/data/nepse points a worktree at it)')
 SYMBOLS = ['NABIL', 'ADBL', 'NTC', 'CHCL', 'BPCL', 'AHPC', 'SCB', 'SBI', 'PCBL', 'CZBIL', 'ALICL', 'API', 'EBL', 'HBL',
            'NICA']
+pytestmark = pytest.mark.loop   # two runs on two markets in one folder: make test-loop (CI runs it)
 CHEAP = ['--set', 'replay_sessions=0', '--set', 'bootstrap=50']   # bounded cost: no replay, fewer bootstrap resamples
 
 
