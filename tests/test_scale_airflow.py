@@ -13,7 +13,7 @@ AIRFLOW = AIRFLOW_VENV / 'bin' / 'airflow'
 DAG_ID = 'nepse_mlops_test'
 # The sample market with the calendar pinned (as conftest.PINNED), and a short replay: the point is the engine, not the model.
 PINNED = ['synth_through=2026-08-21', 'synth_change_at=', 'today=2026-08-22', 'test_sessions=40', 'half_life=', 'replay_sessions=20']
-OWN = {'runs.jsonl', '.noop_stamp.json', '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json', '.run_current.json'}
+from nepse_mlops.ops import OWN_FILES as OWN   # the files written around runs (ledger and its digest and copy, lock, caches)
 
 
 def airflow_venv() -> Path:
