@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['EXIT_BUSY', 'RUNS', 'RUN_ENV', 'WAIT_ENV', 'STAMP', 'OWN_DIRS', 'OWN_FILES', 'HISTORIES', 'REPORT_HISTORIES',
            'DAILY_RUN', 'TRANSIENT', 'RunBusy', 'run_lock', 'data_fingerprint', 'sweep_temp', 'new_run_id',
-           'record_run', 'read_runs', 'history_table', 'parse_task_summary', 'dag_runner', 'stage_task',
-           'standalone_run', 'inputs_stamp', 'up_to_date', 'save_stamp', 'verify_products', 'backup_sqlite',
-           'spool_record', 'flush_spool', 'live_through_cached', 'daily_cron', 'schedule_text', 'is_transient',
-           'with_retries']
+           'record_run', 'record_killed', 'read_runs', 'history_table', 'parse_task_summary', 'dag_runner',
+           'stage_task', 'standalone_run', 'inputs_stamp', 'up_to_date', 'save_stamp', 'verify_products',
+           'backup_sqlite', 'spool_record', 'flush_spool', 'live_through_cached', 'daily_cron', 'schedule_text',
+           'is_transient', 'with_retries']
 
 # %% ../nbs/09b_ops.ipynb #44e76053
 import fcntl, hashlib, json, os, sys, time
@@ -116,6 +116,13 @@ def record_run(products: str | Path, rec: dict) -> dict:
     "Append one run's record to the ledger."
     return append_jsonl(Path(products) / RUNS, rec)
 
+def record_killed(products: str | Path, run_id: str, **extra) -> dict | None:
+    "If the run that last held the lock left its start marker (`.run_current.json`), it was killed: record it so; the record."
+    current = Path(products) / '.run_current.json'
+    if not current.exists(): return None
+    try: return record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id) | extra)
+    except ValueError: return None   # a marker cut short by the kill: nothing to record
+
 def read_runs(products: str | Path) -> list[dict]:
     return read_jsonl(Path(products) / RUNS)
 
@@ -189,9 +196,7 @@ def standalone_run(product, wait: bool | None = None):
     rec = dict(run_id=run_id, trigger='lab' if os.environ.get('NEPSE_MLOPS_LAB') else 'papermill', task=task, started_at=now(), champion_before=_champion_on_disk(products))
     status, err = 'failed', None
     try:
-        if current.exists():   # the run that held the lock before never finished: it was killed
-            try: record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id))
-            except ValueError: pass
+        record_killed(products, run_id)   # the run that held the lock before never finished
         write_json(rec, current)
         yield rec
         status = 'success'
