@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['BASELINES', 'METRICS', 'walk_forward_splits', 'AlwaysUp', 'Majority', 'SignRule', 'RecencyBoosting',
            'make_candidates', 'fit_ready', 'direction', 'serving_eligible', 'recency_weights', 'fit_weighted', 'score',
-           'pooled_score', 'walk_forward', 'compare_all', 'bootstrap_all', 'intervals_vs', 'bootstrap_by_date',
-           'comparison_table', 'backtest', 'backtest_summary', 'TreeTable', 'numpy_scorer', 'model_features',
+           'pooled_score', 'walk_forward', 'block_counts', 'session_ranks', 'resampled_metrics', 'compare_all',
+           'half_width', 'evidence_line', 'bootstrap_all', 'intervals_vs', 'bootstrap_by_date', 'comparison_table',
+           'rank_table', 'backtest', 'backtest_summary', 'TreeTable', 'numpy_scorer', 'model_features',
            'contract_proba', 'ModelContractError', 'check_contract', 'NepseDirectionModel', 'fit_final',
            'serving_example', 'TrainingLog', 'code_digest', 'model_identity', 'log_training_run',
            'permutation_importance_table', 'known_answer', 'should_retrain', 'TrainSettings', 'train_stage',
@@ -170,39 +171,99 @@ def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
     return pd.DataFrame(rows), pd.concat(preds, ignore_index=True)
 
 # %% ../nbs/04_train.ipynb #c015
-METRICS = ['accuracy', 'balanced_accuracy', 'roc_auc', 'log_loss', 'brier']
+METRICS = ['accuracy', 'balanced_accuracy', 'roc_auc', 'log_loss', 'brier', 'rank_ic', 'top_decile']
+
+def block_counts(n_dates: int, n: int, block: int = 5, seed: int = 0) -> np.ndarray:
+    "(n, n_dates): how often each of `n_dates` ordered sessions is drawn by each of `n` circular block resamples."
+    block = max(1, min(int(block), n_dates)); k = -(-n_dates // block)
+    starts = np.random.default_rng(seed).integers(0, n_dates, (n, k))
+    ix = ((starts[:, :, None] + np.arange(block)) % n_dates).reshape(n, -1)[:, :n_dates]   # blocks wrap at the end
+    flat = (ix + n_dates * np.arange(n)[:, None]).ravel()
+    return np.bincount(flat, minlength=n * n_dates).reshape(n, n_dates).astype(float)
+
+def session_ranks(p, outcome, di) -> tuple[np.ndarray, np.ndarray]:
+    "Per session `di` (0..k-1): the Spearman rank IC of `p` with `outcome`, and (top-decile rows, their hits)."
+    f = pd.DataFrame({'d': di, 'p': p, 'r': outcome}); g = f.groupby('d')
+    rp, rr = g.p.rank(), g.r.rank()                        # average ranks, as scipy.stats.spearmanr
+    x, y = rp - rp.groupby(f.d).transform('mean'), rr - rr.groupby(f.d).transform('mean')
+    s = pd.DataFrame({'d': f.d, 'xy': x * y, 'xx': x * x, 'yy': y * y}).groupby('d').sum()
+    with np.errstate(invalid='ignore', divide='ignore'):   # a constant score ranks nothing: IC 0; a constant outcome: none
+        ic = np.where(s.yy <= 1e-12, np.nan, np.where(s.xx <= 1e-12, 0.0, s.xy / np.sqrt(s.xx * s.yy)))
+    top = g.p.rank(method='min', ascending=False) <= np.ceil(0.1 * g.p.transform('size'))   # ties at the cut count
+    med = g.r.transform('median')
+    hit = np.where(f.r > med, 1.0, np.where(f.r == med, 0.5, 0.0))   # above the session's median; on it, half
+    th = pd.DataFrame({'d': f.d, 'n': top.astype(float), 'h': hit * top}).groupby('d').sum()
+    return ic, th[['n', 'h']].to_numpy()
+
+def _pair_counts(y, p, dl, nd) -> np.ndarray:
+    "(nd, nd): per pair of sessions (a, b), the (up in a, not up in b) pairs ranked right, ties half: AUC's numerator."
+    U = np.zeros((nd, nd)); pos = y == 1; pp = p[pos]
+    for b in range(nd):
+        neg = np.sort(p[~pos & (dl == b)])
+        if len(neg): U[:, b] = np.bincount(dl[pos], (np.searchsorted(neg, pp) + np.searchsorted(neg, pp, 'right')) / 2, nd)
+    return U
+
+def resampled_metrics(C: np.ndarray,   # (resamples, sessions): how often each session is drawn; ones = the data as is
+                      y, p, label, w, di, outcome) -> dict:
+    "Every metric of one candidate under each row of session counts `C`, from per-session sums (no row is copied)."
+    nd = C.shape[1]; q = np.clip(p, 1e-6, 1 - 1e-6); up = y == 1; hit = label == y
+    cols = (np.ones(len(y)), up, hit, hit & up, hit & ~up, -np.where(up, np.log(q), np.log1p(-q)), (q - y) ** 2)
+    n, n1, h, h1, h0, ll, br = (C @ np.stack([np.bincount(di, v, nd) for v in cols], 1)).T
+    num, den = np.zeros(len(C)), np.zeros(len(C))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        out = dict(accuracy=h / n, balanced_accuracy=np.where((n1 > 0) & (n1 < n), (h1 / n1 + h0 / (n - n1)) / 2, np.nan),
+                   log_loss=ll / n, brier=br / n)
+        for k in np.unique(w):   # ROC AUC per window from session-pair counts, then row-weighted as in pooled_score
+            m = w == k; ds, dl = np.unique(di[m], return_inverse=True); Cw = C[:, ds]
+            a1, a0 = Cw @ np.bincount(dl, up[m], len(ds)), Cw @ np.bincount(dl, ~up[m], len(ds))
+            auc = np.einsum('bi,ij,bj->b', Cw, _pair_counts(y[m], p[m], dl, len(ds)), Cw) / (a1 * a0)
+            ok = np.isfinite(auc); num += np.where(ok, auc * (a1 + a0), 0); den += np.where(ok, a1 + a0, 0)
+        out['roc_auc'] = np.where(den > 0, num / den, np.nan)
+        ic, top = session_ranks(p, outcome, di)
+        out['rank_ic'] = (C @ np.nan_to_num(ic)) / (C @ np.isfinite(ic))
+        out['top_decile'] = (C @ top[:, 1]) / (C @ top[:, 0])
+    return out
 
 def compare_all(preds: pd.DataFrame, n: int = 200, seed: int = 0, metrics: list[str] = METRICS,
-                ref: str = 'model') -> dict:
-    "Pooled metrics of every candidate with 95% intervals, and `ref` minus each other candidate (paired: the same resampled dates)."
+                ref: str = 'model',
+                block: int = 5,   # sessions per resampled block (1: sessions drawn independently)
+               ) -> dict:
+    "Pooled metrics of every candidate with 95% intervals, and `ref` minus each other (paired: the same resampled sessions)."
     cands = list(dict.fromkeys(preds.candidate))
     by = {c: g.sort_values(['window', 'date', 'symbol'], kind='stable') for c, g in preds.groupby('candidate', sort=False)}
     m = by[ref]
     y, w, d = m.y.to_numpy().astype(int), m.window.to_numpy(), m.date.to_numpy()
-    P = {c: (by[c].p.to_numpy('float64'), by[c].label.to_numpy().astype(int)) for c in cands}
-    f = lambda c, ix: pooled_score(y[ix], P[c][0][ix], P[c][1][ix], w[ix])
-    allix = np.arange(len(y))
-    point = {c: f(c, allix) for c in cands}
-    udates, inv = np.unique(d, return_inverse=True)
-    rows_of = np.split(np.argsort(inv, kind='stable'), np.cumsum(np.bincount(inv))[:-1])
-    rng = np.random.default_rng(seed)
-    draws = {c: {k: [] for k in metrics} for c in cands}
-    for _ in range(n):
-        ix = np.concatenate([rows_of[i] for i in rng.integers(0, len(udates), len(udates))])
-        for c in cands:
-            s = f(c, ix)
-            for k in metrics: draws[c][k].append(s[k])
-    ci = lambda x: [float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5))]
-    out = {'resamples': n, 'rows': len(y), 'dates': len(udates), 'ref': ref,
-           'candidates': {c: {k: dict(value=float(point[c][k]), ci=ci(draws[c][k])) for k in metrics} for c in cands},
-           'diffs': {c: {k: dict(diff=float(point[ref][k] - point[c][k]), ci=ci(np.array(draws[ref][k]) - np.array(draws[c][k])))
-                         for k in metrics} for c in cands if c != ref}}
-    return out
+    real_ret = 'fwd_ret' in m and m.fwd_ret.notna().all()
+    ret = m.fwd_ret.to_numpy('float64') if real_ret else y.astype(float)   # rank metrics: the return, else the label
+    udates, di = np.unique(d, return_inverse=True)
+    C = np.vstack([np.ones(len(udates)), block_counts(len(udates), n, block, seed)])   # row 0: the point estimate
+    res = {c: resampled_metrics(C, y, by[c].p.to_numpy('float64'), by[c].label.to_numpy().astype(int), w, di, ret)
+           for c in cands}
+    ci = lambda x: ([float(np.nanpercentile(x, 2.5)), float(np.nanpercentile(x, 97.5))] if np.isfinite(x).any()
+                    else [np.nan, np.nan])
+    return {'resamples': n, 'block': int(block), 'rows': len(y), 'dates': len(udates), 'ref': ref,
+            'first': str(pd.Timestamp(udates[0]).date()), 'last': str(pd.Timestamp(udates[-1]).date()),
+            'windows': int(len(np.unique(w))), 'rank_outcome': 'fwd_ret' if real_ret else 'y',
+            'candidates': {c: {k: dict(value=float(res[c][k][0]), ci=ci(res[c][k][1:])) for k in metrics} for c in cands},
+            'diffs': {c: {k: dict(diff=float(res[ref][k][0] - res[c][k][0]), ci=ci(res[ref][k][1:] - res[c][k][1:]))
+                          for k in metrics} for c in cands if c != ref}}
+
+def half_width(ci) -> float:
+    "Half the width of an interval [lo, hi]: the resolution the evidence achieved."
+    return float((ci[1] - ci[0]) / 2)
+
+def evidence_line(ev: dict) -> str:
+    "One line: the walk-forward evidence's span (windows, sessions, first and last session, rows) and its resampling."
+    profile = ev.get('profile', ''); per = ev['dates'] / max(ev['windows'], 1)
+    return (f"evidence: {ev['windows']} windows x {per:.0f} sessions = {ev['dates']} sessions"
+            + (f" ({profile.replace('_', '-')} profile)" if profile and profile != 'default' else '')
+            + f", {ev['first']} to {ev['last']}, {ev['rows']:,} rows; intervals: {ev['resamples']} resamples of "
+            f"{ev['block']}-session blocks")
 
 def bootstrap_all(preds: pd.DataFrame, baseline: str = 'logistic', n: int = 200, seed: int = 0,
-                  metrics: list[str] = METRICS) -> dict:
+                  metrics: list[str] = METRICS, block: int = 5) -> dict:
     "For every metric: pooled value of the model and `baseline` with 95% intervals and the paired difference (dates resampled)."
-    return intervals_vs(compare_all(preds[preds.candidate.isin(['model', baseline])], n, seed, metrics), baseline)
+    return intervals_vs(compare_all(preds[preds.candidate.isin(['model', baseline])], n, seed, metrics, block=block), baseline)
 
 def intervals_vs(c: dict, baseline: str) -> dict:
     "From `compare_all`: per metric, the model and `baseline` with their intervals and the paired difference."
@@ -211,9 +272,9 @@ def intervals_vs(c: dict, baseline: str) -> dict:
                     baseline_ci=ba[k]['ci'], diff=di[k]['diff'], diff_ci=di[k]['ci']) for k in di}
 
 def bootstrap_by_date(preds: pd.DataFrame, metric: str = 'roc_auc', baseline: str = 'logistic',
-                      n: int = 200, seed: int = 0) -> dict:
-    "Pooled `metric` of the model and `baseline` with 95% intervals, and the paired difference, resampling dates."
-    return bootstrap_all(preds, baseline, n, seed, [metric])[metric]
+                      n: int = 200, seed: int = 0, block: int = 5) -> dict:
+    "Pooled `metric` of the model and `baseline` with 95% intervals, and the paired difference, resampling blocks of dates."
+    return bootstrap_all(preds, baseline, n, seed, [metric], block)[metric]
 
 def comparison_table(c: dict, metric: str = 'roc_auc') -> pd.DataFrame:
     "One row per candidate: the pooled `metric` with its interval, and the model's signed difference to it with its interval."
@@ -223,6 +284,14 @@ def comparison_table(c: dict, metric: str = 'roc_auc') -> pd.DataFrame:
         rows.append({'candidate': name, metric: round(v[metric]['value'], 4),
                      '95% interval': f"[{v[metric]['ci'][0]:.4f}, {v[metric]['ci'][1]:.4f}]",
                      f"{c['ref']} minus this": '' if d is None else f"{d[metric]['diff']:+.4f} [{d[metric]['ci'][0]:+.4f}, {d[metric]['ci'][1]:+.4f}]"})
+    return pd.DataFrame(rows).set_index('candidate')
+
+def rank_table(c: dict, metrics=('roc_auc', 'rank_ic', 'top_decile')) -> pd.DataFrame:
+    "One row per candidate: ROC AUC beside the rank metrics, each with its interval and the reference minus it."
+    f = lambda v, ci, s='': f"{v:{s}.4f} [{ci[0]:{s}.4f}, {ci[1]:{s}.4f}]"
+    rows = [{'candidate': name, **{k: f(v[k]['value'], v[k]['ci']) for k in metrics},
+             **{f"{c['ref']} minus, {k}": f(c['diffs'][name][k]['diff'], c['diffs'][name][k]['ci'], '+')
+                if name in c['diffs'] else '' for k in metrics}} for name, v in c['candidates'].items()]
     return pd.DataFrame(rows).set_index('candidate')
 
 # %% ../nbs/04_train.ipynb #c017
@@ -544,6 +613,7 @@ class TrainSettings:
     model_params: dict = field(default_factory=lambda: dict(learning_rate=0.05, max_iter=200, max_leaf_nodes=15,
                                                              min_samples_leaf=200, l2_regularization=1.0))
     bootstrap: int = 200
+    bootstrap_block: int = 5          # sessions per resampled block
     cost_one_way: float = 0.004
     seed: int = 42
     half_life: float | None = 60
@@ -552,6 +622,7 @@ class TrainSettings:
     experiment: str = 'nepse_direction'
     artifact_root: str = ''
     model_name: str = 'nepse_direction'
+    evidence_profile: str = 'default' # 'real_data': env.yaml's real_data block applied (cli.resolve_settings)
     retrain: str = 'auto'
     retrain_decision: str = ''
 
@@ -600,7 +671,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     else:
         per_window = pd.read_csv(product['windows'], parse_dates=['train_end', 'test_start', 'test_end'])
         preds = pd.read_parquet(product['predictions'])
-    evidence = compare_all(preds, s.bootstrap, s.seed)
+    evidence = compare_all(preds, s.bootstrap, s.seed, block=s.bootstrap_block) | {'profile': s.evidence_profile}
     pooled_tbl = pd.DataFrame({c: pooled_score(g.y, g.p, g.label, g.window) for c, g in preds.groupby('candidate')}).T
     best = pooled_tbl.loc[BASELINES, 'roc_auc'].idxmax()
     bt = backtest(preds, s.cost_one_way, s.circuit_limits)
@@ -609,7 +680,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                rows=len(data), symbols=int(data.symbol.nunique()), left_out=int((feats.target.notna().to_numpy() & ~eligible).sum()),
                first=str(data.date.min().date()), last=str(data.date.max().date()), tie_share=float((data.fwd_ret == 0).mean()),
                per_window=per_window, evidence=evidence, pooled=pooled_tbl, best_baseline=best, known_answer=known_answer(preds, truth),
-               backtest=bt, backtest_summary=backtest_summary(bt), settings=s, imp_png=Path(product['run']).parent / 'permutation_importance.png')
+               backtest=bt, backtest_summary=backtest_summary(bt), settings=s, evidence_line=evidence_line(evidence),
+               half_width=half_width(evidence['diffs'][best]['roc_auc']['ci']), imp_png=Path(product['run']).parent / 'permutation_importance.png')
     if train_now:
         gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
         gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
@@ -638,6 +710,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                       tie_share=res['tie_share'], data_digest=snapshot['digest'], horizon=s.horizon, half_life=s.half_life,
                       importance=importance.round(6).to_dict('records'), train_rows=n_train,
                       model_identity=identity, features=model_features(est),
+                      evidence_profile=s.evidence_profile, evidence_line=res['evidence_line'], half_width=res['half_width'],
                       market=planted.get('market', ''),
                       trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
     else:
@@ -679,7 +752,9 @@ def train_report(res: dict) -> None:
         f"- **Label:** 1 when the next session's adjusted close is strictly higher; an unchanged close ({res['tie_share']:.1%} of rows) is *not up*.\n"
         f"- **Headline:** pooled out-of-sample ROC AUC **{m['value']:.4f}** [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] over {s.n_windows} windows of "
         f"{s.test_sessions} sessions, beside the best naive rule, *{best}*, {b['value']:.4f}: difference **{d['diff']:+.4f}** "
-        f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (95%, dates resampled {s.bootstrap}×).\n"
+        f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (95%, {ev['resamples']} resamples of {ev['block']}-session blocks; "
+        f"half-width ±{res['half_width']:.4f}).\n"
+        f"- **Evidence:** {res['evidence_line']}.\n"
         + (f"- **Known answer:** the planted probability reaches ROC AUC {ka['best_auc']:.4f} on these rows; the model reached {ka['model_auc']:.4f}, "
            f"{ka['share_of_edge']:.0%} of the achievable edge.\n" if ka else '')
         + f"- **Backtest, net of {s.cost_one_way:.1%} each way:** T+2 book {t2:+.1%}, buy-and-hold {bh:+.1%}.\n"
@@ -688,6 +763,10 @@ def train_report(res: dict) -> None:
     display(Markdown("## Every candidate on the same rows (pooled ROC AUC, 95% intervals)\nROC AUC is averaged over the windows "
                      "(row-weighted), so a rule with one probability per window scores 0.5."))
     display(comparison_table(ev, 'roc_auc'))
+    display(Markdown("## Ranking the day's symbols: rank IC and top decile beside ROC AUC (same rows, same resamples)\n"
+                     "Rank IC: per-session Spearman of the score with the forward return, averaged (0 = no skill). Top "
+                     "decile: share of each session's top 10% beating its median return (0.5 = no skill)."))
+    display(rank_table(ev))
     display(Markdown("## Accuracy, with every naive rule (same rows)")); display(comparison_table(ev, 'accuracy'))
     pw, bt = res['per_window'], res['backtest']
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
