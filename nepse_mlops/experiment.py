@@ -18,8 +18,9 @@ from .core import log, read_json, write_json, save_frame, load_env, find_root, c
 from .core import load_estimator, sector_of, setup_tracking
 from .features import FEATURES, features_stage
 from .train import (walk_forward, compare_all, comparison_table, serving_eligible, fit_final, score,
-                               serving_example, TrainingLog, TrainSettings, log_training_run)
+                               serving_example, TrainingLog, TrainSettings, log_training_run, rank_table, evidence_line)
 from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate, promote
+from .cli import real_data_settings
 
 # %% ../nbs/05a_experiment.ipynb #ac3478d6
 def apply_sets(env: dict,  # settings from `env.yaml`
@@ -86,7 +87,7 @@ KEY = ['window', 'date', 'symbol']
 
 def side_by_side(preds: pd.DataFrame,                        # `train.walk_forward` predictions of the working copy
                  champion_preds: pd.DataFrame | None = None, # the champion's training run's walk-forward predictions
-                 n: int = 200, seed: int = 0) -> dict:
+                 n: int = 200, seed: int = 0, block: int = 5) -> dict:
     "`train.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
     p = preds.assign(candidate=preds.candidate.replace({'model': 'experiment'}))
     exp = p[p.candidate == 'experiment']
@@ -95,7 +96,7 @@ def side_by_side(preds: pd.DataFrame,                        # `train.walk_forwa
         common = exp[KEY].merge(c[KEY], on=KEY)
         p = pd.concat([exp, c, p[p.candidate != 'experiment']], ignore_index=True)
         p = p.merge(common, on=KEY)   # inner: keeps this order
-    out = compare_all(p, n, seed, ref='experiment')
+    out = compare_all(p, n, seed, ref='experiment', block=block)
     out['experiment_rows'] = int(len(exp))
     return out
 
@@ -159,7 +160,10 @@ def experiment_memo(r: dict) -> str:
              f"{w['test_sessions']} sessions; gate window {r['gate_start']} to {r['gate_end']}).\n"]
     parts += [f"- {n}" for n in r['notes']]
     parts += [f"\n## All walk-forward windows: pooled ROC AUC, {ev['rows']:,} rows, {ev['dates']} dates, "
-              f"{ev['resamples']} date resamples\n", comparison_table(ev).to_markdown(), '',
+              f"{ev['resamples']} resamples of {ev.get('block', 1)}-session blocks\n", comparison_table(ev).to_markdown(), '',
+              f"\n{evidence_line(ev)}.\n" if 'first' in ev else '',
+              "\n## Ranking the day's symbols: rank IC and top decile beside ROC AUC (same rows, same resamples)\n",
+              rank_table(ev).to_markdown() if 'rank_ic' in next(iter(ev['candidates'].values())) else '', '',
               "\n`champion` here is its training run's walk-forward (the recipe that made it, refit per window, as the "
               "experiment is)." if 'champion' in ev['candidates'] else '',
               f"\n## The gate window ({r['gate_start']} to {r['gate_end']}, {r['gate_rows']:,} rows)\n",
@@ -233,7 +237,7 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
                                      ts.min_train_sessions, ts.seed, ts.half_life)
     save_frame(per_window, ws / 'windows.csv'); save_frame(preds, ws / 'oos_predictions.parquet')
     cpreds = champion_walk_forward(products, champ['run_id']) if champ else None
-    ev = side_by_side(preds, cpreds, ts.bootstrap, ts.seed)
+    ev = side_by_side(preds, cpreds, ts.bootstrap, ts.seed, ts.bootstrap_block) | {'profile': ts.evidence_profile}
     last = per_window[per_window.window == per_window.window.max()].set_index('candidate')
     gs, ge = last.test_start.iloc[0], last.test_end.iloc[0]
     M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
@@ -299,6 +303,8 @@ def run_experiment(name: str,                         # names the workspace prod
     check_name(name)
     root = Path(root) if root else find_root()
     base = load_env(root); s = apply_sets(base, sets or {})
+    planted = Path(s['products']) / 'ingest' / 'planted.json'   # the production data: real ones take the real-data profile
+    s |= real_data_settings(base, sets or {}, planted.exists() and read_json(planted).get('synthetic') is False)
     products = Path(s['products']); ws = products / 'experiments' / name; ws.mkdir(parents=True, exist_ok=True)
     setup_tracking(s['tracking_uri'], experiments_name(s), products / 'mlartifacts')
     champ = champion_info(mlflow.MlflowClient(), s['model_name'])
