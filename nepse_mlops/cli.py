@@ -441,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--max-body-bytes', type=int, default=4_000_000, metavar='N', help='request body cap, 413 past it (default 4000000)')
     s.add_argument('--max-rows', type=int, default=25_000, metavar='N', help='rows per request, 413 past it (default 25000)')
     s.add_argument('--max-symbols', type=int, default=400, metavar='N', help='equity symbols per request, 413 past it (default 400)')
+    s.add_argument('--timeout', type=float, default=10.0, metavar='SECONDS',
+                   help="a request's budget from admission; past it, 504 and its work stops at the next step (default 10)")
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
     d.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1; any other needs a token: '
                    '$NEPSE_MLOPS_DASHBOARD_TOKEN, which also turns the token login on)')
@@ -585,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'serve':
         from nepse_mlops.serving import serve, Limits
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
-        caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue)
+        caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue, args.timeout)
         from nepse_mlops.core import products_market
         return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers,
                      caps, products_market(env['products']))

@@ -236,16 +236,17 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
 
 def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict | None = None, circuit_limits=None,
                             require_market: bool = True) -> dict[str, np.ndarray]:
-    "`features_from_raw` as a dict of arrays sorted by symbol and date: the REST path, where a DataFrame of every row costs more than the model."
+    """`features_from_raw` as a dict of arrays sorted by symbol and date: the REST path, where a DataFrame of every row costs
+    more than the model. `rows` may also be a dict of columns (lists or arrays), as the REST server passes them."""
     missing = [c for c in ['date', 'symbol', 'close'] if c not in rows]
     if missing: raise ValueError(f"missing columns {missing}; send date, symbol, open, high, low, close, volume")
-    n = len(rows)
-    raw_sym = [str(s).strip() for s in rows['symbol'].to_numpy(object)]
+    n = len(rows['symbol'])
+    raw_sym = [str(s).strip() for s in np.asarray(rows['symbol'], object)]
     up = np.array([s.upper() for s in raw_sym], object)
     is_idx = np.array([u == MARKET or u.startswith(SECTOR_PREFIX) for u in up], bool)
     r = {'symbol': up, 'date': _dates(rows['date'])}
     for c in ['open', 'high', 'low', 'close', 'volume', 'turnover']:
-        r[c] = _numbers(rows[c].to_numpy(), c) if c in rows else np.full(n, np.nan)
+        r[c] = _numbers(rows[c], c) if c in rows else np.full(n, np.nan)
     idx_sym = np.array([MARKET if u == MARKET else SECTOR_PREFIX + s[len(SECTOR_PREFIX):] for u, s, i in zip(up, raw_sym, is_idx) if i], object)
     idx_date, idx_close = r['date'][is_idx], r['close'][is_idx]
     if len(idx_close) and not (np.isfinite(idx_close).all() and (idx_close > 0).all()):
@@ -254,7 +255,7 @@ def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict 
         raise ValueError("index rows repeat a symbol and date: send one level per index and date")
     eq = {k: v[~is_idx] for k, v in r.items()}
     if not len(eq['symbol']): raise ValueError("no equity rows: send a symbol's recent raw rows beside the index rows")
-    given = rows['sector'].to_numpy(object)[~is_idx] if 'sector' in rows else None
+    given = np.asarray(rows['sector'], object)[~is_idx] if 'sector' in rows else None
     if given is not None and pd.notna(given).any(): eq['sector'] = given
     else: eq['sector'] = np.array([(sectors or {}).get(s) for s in eq['symbol']], object)
     if require_market:

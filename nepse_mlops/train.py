@@ -447,10 +447,12 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame(self.answer(model_input))
 
-    def answer(self, model_input: pd.DataFrame) -> dict[str, np.ndarray]:
+    def answer(self, model_input: pd.DataFrame | dict,   # raw rows, or a dict of their columns
+               check=None) -> dict[str, np.ndarray]:   # called with 'model' between the features and the trees (a deadline)
         "`predict` as columns of arrays, one entry per symbol (what the REST server writes out, without building a frame)."
         from nepse_mlops.features import feature_arrays_from_raw
-        try: f = feature_arrays_from_raw(pd.DataFrame(model_input), self.meta['horizon'], self.meta.get('sectors'),
+        cols = model_input if isinstance(model_input, dict) else pd.DataFrame(model_input)   # the server sends columns
+        try: f = feature_arrays_from_raw(cols, self.meta['horizon'], self.meta.get('sectors'),
                                          self.meta.get('circuit_limits') or self.meta.get('circuit_limit', 0.10))
         except (ValueError, TypeError, KeyError) as e:
             raise MlflowException(f"bad request: {e}", error_code=INVALID_PARAMETER_VALUE) from None
@@ -462,6 +464,7 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         if short:
             raise MlflowException(f"too little history: {short} rows; send at least {MAX_LOOKBACK + 1} "
                                   "consecutive sessions per symbol", error_code=INVALID_PARAMETER_VALUE)
+        if check: check('model')
         if getattr(self, '_scorer', None) is None:
             self._scorer, self._cols = numpy_scorer(self.est), check_contract(model_features(self.est))
         p = self._scorer.predict_proba(np.column_stack([f[c][ends] for c in self._cols]))[:, 1]
