@@ -301,8 +301,9 @@ def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for c in FIELDS:
         vals, bad = parse_numbers(raw[c])
         out[c] = vals.to_numpy(); problems.append((bad.to_numpy(), c, 'not a number'))
-    types = {(s, f): instrument_type(s, f) for s, f in zip(out['symbol'], raw['folder'])}
-    out['instrument_type'] = [types[k] for k in zip(out['symbol'], raw['folder'])]
+    pairs = pd.DataFrame({'s': out['symbol'].to_numpy(object), 'f': raw['folder'].astype(object).to_numpy()})
+    code, uniq = pd.factorize(pd.MultiIndex.from_frame(pairs))   # classify each (symbol, folder) once, not per row
+    out['instrument_type'] = np.array([instrument_type(s, f) for s, f in uniq], dtype=object)[code]
     out['sector'] = raw['folder'].replace('', None).to_numpy()
     out['source_file'] = raw['source_file'].to_numpy()
     qmask = np.zeros(len(out), bool); q = []

@@ -93,7 +93,7 @@ def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, win
     if not len(log_df): return pd.DataFrame(), {}
     lg = log_df[(log_df.model_version == version) & (log_df.prediction_for <= pd.Timestamp(t))]
     days = np.sort(lg.feature_date.unique())[-window:]
-    out = known[['date', 'symbol', 'target', 'ret_1']].rename(columns={'date': 'feature_date'})
+    out = known.loc[known.date.isin(days), ['date', 'symbol', 'target', 'ret_1']].rename(columns={'date': 'feature_date'})
     s = lg[lg.feature_date.isin(days)].merge(out, on=['feature_date', 'symbol']).dropna(subset=['target'])
     if not len(s): return s, {}
     y = s.target.to_numpy().astype(int)
@@ -109,12 +109,14 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     if s.train_sessions:
         keep = np.sort(data.date.unique())[-s.train_sessions:]
         data = data[data.date.isin(keep)].reset_index(drop=True)
-    try: per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, s.embargo, s.min_train_sessions, s.seed, s.half_life)
+    fitted = {}   # the gate window's model: `fit_final` reuses it when it would fit the same rows
+    try: per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, s.embargo, s.min_train_sessions, s.seed,
+                                          s.half_life, fitted)
     except ValueError as e: return dict(decision='skipped', reasons=[str(e)])
     evidence = compare_all(preds, s.bootstrap, s.seed)
     gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
     gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
-    est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
+    est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, fitted)
     rows = data[(data.date >= gate_start) & (data.date <= gate_end)]
     p_new = contract_proba(est, rows)
     y = rows.target.astype(int)
@@ -181,6 +183,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
     feats = features.sort_values(['date', 'symbol'], kind='stable').reset_index(drop=True)
     feats['eligible'] = serving_eligible(feats)
     sessions = np.sort(feats.date.unique())
+    upto = lambda t: feats.iloc[:np.searchsorted(feats.date.to_numpy(), np.datetime64(pd.Timestamp(t)), 'right')]   # date <= t
     todo = sessions[(sessions >= np.datetime64(pd.Timestamp(start))) & (sessions <= np.datetime64(pd.Timestamp(end or sessions[-1])))]
     state_p, log_p, tl_p, led_p = out / 'state.json', out / 'predictions.parquet', out / 'timeline.csv', out / 'ledger.jsonl'
     state = read_json(state_p) if state_p.exists() else {'done': None, 'champion': None, 'settings': asdict(s)}
@@ -202,7 +205,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
     for i, t in enumerate(pd.DatetimeIndex(todo)):
         if i == len(todo) // 2: kill_point('replay_session')   # crash tests: a run killed mid-replay
         t0 = time.time()
-        known = feats[feats.date <= t]
+        known = upto(t)   # a slice, not a copy of every column of the history: 150 sessions of 500k rows
         row = dict(session=t.date(), champion=champ.version if champ else None)
         # monitor: drift and the champion's realised performance, from what is known at t
         if champ is not None:

@@ -146,10 +146,13 @@ def pooled_score(y, p, label, window) -> dict:
     return s
 
 # %% ../nbs/04_train.ipynb #c013
+def _fit_key(model_params: dict, seed: int, half_life) -> str: return json.dumps([model_params, seed, half_life], sort_keys=True)
+
 def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
                  model_params: dict, n_windows: int = 4, test_sessions: int = 40, embargo: int = 1,
                  min_train_sessions: int = 120, seed: int = 42,
                  half_life: float | None = None, # weight training rows by recency: a row this many sessions old counts half
+                 fitted: dict | None = None,     # filled with the last window's model and training rows (`fit_final` reuses them)
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Score every candidate on every window: (metrics per window and candidate, out-of-sample predictions).\n    With `half_life`, every candidate (naive rules included) weights its training rows by recency, the same way."
     data = data.reset_index(drop=True)
@@ -160,6 +163,7 @@ def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
         w = recency_weights(data.date[tr], half_life)
         for name, est in make_candidates(model_params, seed).items():
             fit_weighted(est, fit_ready(Xtr), ytr, w)
+            if fitted is not None and name == 'model': fitted.update(model=est, rows=tr, key=_fit_key(model_params, seed, half_life))
             p = est.predict_proba(Xte)[:, 1]; lab = direction(est, Xte, p)
             rows.append(dict(window=k, candidate=name, train_rows=len(tr), train_end=data.date[tr].max(),
                              test_start=data.date[te].min(), test_end=data.date[te].max(), **score(yte, p, lab)))
@@ -475,9 +479,14 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
 
 
 # %% ../nbs/04_train.ipynb #c021
-def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None):
+def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None,
+              reuse: dict | None = None,   # `walk_forward(..., fitted=)` of the same `data`: its last window's model, when valid
+             ):
     "The model to register: trained on every labelled row whose outcome is known before the gate window (recency-weighted with `half_life`)."
-    tr = data[data.target_date < gate_start]
+    pos = np.flatnonzero((data.target_date < gate_start).to_numpy())
+    if reuse and reuse.get('key') == _fit_key(model_params, seed, half_life) and np.array_equal(reuse['rows'], pos):
+        return reuse['model'], len(pos)   # the gate window's walk-forward fit: the same rows, weights, parameters and seed
+    tr = data.iloc[pos]
     est = RecencyBoosting(random_state=seed, **model_params)
     return fit_weighted(est, fit_ready(tr[FEATURES]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
 
@@ -668,8 +677,9 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     log(f"train: {'TRAINING' if train_now else f'REUSING champion v{champ}'}: {why}")
     if train_now:
         log(f"train: {len(data):,} labelled rows, {data.symbol.nunique()} symbols")
+        fitted = {}
         per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
-                                         s.min_train_sessions, s.seed, s.half_life)
+                                         s.min_train_sessions, s.seed, s.half_life, fitted)
         save_frame(per_window, product['windows']); save_frame(preds, product['predictions'])
     else:
         per_window = pd.read_csv(product['windows'], parse_dates=['train_end', 'test_start', 'test_end'])
@@ -688,7 +698,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     if train_now:
         gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
         gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
-        est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
+        est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, fitted)
         market = pd.read_parquet(upstream['features']['market'])
         importance, _ = permutation_importance_table(est, data[data.date >= gate_start], res['imp_png'], seed=s.seed)
         M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
