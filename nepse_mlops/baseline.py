@@ -52,8 +52,8 @@ def baseline_reason(best: dict) -> str:
     lo, hi = best['ci']
     edge = 'better than a coin beyond noise' if lo > 0.5 else 'not shown better than a coin: its interval includes 0.5'
     return (f"no model beat every naive rule; the best rule on the walk-forward evidence was '{best['rule']}' with "
-            f"{best['metric']} {best['value']:.4f} [{lo:.4f}, {hi:.4f}] ({edge}): it is served as the baseline champion, "
-            "a ranking score for the next session, not a buy signal")
+            f"{best['metric']} {best['value']:.4f} [{lo:.4f}, {hi:.4f}] ({edge}): it is served as the baseline "
+            "champion, a ranking score for the next session, not a buy signal")
 
 # %% ../nbs/05b_baseline.ipynb #b000000d
 def champion_label(version, kind: str | None = None, rule: str | None = None) -> str:
@@ -66,8 +66,8 @@ def what_sentence(kind: str | None = None, rule: str | None = None, horizon: int
     "What the served number is, in one sentence (the REST answer's `what`)."
     nxt = 'the next session' if horizon == 1 else f'{horizon} sessions ahead'
     if kind == BASELINE_KIND:
-        return (f"baseline rule '{rule}' (not a trained model): a ranking score for {nxt} (its probability of an up close, "
-                "calibrated on its training rows); not a buy signal: it loses after costs")
+        return (f"baseline rule '{rule}' (not a trained model): a ranking score for {nxt} (its probability of an up "
+                "close, calibrated on its training rows); not a buy signal: it loses after costs")
     close = "the next session's close" if horizon == 1 else f"the close {horizon} sessions ahead"
     return f"trained model: probability that {close} is higher than the last close; not a buy signal by itself"
 
@@ -99,13 +99,15 @@ def serve_baseline(run: dict,                  # the train stage's record (gate 
     data = features[features.target.notna().to_numpy() & serving_eligible(features)].reset_index(drop=True)
     est, n_train = fit_rule(data, run['gate_start'], best['rule'], run.get('half_life'))
     meta, example = _refused_model(run['model_uri'])
-    meta = {k: v for k, v in meta.items() if k not in ('run_id', 'features')} | dict(kind=BASELINE_KIND, rule=best['rule'])
+    meta = {k: v for k, v in meta.items() if k not in ('run_id', 'features')}
+    meta |= dict(kind=BASELINE_KIND, rule=best['rule'])
     gm = run['gate_metrics']
     pooled = {f"gate_{c}_{m}": v for c, ms in gm.items() if c != 'model' for m, v in ms.items()}
     pooled |= {f"gate_model_{m}": v for m, v in gm[best['rule']].items()}   # the champion's own gate metrics
     params = dict(kind=BASELINE_KIND, rule=best['rule'], train_end=run['gate_start'], train_rows=n_train,
                   half_life=run.get('half_life') or 0, horizon=run.get('horizon', 1))
-    t = TrainingLog(meta, params, pd.DataFrame(), pooled, example, run['data_digest'], data[data.date < run['gate_start']])
+    t = TrainingLog(meta, params, pd.DataFrame(), pooled, example, run['data_digest'],
+                    data[data.date < run['gate_start']])
     logged = log_training_run(est, t, workdir)
     tags = dict(kind=BASELINE_KIND, rule=best['rule'])
     for k, v in tags.items(): client.set_tag(logged['run_id'], k, v)

@@ -269,7 +269,8 @@ def status(env: dict) -> dict:
                        champion_market=client.get_run(mv.run_id).data.tags.get('market') or 'unrecorded')
             from nepse_mlops.baseline import champion_kind, champion_label   # a baseline rule is named as one
             k = champion_kind(client, env['model_name'], v)
-            out.update(champion_kind=k['kind'], champion_rule=k['rule'], champion_label=champion_label(v, k['kind'], k['rule']))
+            out.update(champion_kind=k['kind'], champion_rule=k['rule'],
+                       champion_label=champion_label(v, k['kind'], k['rule']))
         from nepse_mlops.core import products_market, market_mismatch
         out['market'] = products_market(products)   # the data's market; a champion of another is not used on it
         if v and (why := market_mismatch(out['champion_market'], out['market'], v)): out['champion_refused'] = why

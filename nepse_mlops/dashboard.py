@@ -217,16 +217,17 @@ def rest_line(rest: dict | None) -> str:
 def _champion_head(c: dict) -> str:
     "The card's headline: 'version 3', or 'version 3 - baseline rule 'reversal' (not a trained model)'."
     if c.get('kind') != 'baseline_rule': return f"<div class='nm-big'>version {html.escape(str(c['version']))}</div>"
-    return (f"<div class='nm-big'>version {html.escape(str(c['version']))}</div><div class='nm-warn'><b>baseline rule "
-            f"'{html.escape(str(c.get('rule')))}' (not a trained model)</b>: no model has beaten every naive rule yet</div>")
+    return (f"<div class='nm-big'>version {html.escape(str(c['version']))}</div><div class='nm-warn'><b>baseline "
+            f"rule '{html.escape(str(c.get('rule')))}' (not a trained model)</b>: no model has beaten every naive rule "
+            "yet</div>")
 
 def _baseline_sentence(c: dict) -> str:
     "What a baseline rule's number is: a ranking score, not a buy signal."
     rule = html.escape(str(c.get('rule')))
-    return (f"<p class='nm-plain'>The {rule} rule ({html.escape(RULES.get(c.get('rule'), ''))}) ranks the stocks for the next "
-            "session: its number is a <b>ranking score</b> (its probability of an up close, calibrated on its training rows), "
-            "<b>not a buy signal</b>: it loses after costs. A trained model replaces it only by beating it and every other "
-            "rule beyond noise.</p>")
+    return (f"<p class='nm-plain'>The {rule} rule ({html.escape(RULES.get(c.get('rule'), ''))}) ranks the stocks "
+            "for the next session: its number is a <b>ranking score</b> (its probability of an up close, calibrated "
+            "on its training rows), <b>not a buy signal</b>: it loses after costs. A trained model replaces it only "
+            "by beating it and every other rule beyond noise.</p>")
 
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5, train: dict | None = None) -> str:
     "Which model serves, what it predicts in plain words, since when, why, its gate metrics, recent registry events."

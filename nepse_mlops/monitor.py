@@ -468,7 +468,8 @@ def _champion_name(ch: dict) -> str:
     "'v3', or for a baseline rule 'v3 - baseline rule 'reversal' (not a trained model)', from the version's tags."
     from nepse_mlops.baseline import champion_label, BASELINE_KIND
     t = ch.get('tags') or {}
-    return champion_label(ch['version'], BASELINE_KIND, t.get('rule')) if t.get('kind') == BASELINE_KIND else f"v{ch['version']}"
+    if t.get('kind') != BASELINE_KIND: return f"v{ch['version']}"
+    return champion_label(ch['version'], BASELINE_KIND, t.get('rule'))
 
 def monitor_report(r: dict) -> None:
     "The monitor stage's memo: summary first (champion, data, drift, realised performance, decision, what changed, what next), then tables and plots."

@@ -77,11 +77,12 @@ def _baseline_memo(summary: dict, last_session: str) -> str:
     from nepse_mlops.baseline import champion_label
     lab = champion_label(summary['champion'], 'baseline_rule', summary.get('champion_rule'))
     return (f"# Predict: the next session\n\nChampion **{lab}** ranked **{summary['n']}** symbols for "
-            f"**{summary['prediction_for']}** from prices to {last_session}; left out: {summary['left_out'] or 'none'} · "
-            f"took {summary['seconds']:.1f}s.\n\nNo trained model beat every naive rule, so this is the rule's **ranking "
-            "score** (its probability of an up close, calibrated on its training rows): a higher score ranks a symbol above "
-            "another, it is **not a buy signal** (the rule loses after costs). **Check next:** the register report (a model "
-            "must beat this rule and every other beyond noise to replace it), and the monitor's realised ROC AUC.")
+            f"**{summary['prediction_for']}** from prices to {last_session}; left out: "
+            f"{summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\nNo trained model beat every naive "
+            "rule, so this is the rule's **ranking score** (its probability of an up close, calibrated on its training "
+            "rows): a higher score ranks a symbol above another, it is **not a buy signal** (the rule loses after "
+            "costs). **Check next:** the register report (a model must beat this rule and every other beyond noise to "
+            "replace it), and the monitor's realised ROC AUC.")
 
 def predict_memo(summary: dict, last_session: str) -> str:
     "The predict report's opening summary."
@@ -158,7 +159,8 @@ def predict_report(r: dict) -> None:
     display(Markdown(predict_memo(r['summary'], r['last_session'])))
     if len(preds):
         rule = r['summary'].get('champion_kind') == 'baseline_rule'   # a rule's ranking: no 'up/down' call shown
-        cols = ['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up'] + ([] if rule else ['direction']) + ['model_version']
+        cols = (['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up'] + ([] if rule else ['direction'])
+                + ['model_version'])
         display(preds.head(15)[cols].rename(columns={'prob_up': 'ranking score'} if rule else {}))
         title = 'Ranking score (the rule\'s calibrated probability)' if rule else 'Predicted probability of an up move'
         preds.prob_up.astype(float).plot.hist(bins=30, figsize=(7, 2.8), title=title); plt.show()

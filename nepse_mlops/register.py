@@ -247,7 +247,8 @@ def _champion_now(ev: dict) -> str:
     from nepse_mlops.baseline import champion_label, BASELINE_KIND
     if ev.get('champion_kind') != BASELINE_KIND: return f"Champion is now version **{ev['champion']}**."
     s = (f"Champion is now **{champion_label(ev['champion'], BASELINE_KIND, ev.get('champion_rule'))}**: a ranking "
-         "score for the next session, not a buy signal. A model replaces it only by beating it and every rule beyond noise.")
+         "score for the next session, not a buy signal. A model replaces it only by beating it and every rule "
+         "beyond noise.")
     return (f"**Baseline champion registered:** {ev['baseline']['reasons'][0]}.\n\n" + s) if ev.get('baseline') else s
 
 def register_memo(ev: dict) -> str:
@@ -300,9 +301,10 @@ def register_stage(upstream: dict, product: dict, s: RegisterSettings) -> dict:
         mlflow.MlflowClient().log_artifact(run['run_id'], upstream['train']['nb_html'], 'report')   # the executed train report joins its run
         features = pd.read_parquet(upstream['features']['features'])
         ev = register_and_gate(run, features, s.model_name, s.ledger, float(s.margin), notebook=report)
-        if ev.get('decision') == 'refused' and not ev.get('champion'):   # nothing serves this market: the best rule does
+        if ev.get('decision') == 'refused' and not ev.get('champion'):   # nothing serves here: the best rule does
             from nepse_mlops.baseline import serve_baseline
-            b = serve_baseline(run, features, s.model_name, s.ledger, Path(product['decision']).parent / 'baseline_work', report)
+            work = Path(product['decision']).parent / 'baseline_work'
+            b = serve_baseline(run, features, s.model_name, s.ledger, work, report)
             ev |= dict(champion=b['champion'], baseline=b)
     ev |= _champion_kind_now(s.model_name, ev.get('champion'))
     ev['market'] = run.get('market', '')   # this run's data market: predict serves no champion of another market

@@ -106,7 +106,7 @@ def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, win
 
 # %% ../nbs/07a_replay.ipynb #7706cef3
 def replay_baseline(data: pd.DataFrame, evidence: dict, gate: pd.DataFrame, gate_start, s: ReplaySettings) -> dict:
-    "The best naive rule on the evidence, fitted before the gate window (`baseline.fit_rule`): it serves when nothing else does."
+    "The best naive rule on the evidence, fitted before the gate window (`baseline.fit_rule`): it serves if nothing does."
     from nepse_mlops.baseline import best_rule, fit_rule, baseline_reason
     best = best_rule(evidence)
     est, n = fit_rule(data, gate_start, best['rule'], s.half_life, s.seed)
@@ -134,7 +134,8 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
         cmp = champion_on_gate(p_new, contract_proba(champ.est, rows), rows, s.bootstrap, s.seed) | {'version': champ.version, 'kind': champ.kind}
     rules = {c: {m: float(gate.loc[c, m]) for m in ['roc_auc', 'accuracy']} for c in BASELINES}
     d = gate_decision(new, rules, evidence, cmp, 'roc_auc', s.margin, sanity_checks(p_new))
-    base = replay_baseline(data, evidence, gate, gate_start, s) if champ is None and d['decision'] == 'refused' else None
+    serve_rule = champ is None and d['decision'] == 'refused'   # nothing serves: the best rule will
+    base = replay_baseline(data, evidence, gate, gate_start, s) if serve_rule else None
     return d | dict(est=est, train_end=gate_start, gate_end=gate_end, train_rows=n_train, baseline=base,
                     gate_auc=float(new['roc_auc']), champion_gate_auc=None if cmp is None else float(cmp['roc_auc']))
 
@@ -180,11 +181,13 @@ TIMELINE_COLUMNS = ['session', 'champion', 'drift_share', 'drifted', 'realised_s
                     'retrain', 'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds']
 
 
-def _serve_baseline(g: dict, t, known: pd.DataFrame, s: ReplaySettings, registry, out: Path, led_p: Path, decision: dict) -> Champion:
-    "Register and promote the baseline rule of `g` (`replay_baseline`) as of `t`; the ledger event `baseline`; the champion."
+def _serve_baseline(g: dict, t, known: pd.DataFrame, s: ReplaySettings, registry, out: Path, led_p: Path,
+                    decision: dict) -> Champion:
+    "Register and promote `g`'s baseline rule (`replay_baseline`) as of `t`; the ledger event `baseline`; the champion."
     import joblib
     b = g['baseline']
-    v = registry.register(b['est'], t, dict(decision='baseline', gate_auc=b['gate_auc'], kind='baseline_rule', rule=b['rule']))
+    v = registry.register(b['est'], t, dict(decision='baseline', gate_auc=b['gate_auc'], kind='baseline_rule',
+                                            rule=b['rule']))
     joblib.dump(b['est'], out / 'models' / f'v{v}.joblib')
     registry.promote(v)
     champ = Champion(v, b['est'], pd.Timestamp(g['train_end']), t, kind='baseline_rule', rule=b['rule'])
@@ -299,7 +302,8 @@ def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None =
     r = tl[tl.retrain.astype(bool)] if len(tl) else tl
     out = dict(sessions=int(len(tl)), first=str(tl.session.min().date()) if len(tl) else None, last=str(tl.session.max().date()) if len(tl) else None,
                retrains=int(len(r)), promotions=int(sum(e['event'] == 'promoted' for e in ledger)),
-               baselines=[dict(as_of=e['as_of'], version=e['version'], rule=e.get('rule')) for e in ledger if e['event'] == 'baseline'],
+               baselines=[dict(as_of=e['as_of'], version=e['version'], rule=e.get('rule'))
+                          for e in ledger if e['event'] == 'baseline'],
                champion_changes=[dict(as_of=e['as_of'], version=e['version'], previous=e['previous_champion'], trigger=e.get('trigger'))
                                  for e in ledger if e['event'] == 'promoted'],
                seconds_per_session=float(tl.seconds.median()) if len(tl) else None,
@@ -332,8 +336,9 @@ def replay_memo(summary: dict, n: int) -> str:
                                                   ('at the end', ch['realised_auc_end'])] if v is not None) + '.\n')
     return (f"# Replay: the daily loop as a scheduler would have run it\n\n- **Replayed {summary['sessions']} sessions** ({summary['first']} to "
             f"{summary['last']}) of {summary.get('planted') or 'the data'}\n{story}"
-            + ''.join(f"- **Baseline champion v{b['version']}** from {b['as_of']}: the rule '{b['rule']}' (not a trained model), served "
-                      "as a ranking score (not a buy signal) because no model beat every naive rule.\n" for b in summary.get('baselines', []))
+            + ''.join(f"- **Baseline champion v{b['version']}** from {b['as_of']}: the rule '{b['rule']}' (not a "
+                      "trained model), served as a ranking score (not a buy signal) because no model beat every "
+                      "naive rule.\n" for b in summary.get('baselines', []))
             + f"- **Retrains:** {summary['retrains']}, **champion changes:** {summary['promotions']}; a session without retraining took at most "
             f"{summary['seconds_no_retrain']} s.\n\n**Check next:** each retrain's reason and gate decision in the table; whether realised ROC AUC "
             "recovers after a champion change; everything here is replayed (model `<name>_replay`, `products/replay/`), never mixed with live runs.")

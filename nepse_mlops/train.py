@@ -402,7 +402,7 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
                 'run_id': np.full(n, self.meta['run_id'], object)} | self._kind(n)
 
     def _kind(self, n: int) -> dict[str, np.ndarray]:
-        "What serves and what its number is (`baseline.what_sentence`): a trained model, or a baseline rule's ranking score."
+        "What serves and what its number is (`baseline.what_sentence`): a model, or a baseline rule's ranking score."
         from nepse_mlops.baseline import what_sentence
         kind = self.meta.get('kind') or 'trained_model'
         return {'model_kind': np.full(n, kind, object),

@@ -122,7 +122,8 @@ def check_baseline_champion(tmp, decision, preds, summary):
     assert 'not a buy signal' in (tmp / 'reports/06_predict.html').read_text()
     assert (summary['champion']['version'], summary['champion']['kind']) == (v, 'baseline_rule')
     ledger = [json.loads(l) for l in (tmp / 'reports/registry_ledger.jsonl').read_text().splitlines()]
-    assert [e['event'] for e in ledger][-2:] == ['refused', 'baseline'] and 'no model beat every naive rule' in ledger[-1]['reasons'][0]
+    assert [e['event'] for e in ledger][-2:] == ['refused', 'baseline']
+    assert 'no model beat every naive rule' in ledger[-1]['reasons'][0]
     replay = json.loads((tmp / 'products/replay/summary.json').read_text())
     assert replay['baselines'] or replay['promotions'], replay   # the replayed loop serves too
 
