@@ -263,7 +263,8 @@ def status(env: dict) -> dict:
         rs = read_json(products / 'replay/summary.json')
         mon = read_json(products / 'monitor/summary.json') if (products / 'monitor/summary.json').exists() else {}
         out['settled_predictions'] = mon.get('settled_predictions')
-        out['replay'] = {k: rs.get(k) for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes']}
+        out['replay'] = {k: rs.get(k) for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes',
+                                                     'baselines']}
         out['replay'] |= _last_realised(products / 'replay/timeline.csv')
         out['settled_sessions'] = out['replay'].get('settled_sessions')   # sessions whose predictions have settled (replayed loop)
         out['realised'] = {k: out['replay'].get(k) for k in ['realised_as_of', 'realised_auc', 'realised_accuracy', 'reversal_rule_auc']}
@@ -277,6 +278,10 @@ def status(env: dict) -> dict:
             out.update(champion=v, promoted_at=mv.tags.get('promoted_at'), gate_reasons=mv.tags.get('gate_reasons'),
                        run_id=mv.run_id,
                        champion_market=client.get_run(mv.run_id).data.tags.get('market') or 'unrecorded')
+            from nepse_mlops.baseline import champion_kind, champion_label   # a baseline rule is named as one
+            k = champion_kind(client, env['model_name'], v)
+            out.update(champion_kind=k['kind'], champion_rule=k['rule'],
+                       champion_label=champion_label(v, k['kind'], k['rule']))
         from nepse_mlops.core import products_market, market_mismatch
         out['market'] = products_market(products)   # the data's market; a champion of another is not used on it
         if v and (why := market_mismatch(out['champion_market'], out['market'], v)): out['champion_refused'] = why

@@ -139,7 +139,7 @@ def freshness_card(summary: dict, run: dict | None = None) -> str:
     body += f"<div class='nm-muted'>monitoring computed at {summary.get('generated_at')}</div>"
     return card('Data freshness and last run', body)
 
-CHAMPION_EVENTS = ('promoted', 'manual_promotion', 'rollback')
+CHAMPION_EVENTS = ('promoted', 'manual_promotion', 'rollback', 'baseline')
 
 def _reasons(text: str | None) -> str:
     "The gate's reasons (' | '-joined) as a short line and the full list on demand."
@@ -215,6 +215,21 @@ def rest_line(rest: dict | None) -> str:
              f"<b class='nm-bad'>{rest['disagreeing']} disagree</b> (training–serving skew)"))
     return f"<div class='nm-muted'>REST: {rest['requests']:,} answers to {html.escape(str(rest.get('last', ''))[:16])} UTC ({vs}){agree}</div>"
 
+def _champion_head(c: dict) -> str:
+    "The card's headline: 'version 3', or 'version 3 - baseline rule 'reversal' (not a trained model)'."
+    if c.get('kind') != 'baseline_rule': return f"<div class='nm-big'>version {html.escape(str(c['version']))}</div>"
+    return (f"<div class='nm-big'>version {html.escape(str(c['version']))}</div><div class='nm-warn'><b>baseline "
+            f"rule '{html.escape(str(c.get('rule')))}' (not a trained model)</b>: no model has beaten every naive rule "
+            "yet</div>")
+
+def _baseline_sentence(c: dict) -> str:
+    "What a baseline rule's number is: a ranking score, not a buy signal."
+    rule = html.escape(str(c.get('rule')))
+    return (f"<p class='nm-plain'>The {rule} rule ({html.escape(RULES.get(c.get('rule'), ''))}) ranks the stocks "
+            "for the next session: its number is a <b>ranking score</b> (its probability of an up close, calibrated "
+            "on its training rows), <b>not a buy signal</b>: it loses after costs. A trained model replaces it only "
+            "by beating it and every other rule beyond noise.</p>")
+
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5, train: dict | None = None) -> str:
     "Which model serves, what it predicts in plain words, since when, why, its gate metrics, recent registry events."
     c, ledger = summary.get('champion'), ledger or []
@@ -227,10 +242,10 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
                        key=lambda b: ORDER.index(b) if b in ORDER else len(ORDER))   # every naive rule the train stage scored
         rows = ''.join(f"<tr><td>{m}</td><td><b>{gm.get(m, float('nan')):.4f}</b></td>"
                        + ''.join(f"<td>{gb.get(f'{b}_{m}', float('nan')):.4f}</td>" for b in rules) + '</tr>' for m in shown)
-        body = (f"<div class='nm-big'>version {html.escape(str(c['version']))}</div>"
+        body = (_champion_head(c) +
                 f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before {c.get('train_end')}</div>"
-                + plain_sentence(c, train) + _reasons(c.get('reasons')) +
-                f"<table class='nm-t'><tr><th>gate window</th><th>model</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
+                + (_baseline_sentence(c) if c.get('kind') == 'baseline_rule' else plain_sentence(c, train)) + _reasons(c.get('reasons')) +
+                f"<table class='nm-t'><tr><th>gate window</th><th>{'served rule' if c.get('kind') == 'baseline_rule' else 'model'}</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
     body += rest_line(summary.get('rest'))
     if last and str(last.get('version')) != str((c or {}).get('version')):
         body += (f"<p class='nm-warn'>The registry has changed since monitoring ran: {html.escape(str(last.get('event')))} made version "

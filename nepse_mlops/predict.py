@@ -72,6 +72,18 @@ def predict_next(model, prices: pd.DataFrame, market: pd.DataFrame, version: str
 # %% ../nbs/06_predict.ipynb #15a7c491
 PREDICTION_COLUMNS = ['symbol', 'feature_date', 'prob_up', 'direction', 'run_id', 'prediction_for', 'model_version', 'created_at', 'sector']
 
+def _baseline_memo(summary: dict, last_session: str) -> str:
+    "The memo when a baseline rule serves: a ranking, labelled as the rule it is, never a buy list."
+    from nepse_mlops.baseline import champion_label
+    lab = champion_label(summary['champion'], 'baseline_rule', summary.get('champion_rule'))
+    return (f"# Predict: the next session\n\nChampion **{lab}** ranked **{summary['n']}** symbols for "
+            f"**{summary['prediction_for']}** from prices to {last_session}; left out: "
+            f"{summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\nNo trained model beat every naive "
+            "rule, so this is the rule's **ranking score** (its probability of an up close, calibrated on its training "
+            "rows): a higher score ranks a symbol above another, it is **not a buy signal** (the rule loses after "
+            "costs). **Check next:** the register report (a model must beat this rule and every other beyond noise to "
+            "replace it), and the monitor's realised ROC AUC.")
+
 def predict_memo(summary: dict, last_session: str) -> str:
     "The predict report's opening summary."
     if summary.get('refused'):
@@ -81,6 +93,8 @@ def predict_memo(summary: dict, last_session: str) -> str:
     if not summary['champion']:
         return ("# Predict: the next session\n\n**No champion model: nothing is served.** The gate has not promoted any model yet; the "
                 "register report says why. **Check next:** the register report's reasons.")
+    if summary.get('champion_kind') == 'baseline_rule':
+        return _baseline_memo(summary, last_session)
     return (f"# Predict: the next session\n\nChampion **v{summary['champion']}** predicted **{summary['n']}** symbols for "
             f"**{summary['prediction_for']}** from prices to {last_session}; left out: {summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\n"
             "**Check next:** the spread of probabilities (a model that says 0.5 for everyone has nothing to say), and after the next "
@@ -104,6 +118,14 @@ class PredictSettings:
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
+def _kind_summary(name: str, version) -> dict:
+    "{'champion_kind', 'champion_rule'} of the served version (`baseline.champion_kind`), for the memo and summary."
+    import mlflow
+    from nepse_mlops.baseline import champion_kind
+    if not version: return {}
+    k = champion_kind(mlflow.MlflowClient(), name, version)
+    return {'champion_kind': k['kind'], 'champion_rule': k['rule']}
+
 def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
     "The predict stage: the champion's prediction for every active symbol's next session, logged and written to `product`."
     import time, mlflow
@@ -125,7 +147,7 @@ def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
     save_frame(preds, product['predictions'])
     summary = {'champion': version, 'n': len(preds), 'left_out': left_out, 'seconds': round(time.time() - t0, 2),
                'prediction_for': preds.prediction_for.iat[0] if len(preds) else None,
-               'market': data_market, 'refused': refused}
+               'market': data_market, 'refused': refused} | _kind_summary(s.model_name, version)
     write_json(summary, product['summary'])
     return dict(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
 
@@ -136,5 +158,9 @@ def predict_report(r: dict) -> None:
     preds = r['preds']
     display(Markdown(predict_memo(r['summary'], r['last_session'])))
     if len(preds):
-        display(preds.head(15)[['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up', 'direction', 'model_version']])
-        preds.prob_up.astype(float).plot.hist(bins=30, figsize=(7, 2.8), title='Predicted probability of an up move'); plt.show()
+        rule = r['summary'].get('champion_kind') == 'baseline_rule'   # a rule's ranking: no 'up/down' call shown
+        cols = (['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up'] + ([] if rule else ['direction'])
+                + ['model_version'])
+        display(preds.head(15)[cols].rename(columns={'prob_up': 'ranking score'} if rule else {}))
+        title = 'Ranking score (the rule\'s calibrated probability)' if rule else 'Predicted probability of an up move'
+        preds.prob_up.astype(float).plot.hist(bins=30, figsize=(7, 2.8), title=title); plt.show()

@@ -67,7 +67,8 @@ def gate_decision(new: dict,               # the new model's gate-window metrics
     elif not np.isfinite(champion.get(metric, np.nan)): reasons.append(f"champion has no {metric} on this window: judged on the rules alone")
     else:                                               # 3. the champion: replaced only beyond noise, or once it lost to a rule
         g, lo, hi = _gain(champion['diff'], metric), *sorted(_gain(x, metric) for x in champion['diff_ci'])
-        beaten = [n for n, r in rules.items() if _gain(champion[metric] - r[metric], metric) <= 0]
+        beaten = [n for n, r in rules.items() if _gain(champion[metric] - r[metric], metric) <= 0
+                  and champion.get('kind') != 'baseline_rule']   # a rule champion is a rule: beaten beyond noise only
         v = champion.get('version', '?')
         if beaten: reasons.append(f"champion v{v} no longer beats {', '.join(beaten)} on the gate window: it can be replaced")
         elif g > margin and lo > 0: reasons.append(f"beats champion v{v} by {g:+.4f} [{lo:+.4f}, {hi:+.4f}] (margin {margin})")
@@ -201,6 +202,11 @@ def set_aside(client, name: str, why: str, ledger: str | Path, run: dict) -> dic
                                       decision='set_aside', reasons=[why], market=run.get('market', ''),
                                       run_id=run['run_id'], git_commit=git_commit()))
 
+def _kind_of(client, name: str, version) -> dict:
+    "{'kind', 'rule'} of a registered version (`baseline.champion_kind`)."
+    from nepse_mlops.baseline import champion_kind
+    return champion_kind(client, name, version)
+
 def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger: str | Path,
                       margin: float = 0.0, notebook: str = '', n_boot: int = 200, seed: int = 0) -> dict:
     "Register the run's model as `challenger`, decide on it, and promote it if it earned it."
@@ -221,7 +227,7 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
         except ModelContractError as e: p_c = str(e)   # the code no longer computes its features: it can only be replaced
         if isinstance(p_c, str): log(f"register: {p_c}"); champ = {'roc_auc': np.nan, 'unscorable': p_c}
         else: champ = champion_on_gate(p_new, p_c, rows, n_boot, seed, (run.get('evidence') or {}).get('block', 5))
-        champ |= {'version': champ_v}
+        champ |= {'version': champ_v} | _kind_of(client, model_name, champ_v)   # a baseline rule is judged as one
     rules = {k: v for k, v in run['gate_metrics'].items() if k != 'model'}
     d = gate_decision(new, rules, run.get('evidence'), champ, run['primary_metric'], margin, sanity_checks(p_new))
     if champ and champ.get('unscorable'): d['reasons'].append(f"champion v{champ_v}: {champ['unscorable']}")
@@ -255,9 +261,18 @@ def record_reuse(run: dict, model_name: str, ledger: str | Path, report: str = '
                                       reasons=[run['reuse_reason']], run_id=run['run_id'], data_digest=run['data_digest_now'],
                                       git_commit=git_commit(), notebook=report)) | {'champion': v, 'new_metrics': {}, 'champion_metrics': None}
 
+def _champion_now(ev: dict) -> str:
+    "Who serves now, labelled: a trained model, or a baseline rule (and why, when this run chose it)."
+    from nepse_mlops.baseline import champion_label, BASELINE_KIND
+    if ev.get('champion_kind') != BASELINE_KIND: return f"Champion is now version **{ev['champion']}**."
+    s = (f"Champion is now **{champion_label(ev['champion'], BASELINE_KIND, ev.get('champion_rule'))}**: a ranking "
+         "score for the next session, not a buy signal. A model replaces it only by beating it and every rule "
+         "beyond noise.")
+    return (f"**Baseline champion registered:** {ev['baseline']['reasons'][0]}.\n\n" + s) if ev.get('baseline') else s
+
 def register_memo(ev: dict) -> str:
     "The register report's opening summary: the decision, who serves now, the reasons, what to check next."
-    now = (f"Champion is now version **{ev['champion']}**." if ev['champion'] else
+    now = (_champion_now(ev) if ev['champion'] else
            "**No champion:** no model has passed the gate, so nothing is served (predictions, REST and the dashboard say so) "
            "until a retrained model beats every naive rule beyond noise.")
     what = ('the champion was kept (no retrain)' if ev['decision'] == 'reused' else
@@ -285,6 +300,14 @@ class RegisterSettings:
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
+def _champion_kind_now(name: str, version) -> dict:
+    "{'champion_kind', 'champion_rule'} of the champion version, for the memo and the decision file (empty if unknown)."
+    import mlflow
+    from nepse_mlops.baseline import champion_kind
+    try: k = champion_kind(mlflow.MlflowClient(), name, version)
+    except Exception: return {}   # e.g. a reuse recorded without a reachable registry
+    return {'champion_kind': k['kind'], 'champion_rule': k['rule']} if version else {}
+
 def register_stage(upstream: dict, product: dict, s: RegisterSettings) -> dict:
     "The register stage: a reuse recorded, or the new model registered and gated; the decision written to `product`."
     import mlflow
@@ -295,7 +318,14 @@ def register_stage(upstream: dict, product: dict, s: RegisterSettings) -> dict:
     if run.get('reused'): ev = record_reuse(run, s.model_name, s.ledger, report)   # the train stage kept the champion: nothing to register
     else:
         mlflow.MlflowClient().log_artifact(run['run_id'], upstream['train']['nb_html'], 'report')   # the executed train report joins its run
-        ev = register_and_gate(run, pd.read_parquet(upstream['features']['features']), s.model_name, s.ledger, float(s.margin), notebook=report)
+        features = pd.read_parquet(upstream['features']['features'])
+        ev = register_and_gate(run, features, s.model_name, s.ledger, float(s.margin), notebook=report)
+        if ev.get('decision') == 'refused' and not ev.get('champion'):   # nothing serves here: the best rule does
+            from nepse_mlops.baseline import serve_baseline
+            work = Path(product['decision']).parent / 'baseline_work'
+            b = serve_baseline(run, features, s.model_name, s.ledger, work, report)
+            ev |= dict(champion=b['champion'], baseline=b)
+    ev |= _champion_kind_now(s.model_name, ev.get('champion'))
     ev['market'] = run.get('market', '')   # this run's data market: predict serves no champion of another market
     write_json(ev, product['decision'])
     return dict(ev=ev, settings=s)

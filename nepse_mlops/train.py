@@ -475,8 +475,14 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         n = len(ends)
         return {'symbol': sym[ends], 'date': f['date'][ends].astype('datetime64[D]').astype(str), 'prob_up': p,
                 'direction': np.where(p >= 0.5, 'up', 'down'), 'model_version': np.full(n, getattr(self, 'version', None) or 'unregistered', object),
-                'run_id': np.full(n, self.meta['run_id'], object)}
+                'run_id': np.full(n, self.meta['run_id'], object)} | self._kind(n)
 
+    def _kind(self, n: int) -> dict[str, np.ndarray]:
+        "What serves and what its number is (`baseline.what_sentence`): a model, or a baseline rule's ranking score."
+        from nepse_mlops.baseline import what_sentence
+        kind = self.meta.get('kind') or 'trained_model'
+        return {'model_kind': np.full(n, kind, object),
+                'what': np.full(n, what_sentence(kind, self.meta.get('rule'), self.meta.get('horizon', 1)), object)}
 
 # %% ../nbs/04_train.ipynb #c021
 def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None,
