@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['BASELINES', 'METRICS', 'walk_forward_splits', 'AlwaysUp', 'Majority', 'SignRule', 'RecencyBoosting',
            'make_candidates', 'fit_ready', 'direction', 'serving_eligible', 'recency_weights', 'fit_weighted', 'score',
-           'pooled_score', 'walk_forward', 'compare_all', 'bootstrap_all', 'intervals_vs', 'bootstrap_by_date',
-           'comparison_table', 'backtest', 'backtest_summary', 'TreeTable', 'numpy_scorer', 'model_features',
-           'contract_proba', 'ModelContractError', 'check_contract', 'NepseDirectionModel', 'fit_final',
-           'serving_example', 'TrainingLog', 'code_digest', 'model_identity', 'log_training_run',
-           'permutation_importance_table', 'known_answer', 'should_retrain', 'TrainSettings', 'train_stage',
-           'train_report']
+           'pooled_score', 'feature_list', 'usable_features', 'walk_forward', 'compare_all', 'bootstrap_all',
+           'intervals_vs', 'bootstrap_by_date', 'comparison_table', 'backtest', 'backtest_summary', 'TreeTable',
+           'numpy_scorer', 'model_features', 'contract_proba', 'ModelContractError', 'check_contract',
+           'NepseDirectionModel', 'fit_final', 'serving_example', 'TrainingLog', 'code_digest', 'model_identity',
+           'log_training_run', 'permutation_importance_table', 'known_answer', 'should_retrain', 'TrainSettings',
+           'train_stage', 'train_report']
 
 # %% ../nbs/04_train.ipynb #c003
 import json, os
@@ -26,6 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
 from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows, computed_features
+from .features import FEATURE_SETS, what_is_predicted
 
 # %% ../nbs/04_train.ipynb #c006
 def walk_forward_splits(dates: pd.Series,     # the `date` column of the labelled rows
@@ -144,20 +145,37 @@ def pooled_score(y, p, label, window) -> dict:
     s['roc_auc'] = float(sum(n * a for n, a in ok) / sum(n for n, _ in ok)) if ok else np.nan
     return s
 
+# %% ../nbs/04_train.ipynb #8ccee5f6
+def feature_list(feature_set: str = 'base') -> list[str]:
+    "The model's inputs for a `feature_set` setting (`features.FEATURE_SETS`)."
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"feature_set must be one of {sorted(FEATURE_SETS)}, not {feature_set!r} (env.yaml)")
+    return list(FEATURE_SETS[feature_set])
+
+def usable_features(X: pd.DataFrame) -> tuple[list[str], list[str]]:
+    "(columns to train on, columns left out because they hold at most one distinct value over these rows)."
+    const = [c for c in X if X[c].nunique(dropna=True) <= 1]
+    return [c for c in X if c not in const], const
+
 # %% ../nbs/04_train.ipynb #c013
 def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
                  model_params: dict, n_windows: int = 4, test_sessions: int = 40, embargo: int = 1,
                  min_train_sessions: int = 120, seed: int = 42,
                  half_life: float | None = None, # weight training rows by recency: a row this many sessions old counts half
+                 features: list[str] | None = None, # the model's and the logistic's inputs (default `FEATURES`)
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Score every candidate on every window: (metrics per window and candidate, out-of-sample predictions).\n    With `half_life`, every candidate (naive rules included) weights its training rows by recency, the same way."
     data = data.reset_index(drop=True)
     splits = walk_forward_splits(data.date, data.target_date, n_windows, test_sessions, embargo, min_train_sessions)
-    rows, preds = [], []
+    rows, preds, cols = [], [], list(features or FEATURES)
     for k, (tr, te) in enumerate(splits):
-        Xtr, ytr, Xte, yte = data.loc[tr, FEATURES], data.target[tr].astype(int), data.loc[te, FEATURES], data.target[te].astype(int)
+        use, const = usable_features(data.loc[tr, cols])   # a constant input teaches nothing: left out, and said
+        if const: log(f"train: window {k + 1}: {const} constant over the training rows, left out")
+        ytr, yte = data.target[tr].astype(int), data.target[te].astype(int)
         w = recency_weights(data.date[tr], half_life)
         for name, est in make_candidates(model_params, seed).items():
+            x = use if name in ('model', 'logistic') else ['ret_1']   # the naive rules read the last return only
+            Xtr, Xte = data.loc[tr, x], data.loc[te, x]
             fit_weighted(est, fit_ready(Xtr), ytr, w)
             p = est.predict_proba(Xte)[:, 1]; lab = direction(est, Xte, p)
             rows.append(dict(window=k, candidate=name, train_rows=len(tr), train_end=data.date[tr].max(),
@@ -403,11 +421,14 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
 
 
 # %% ../nbs/04_train.ipynb #c021
-def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None):
+def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None,
+              features: list[str] | None = None):   # default `FEATURES`; inputs constant over its rows are left out
     "The model to register: trained on every labelled row whose outcome is known before the gate window (recency-weighted with `half_life`)."
     tr = data[data.target_date < gate_start]
+    use, const = usable_features(tr[list(features or FEATURES)])
+    if const: log(f"train: {const} constant over the final model's training rows: left out of its feature list")
     est = RecencyBoosting(random_state=seed, **model_params)
-    return fit_weighted(est, fit_ready(tr[FEATURES]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
+    return fit_weighted(est, fit_ready(tr[use]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
 
 def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1) -> pd.DataFrame:
     "The served model's logged input example: the REST request (`features.request_rows`) for the most traded symbol."
@@ -546,6 +567,8 @@ class TrainSettings:
     bootstrap: int = 200
     cost_one_way: float = 0.004
     seed: int = 42
+    label: str = 'absolute'         # the label the features stage made (features.what_is_predicted)
+    feature_set: str = 'base'       # the model's inputs (features.FEATURE_SETS)
     half_life: float | None = 60
     circuit_limits: object = None
     tracking_uri: str = ''
@@ -586,6 +609,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     truth, planted = pd.read_parquet(upstream['ingest']['truth']), read_json(upstream['ingest']['planted'])
     eligible = serving_eligible(feats)
     data = feats[feats.target.notna().to_numpy() & eligible].reset_index(drop=True)
+    cols = feature_list(s.feature_set)
     champ, champ_run = _champion_of(s, planted.get('market', ''))
     on_disk = [product[k] for k in ['windows', 'predictions', 'backtest', 'run']]
     last_run = read_json(product['run']) if all(Path(p).exists() for p in on_disk) else None
@@ -595,7 +619,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     if train_now:
         log(f"train: {len(data):,} labelled rows, {data.symbol.nunique()} symbols")
         per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
-                                         s.min_train_sessions, s.seed, s.half_life)
+                                         s.min_train_sessions, s.seed, s.half_life, cols)
         save_frame(per_window, product['windows']); save_frame(preds, product['predictions'])
     else:
         per_window = pd.read_csv(product['windows'], parse_dates=['train_end', 'test_start', 'test_end'])
@@ -613,7 +637,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     if train_now:
         gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
         gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
-        est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life)
+        est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, cols)
         market = pd.read_parquet(upstream['features']['market'])
         importance, _ = permutation_importance_table(est, data[data.date >= gate_start], res['imp_png'], seed=s.seed)
         M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
@@ -622,11 +646,13 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         params = dict(horizon=s.horizon, n_windows=s.n_windows, test_sessions=s.test_sessions, embargo=max(s.embargo, s.horizon),
                       min_train_sessions=s.min_train_sessions, seed=s.seed, model_params=s.model_params, train_rows=n_train,
                       half_life=s.half_life or 0, train_end=str(gate_start.date()))
+        params |= {k: getattr(s, k) for k, d in (('label', 'absolute'), ('feature_set', 'base')) if getattr(s, k) != d}
         identity = model_identity(snapshot['digest'], params)
         eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
         meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
                 'universe': sorted(map(str, eq.symbol.unique())),   # REST refuses other symbols (serving.RequestGuard)
-                'market': planted.get('market', '')}                # the data's market (core.market_identity)
+                'market': planted.get('market', ''),                # the data's market (core.market_identity)
+                'label': s.label}                                     # what a probability is of (what_is_predicted)
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
                                                 {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}, identity),
                                Path(product['run']).parent / 'model_work')
@@ -637,7 +663,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                       known_answer=res['known_answer'], backtest=res['backtest_summary'].drop(columns='what').round(6).to_dict('index'),
                       tie_share=res['tie_share'], data_digest=snapshot['digest'], horizon=s.horizon, half_life=s.half_life,
                       importance=importance.round(6).to_dict('records'), train_rows=n_train,
-                      model_identity=identity, features=model_features(est),
+                      model_identity=identity, features=model_features(est), label=s.label, feature_set=s.feature_set,
+                      dropped_features=[c for c in cols if c not in model_features(est)],
                       market=planted.get('market', ''),
                       trained_at=pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'))
     else:
@@ -676,7 +703,15 @@ def train_report(res: dict) -> None:
     display(Markdown(f"# Train: walk-forward evaluation and the model to register\n\n**{head}**\n\n"
         f"- **Data:** {res['planted']['description']} {res['rows']:,} labelled rows of {res['symbols']} symbols, {res['first']} to {res['last']} "
         f"(rows with under {MAX_LOOKBACK} earlier sessions, {res['left_out']:,}, are left out: serving would not answer them).\n"
-        f"- **Label:** 1 when the next session's adjusted close is strictly higher; an unchanged close ({res['tie_share']:.1%} of rows) is *not up*.\n"
+        + (f"- **Label:** 1 when the next session's adjusted close is strictly higher; an unchanged close "
+           f"({res['tie_share']:.1%} of rows) is *not up*.\n"
+           if rec.get('label', 'absolute') == 'absolute' else
+           f"- **Label:** 1 when {what_is_predicted(rec['label'], s.horizon)}; "
+           "at or below the median is 0. Every naive rule is scored on this label.\n")
+        + f"- **Inputs:** feature set `{rec.get('feature_set', 'base')}`, {len(rec.get('features') or [])} features"
+        + (f"; left out as constant over the training rows: {', '.join(rec['dropped_features'])}"
+           if rec.get('dropped_features') else '')
+        + ".\n"
         f"- **Headline:** pooled out-of-sample ROC AUC **{m['value']:.4f}** [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] over {s.n_windows} windows of "
         f"{s.test_sessions} sessions, beside the best naive rule, *{best}*, {b['value']:.4f}: difference **{d['diff']:+.4f}** "
         f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (95%, dates resampled {s.bootstrap}×).\n"
