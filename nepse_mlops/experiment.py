@@ -155,7 +155,7 @@ def experiment_memo(r: dict) -> str:
     parts = [f"# Experiment `{r['name']}`: the gate would **{verdict}** it\n",
              f"Trained the working copy ({git}) on the production snapshot `{r['data_digest'][:12]}`{same}: "
              f"{r['rows']:,} labelled rows, {r['symbols']} symbols, {r['first']} to {r['last']}. "
-             f"Label: 1 when {what_is_predicted(r.get('label', 'absolute'), w['horizon'])}; inputs: feature set "
+             f"Label: 1 when {what_is_predicted(r.get('label', 'absolute'), w.get('horizon', 1))}; inputs: feature set "
              f"`{r.get('feature_set', 'base')}`. "
              f"Settings changed from env.yaml: {sd}. "
              f"Compared with {champ} and every naive rule on the champion's windows ({w['n_windows']} x "
