@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log, read_json, write_json, save_frame, load_env, find_root, champion_version
-from .core import load_estimator, sector_of, setup_tracking
-from .features import FEATURES, features_stage, what_is_predicted
+from .core import load_estimator, sector_of, setup_tracking, products_market
+from .features import FEATURES, features_stage, what_is_predicted, resolve_auto
 from .train import (walk_forward, compare_all, comparison_table, serving_eligible, fit_final, score,
                                serving_example, TrainingLog, TrainSettings, log_training_run, feature_list,
                                model_features)
@@ -317,6 +317,9 @@ def run_experiment(name: str,                         # names the workspace prod
     champ = champion_info(mlflow.MlflowClient(), s['model_name'])
     win, notes = evidence_windows(s, champ and champ['params'])
     ts = TrainSettings.from_params(s | win)
+    real = products_market(products).startswith('files:')   # the production snapshot's data decides what 'auto' means
+    ts.label = resolve_auto('label', ts.label, real)
+    ts.feature_set = resolve_auto('feature_set', ts.feature_set, real)
     prices, feats, market = _features(products, ws, ts.horizon, ts.label, s.get('circuit_limits'))
     digest = read_json(products / 'validate' / 'snapshot.json')['digest']
     e = _evaluate(s, feats, ts, champ, products, ws); data = e['data']

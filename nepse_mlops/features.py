@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['FEATURES', 'MARKET_FEATURES', 'CROSS_SECTIONAL', 'RANKING_INPUTS', 'FEATURE_SETS', 'LABELS', 'MAX_LOOKBACK',
-           'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX', 'PRICE_INPUTS', 'market_index',
+           'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX', 'PRICE_INPUTS', 'AUTO', 'market_index',
            'relative_target', 'build_features', 'computed_features', 'check_no_lookahead', 'features_from_raw',
-           'feature_arrays_from_raw', 'request_rows', 'what_is_predicted', 'features_memo', 'features_stage',
-           'features_report']
+           'feature_arrays_from_raw', 'request_rows', 'resolve_auto', 'is_real_data', 'what_is_predicted',
+           'features_memo', 'features_stage', 'features_report']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -360,6 +360,17 @@ def request_rows(prices: pd.DataFrame,        # validated prices (raw columns ar
     return rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
 
 # %% ../nbs/03_features.ipynb #d843d8c0
+AUTO = {'real': {'label': 'relative', 'feature_set': 'base'},        # what `auto` means on real files (README)
+        'synthetic': {'label': 'absolute', 'feature_set': 'base'}}   # the synthetic market plants a direction signal
+
+def resolve_auto(name: str, value, real: bool):
+    "A setting's value (`label`, `feature_set`), with 'auto' replaced by the default for real or synthetic data."
+    return AUTO['real' if real else 'synthetic'][name] if str(value).strip() == 'auto' else value
+
+def is_real_data(data) -> bool:
+    "Whether the `data` setting names real files (anything but the embedded synthetic market)."
+    return str(data).strip() not in ('', 'synthetic')
+
 def what_is_predicted(label: str = 'absolute', horizon: int = 1) -> str:
     "The label in words: what a probability of 1 means."
     n = 'the next session' if int(horizon) == 1 else f"{int(horizon)} sessions ahead"
@@ -380,10 +391,11 @@ def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, secon
 
 # %% ../nbs/03_features.ipynb #b2ea88b7
 def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols: int = 20, label: str = 'absolute',
-                   circuit_limits=None) -> dict:
+                   circuit_limits=None, data: str = 'synthetic') -> dict:
     "The features stage: indices and features from the validated prices, written to `product`; the leakage guard re-run on `leak_symbols` symbols."
     import time
     t0 = time.time()
+    label = resolve_auto('label', label, is_real_data(data))
     prices = pd.read_parquet(upstream['validate']['prices'])
     market = market_index(prices)
     from nepse_mlops.core import save_frame, kill_point   # atomic: a killed run leaves the old file or the new one

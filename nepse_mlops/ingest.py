@@ -598,7 +598,7 @@ def ingest_report(r: dict) -> None:
     if r.get('sectors'):
         sm = r['sectors']
         display(Markdown(f"**Sector map** `{sm['path']}`: {sm['symbols']} symbols; {sm['rows_filled']:,} rows "
-                         f"without a sector were given one ({sm['symbols_filled']} of the data's symbols are in the map); "
+                         f"without a sector were given one ({sm['symbols_filled']} of the data's symbols in the map); "
                          f"{sm['quarantined']} map rows "
                          "quarantined (sectors_quarantine.csv)."))
     if len(res.prices):

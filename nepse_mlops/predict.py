@@ -52,7 +52,7 @@ def model_horizon(model) -> int:
     except Exception: return 1
 
 def model_label(model) -> str:
-    "The label the served model was trained on ('absolute' or 'relative'): its metadata says; 'absolute' if it does not."
+    "The label the served model was trained on ('absolute' or 'relative'), from its metadata; 'absolute' if unsaid."
     try: return str(model.unwrap_python_model().meta.get('label', 'absolute'))
     except Exception: return 'absolute'
 

@@ -26,7 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn import metrics as skm
 from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows, computed_features
-from .features import FEATURE_SETS, what_is_predicted
+from .features import FEATURE_SETS, what_is_predicted, resolve_auto, is_real_data
 
 # %% ../nbs/04_train.ipynb #c006
 def walk_forward_splits(dates: pd.Series,     # the `date` column of the labelled rows
@@ -368,7 +368,8 @@ def cross_section_refusal(features: list[str], n_symbols: int) -> str | None:
     used = [c for c in features if c in CROSS_SECTIONAL]
     if not used or n_symbols >= MIN_CROSS_SECTION: return None
     return (f"this model ranks symbols against each other on each date ({', '.join(used[:3])}...): send at least "
-            f"{MIN_CROSS_SECTION} symbols' rows in one request (batch prediction sends every active symbol), not {n_symbols}")
+            f"{MIN_CROSS_SECTION} symbols' rows in one request (batch prediction sends every active symbol), "
+            f"not {n_symbols}")
 
 class ModelContractError(ValueError):
     "A registered model needs features the installed nepse_mlops no longer computes."
@@ -564,7 +565,7 @@ def should_retrain(policy: str, decision: dict | None, champion_run_id: str | No
     return False, f"the last monitoring decision ({decision.get('decided_at', 'previous run')}) found no reason to retrain: " + '; '.join(decision.get('checks', []))
 
 # %% ../nbs/04_train.ipynb #1cd463f9
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace as _replace
 
 @dataclass
 class TrainSettings:
@@ -581,6 +582,7 @@ class TrainSettings:
     seed: int = 42
     label: str = 'absolute'         # the label the features stage made (features.what_is_predicted)
     feature_set: str = 'base'       # the model's inputs (features.FEATURE_SETS)
+    data: str = 'synthetic'         # the run's data: what 'auto' means for label and feature_set
     half_life: float | None = 60
     circuit_limits: object = None
     tracking_uri: str = ''
@@ -615,6 +617,9 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
     from nepse_mlops.core import read_json, write_json
     from nepse_mlops.validate import parse_limits
     t0 = time.time()
+    real = is_real_data(s.data)
+    s = _replace(s, label=resolve_auto('label', s.label, real),
+                 feature_set=resolve_auto('feature_set', s.feature_set, real))   # 'auto': by the data
     feats = pd.read_parquet(upstream['features']['features'])
     prices = pd.read_parquet(upstream['validate']['prices'])
     snapshot = read_json(upstream['validate']['snapshot'])
