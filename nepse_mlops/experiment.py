@@ -286,7 +286,8 @@ def _log_run(name: str, s: dict, diff: dict, git: dict, e: dict, data: pd.DataFr
             'circuit_limits': parse_limits(s.get('circuit_limits')),
             'market': products_market(ws.parents[1]),   # the production data's market (ws: products/experiments/NAME)
             'label': ts.label}
-    t = TrainingLog(meta, params, e['per_window'], pooled, serving_example(prices, market), digest, data,
+    example = serving_example(prices, market, features=model_features(e['est']))
+    t = TrainingLog(meta, params, e['per_window'], pooled, example, digest, data,
                     {'windows': ws / 'windows.csv'})
     run = log_training_run(e['est'], t, ws / 'model_work')
     c = g.get('champion')

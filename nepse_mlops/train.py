@@ -443,10 +443,12 @@ def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42
     est = RecencyBoosting(random_state=seed, **model_params)
     return fit_weighted(est, fit_ready(tr[use]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
 
-def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1) -> pd.DataFrame:
-    "The served model's logged input example: the REST request (`features.request_rows`) for the most traded symbol."
+def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1,
+                    features: list[str] | None = None) -> pd.DataFrame:   # the model's inputs: per-date ones need more symbols
+    "The served model's logged input example: the REST request (`features.request_rows`) for the most traded symbol(s)."
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
-    return request_rows(eq, market, [eq.groupby('symbol').size().idxmax()], n_rows)
+    k = MIN_CROSS_SECTION if cross_section_refusal(features or [], 1) else 1
+    return request_rows(eq, market, list(eq.groupby('symbol').size().nlargest(k).index), n_rows)
 
 # %% ../nbs/04_train.ipynb #c022
 from dataclasses import dataclass as _dataclass, field as _field
@@ -670,7 +672,8 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
                 'universe': sorted(map(str, eq.symbol.unique())),   # REST refuses other symbols (serving.RequestGuard)
                 'market': planted.get('market', ''),                # the data's market (core.market_identity)
                 'label': s.label}                                     # what a probability is of (what_is_predicted)
-        run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, serving_example(prices, market), snapshot['digest'], data,
+        example = serving_example(prices, market, features=model_features(est))   # a per-date model needs 30 symbols
+        run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, example, snapshot['digest'], data,
                                                 {'windows': product['windows'], 'backtest': product['backtest'], 'importance': res['imp_png']}, identity),
                                Path(product['run']).parent / 'model_work')
         kill_point('train_logged')
