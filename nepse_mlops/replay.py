@@ -121,12 +121,12 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
         data = data[data.date.isin(keep)].reset_index(drop=True)
     fitted = {}   # the gate window's model: `fit_final` reuses it when it would fit the same rows
     try: per_window, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, s.embargo, s.min_train_sessions, s.seed,
-                                          s.half_life, fitted)
+                                          s.half_life, fitted=fitted)
     except ValueError as e: return dict(decision='skipped', reasons=[str(e)])
     evidence = compare_all(preds, s.bootstrap, s.seed)
     gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
     gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
-    est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, fitted)
+    est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, reuse=fitted)
     rows = data[(data.date >= gate_start) & (data.date <= gate_end)]
     p_new = contract_proba(est, rows)
     y = rows.target.astype(int)
