@@ -62,14 +62,16 @@ def champion_label(version, kind: str | None = None, rule: str | None = None) ->
     return (f"v{version} - baseline rule '{rule}' (not a trained model)" if kind == BASELINE_KIND
             else f"v{version} - trained model")
 
-def what_sentence(kind: str | None = None, rule: str | None = None, horizon: int = 1) -> str:
-    "What the served number is, in one sentence (the REST answer's `what`)."
+def what_sentence(kind: str | None = None, rule: str | None = None, horizon: int = 1, label: str = 'absolute') -> str:
+    "What the served number is, in one sentence (the REST answer's `what`), for the label the model was trained on."
+    from nepse_mlops.features import what_is_predicted
     nxt = 'the next session' if horizon == 1 else f'{horizon} sessions ahead'
+    event = what_is_predicted(label, horizon)
     if kind == BASELINE_KIND:
-        return (f"baseline rule '{rule}' (not a trained model): a ranking score for {nxt} (its probability of an up "
-                "close, calibrated on its training rows); not a buy signal: it loses after costs")
-    close = "the next session's close" if horizon == 1 else f"the close {horizon} sessions ahead"
-    return f"trained model: probability that {close} is higher than the last close; not a buy signal by itself"
+        return (f"baseline rule '{rule}' (not a trained model): a ranking score for {nxt} (its probability, "
+                f"calibrated on its training rows, that {event}); not a buy signal: it loses after costs")
+    rel = "; direction 'up' means above that median" if label == 'relative' else ''
+    return f"trained model: prob_up is the probability that {event}{rel}; not a buy signal by itself"
 
 def champion_kind(client, name: str, version) -> dict:
     "{'kind', 'rule'} of a registered version (its tags, else its run's); a version without them is a trained model."

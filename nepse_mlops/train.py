@@ -514,7 +514,8 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         from nepse_mlops.baseline import what_sentence
         kind = self.meta.get('kind') or 'trained_model'
         return {'model_kind': np.full(n, kind, object),
-                'what': np.full(n, what_sentence(kind, self.meta.get('rule'), self.meta.get('horizon', 1)), object)}
+                'what': np.full(n, what_sentence(kind, self.meta.get('rule'), self.meta.get('horizon', 1),
+                                                   self.meta.get('label', 'absolute')), object)}
 
 # %% ../nbs/04_train.ipynb #c021
 def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None,
