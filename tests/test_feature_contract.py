@@ -17,7 +17,7 @@ CHEAP = ['--set', 'replay_sessions=0', '--set', 'bootstrap=50']   # no replay, f
 
 def copy_project(dst: Path) -> Path:
     skip = shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints')
-    for d in ('nbs', 'nepse_mlops'): shutil.copytree(ROOT / d, dst / d, ignore=skip)
+    for d in ('nbs', 'nepse_mlops', 'data'): shutil.copytree(ROOT / d, dst / d, ignore=skip)
     for f in ('pipeline.yaml', 'env.yaml', 'settings.ini', 'pyproject.toml'): shutil.copy(ROOT / f, dst / f)
     return dst
 

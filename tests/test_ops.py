@@ -25,6 +25,7 @@ def ops(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('ops')
     root = tmp / 'repo'; root.mkdir()
     shutil.copytree(ROOT / 'nbs', root / 'nbs'); shutil.copy(ROOT / 'pipeline.yaml', root); shutil.copy(ROOT / 'env.yaml', root)
+    shutil.copytree(ROOT / 'data', root / 'data')   # the shipped sector map env.yaml's `sectors` names
     mk, _ = make_market(n_symbols=12, start='2023-01-01', end='2026-08-21', seed=7)
     write_market(mk, tmp / 'data')
     res = cli(root, tmp, 'run', '--data', str(tmp / 'data'), '--trigger', 'ci')
