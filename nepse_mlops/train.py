@@ -546,7 +546,7 @@ class TrainSettings:
     bootstrap: int = 200
     cost_one_way: float = 0.004
     seed: int = 42
-    half_life: float | None = 60
+    half_life: float | None = 20
     circuit_limits: object = None
     tracking_uri: str = ''
     experiment: str = 'nepse_direction'
