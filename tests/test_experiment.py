@@ -74,7 +74,7 @@ def test_try_a_feature(market):
         check_memo(r.stdout, name)
         ws = tmp / 'products' / 'experiments' / name
         assert (ws / 'memo.md').read_text() in r.stdout and '<table>' in (ws / 'memo.html').read_text()
-    assert "`half_life`: 20 -> 40" in memos['half_life_40'] and "`model_params.max_iter`: 200 -> 1" in memos['one_tree']
+    assert "`half_life`: 20 -> 40" in memos['half_life_40'] and "`model_params.max_iter`: 100 -> 1" in memos['one_tree']
     assert 'the data the champion was trained on' in memos['half_life_40']
 
     # production untouched: products, reports (the ledger too) and the champion alias
