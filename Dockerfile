@@ -25,6 +25,7 @@ COPY nepse_mlops/ nepse_mlops/
 RUN uv pip install --system --no-cache --compile-bytecode --no-deps .
 COPY pipeline.yaml env.yaml ./
 COPY nbs/ nbs/
+COPY data/ data/
 
 RUN useradd --create-home --uid 1000 nepse && mkdir -p products reports && chown -R nepse:nepse /app
 USER nepse

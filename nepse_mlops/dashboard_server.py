@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['TOKEN_ENV', 'MIN_TOKEN', 'STARTING_GRACE', 'dashboard_refusal', 'over_cap', 'busy_page', 'live_kernels',
-           'dashboard_app_class', 'main']
+           'with_first_paint', 'dashboard_app_class', 'main']
 
 # %% ../nbs/08a_dashboard_server.ipynb #ds002
-import os, sys
+import asyncio, os, sys
 from datetime import datetime, timezone
 from .tracking import is_loopback   # the one definition of "this machine only" (127.0.0.0/8, ::1, localhost)
 
@@ -50,6 +50,19 @@ def live_kernels(km) -> int:
     "Kernels running or starting in a jupyter_client multi-kernel manager (a starting one sits in `_pending_kernels`)."
     return len(set(km.list_kernel_ids()) | set(getattr(km, '_pending_kernels', None) or {}))
 
+# %% ../nbs/08a_dashboard_server.ipynb #ds021
+async def with_first_paint(chunks,   # the page's HTML, an async iterator of str (Voila's `get_generator`)
+                           paint):   # () -> HTML to put right after `<body ...>`, run in a thread
+    "`chunks` with `paint()`'s HTML after the `<body>` tag; `paint` starts at once, beside Voila's own work."
+    task, done = asyncio.ensure_future(asyncio.to_thread(paint)), False
+    async for html in chunks:
+        if not done and (at := html.find('<body')) >= 0 and (end := html.find('>', at)) >= 0:
+            try: extra = await task
+            except Exception: extra = ''   # the notebook still renders and says what is wrong
+            html, done = html[:end + 1] + extra + html[end + 1:], True
+        yield html
+    if not done: task.cancel()
+
 # %% ../nbs/08a_dashboard_server.ipynb #ds011
 STARTING_GRACE = 300   # seconds a starting kernel is spared by the culler (seen: 5 s kernel starts on a loaded machine)
 
@@ -88,6 +101,10 @@ def dashboard_app_class():
             CappedVoilaHandler.rendering += 1
             try: await super().get(path)
             finally: CappedVoilaHandler.rendering -= 1
+
+        def get_generator(self, path=None):
+            from nepse_mlops.dashboard import first_paint   # stdlib only: no pandas in the server
+            return with_first_paint(super().get_generator(path=path), first_paint)
 
     class DashboardVoila(Voila):
         "Voila with a kernel cap, the token from the environment, and no unauthenticated bind off loopback."

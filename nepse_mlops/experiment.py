@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log, read_json, write_json, save_frame, load_env, find_root, champion_version
-from .core import load_estimator, sector_of, setup_tracking
-from .features import FEATURES, features_stage
+from .core import load_estimator, sector_of, setup_tracking, products_market
+from .features import FEATURES, features_stage, what_is_predicted, resolve_auto
 from .train import (walk_forward, compare_all, comparison_table, serving_eligible, fit_final, score,
-                               serving_example, TrainingLog, TrainSettings, log_training_run)
+                               serving_example, TrainingLog, TrainSettings, log_training_run, rank_table, evidence_line,
+                               feature_list, model_features)
 from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate, promote
+from .cli import real_data_settings
 
 # %% ../nbs/05a_experiment.ipynb #ac3478d6
 def apply_sets(env: dict,  # settings from `env.yaml`
@@ -86,7 +88,7 @@ KEY = ['window', 'date', 'symbol']
 
 def side_by_side(preds: pd.DataFrame,                        # `train.walk_forward` predictions of the working copy
                  champion_preds: pd.DataFrame | None = None, # the champion's training run's walk-forward predictions
-                 n: int = 200, seed: int = 0) -> dict:
+                 n: int = 200, seed: int = 0, block: int = 5) -> dict:
     "`train.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
     p = preds.assign(candidate=preds.candidate.replace({'model': 'experiment'}))
     exp = p[p.candidate == 'experiment']
@@ -95,7 +97,7 @@ def side_by_side(preds: pd.DataFrame,                        # `train.walk_forwa
         common = exp[KEY].merge(c[KEY], on=KEY)
         p = pd.concat([exp, c, p[p.candidate != 'experiment']], ignore_index=True)
         p = p.merge(common, on=KEY)   # inner: keeps this order
-    out = compare_all(p, n, seed, ref='experiment')
+    out = compare_all(p, n, seed, ref='experiment', block=block)
     out['experiment_rows'] = int(len(exp))
     return out
 
@@ -154,12 +156,17 @@ def experiment_memo(r: dict) -> str:
     parts = [f"# Experiment `{r['name']}`: the gate would **{verdict}** it\n",
              f"Trained the working copy ({git}) on the production snapshot `{r['data_digest'][:12]}`{same}: "
              f"{r['rows']:,} labelled rows, {r['symbols']} symbols, {r['first']} to {r['last']}. "
+             f"Label: 1 when {what_is_predicted(r.get('label', 'absolute'), w.get('horizon', 1))}; inputs: feature set "
+             f"`{r.get('feature_set', 'base')}`. "
              f"Settings changed from env.yaml: {sd}. "
              f"Compared with {champ} and every naive rule on the champion's windows ({w['n_windows']} x "
              f"{w['test_sessions']} sessions; gate window {r['gate_start']} to {r['gate_end']}).\n"]
     parts += [f"- {n}" for n in r['notes']]
     parts += [f"\n## All walk-forward windows: pooled ROC AUC, {ev['rows']:,} rows, {ev['dates']} dates, "
-              f"{ev['resamples']} date resamples\n", comparison_table(ev).to_markdown(), '',
+              f"{ev['resamples']} resamples of {ev.get('block', 1)}-session blocks\n", comparison_table(ev).to_markdown(), '',
+              f"\n{evidence_line(ev)}.\n" if 'first' in ev else '',
+              "\n## Ranking the day's symbols: rank IC and top decile beside ROC AUC (same rows, same resamples)\n",
+              rank_table(ev).to_markdown() if 'rank_ic' in next(iter(ev['candidates'].values())) else '', '',
               "\n`champion` here is its training run's walk-forward (the recipe that made it, refit per window, as the "
               "experiment is)." if 'champion' in ev['candidates'] else '',
               f"\n## The gate window ({r['gate_start']} to {r['gate_end']}, {r['gate_rows']:,} rows)\n",
@@ -216,13 +223,15 @@ def champion_walk_forward(products: Path, champion_run_id: str) -> pd.DataFrame 
     return pd.read_parquet(preds)
 
 # %% ../nbs/05a_experiment.ipynb #cb4e5208
-def _features(products: Path, ws: Path, horizon: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _features(products: Path, ws: Path, horizon: int, label: str = 'absolute',
+              circuit_limits=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     "(prices, features, market): the working copy's features stage on the production snapshot, into the workspace."
     up = {'validate': {'prices': str(products / 'validate' / 'prices.parquet')}}
     if not Path(up['validate']['prices']).exists():
         raise FileNotFoundError(f"{up['validate']['prices']} not found: run `nepse-mlops run` first "
                                 "(an experiment uses its snapshot)")
-    f = features_stage(up, {'features': str(ws / 'features.parquet'), 'market': str(ws / 'market.parquet')}, horizon)
+    f = features_stage(up, {'features': str(ws / 'features.parquet'), 'market': str(ws / 'market.parquet')}, horizon,
+                       label=label, circuit_limits=circuit_limits)
     return pd.read_parquet(up['validate']['prices']), f['feats'], f['market']
 
 def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | None, products: Path, ws: Path) -> dict:
@@ -230,15 +239,15 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
     data = feats[feats.target.notna().to_numpy() & serving_eligible(feats)].reset_index(drop=True)
     log(f"experiment: {len(data):,} labelled rows; walking forward on {ts.n_windows} x {ts.test_sessions} sessions")
     per_window, preds = walk_forward(data, ts.model_params, ts.n_windows, ts.test_sessions, max(ts.embargo, ts.horizon),
-                                     ts.min_train_sessions, ts.seed, ts.half_life)
+                                     ts.min_train_sessions, ts.seed, ts.half_life, feature_list(ts.feature_set))
     save_frame(per_window, ws / 'windows.csv'); save_frame(preds, ws / 'oos_predictions.parquet')
     cpreds = champion_walk_forward(products, champ['run_id']) if champ else None
-    ev = side_by_side(preds, cpreds, ts.bootstrap, ts.seed)
+    ev = side_by_side(preds, cpreds, ts.bootstrap, ts.seed, ts.bootstrap_block) | {'profile': ts.evidence_profile}
     last = per_window[per_window.window == per_window.window.max()].set_index('candidate')
     gs, ge = last.test_start.iloc[0], last.test_end.iloc[0]
     M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
     gate_metrics = {c: {m: float(last.loc[c, m]) for m in M} for c in last.index}
-    est, n_train = fit_final(data, gs, ts.model_params, ts.seed, ts.half_life)
+    est, n_train = fit_final(data, gs, ts.model_params, ts.seed, ts.half_life, feature_list(ts.feature_set))
     rows = gate_rows(feats, str(gs.date()), str(ge.date()))   # all features: eligibility ranks a symbol's whole history
     cest = load_estimator(f"models:/{s['model_name']}/{champ['version']}") if champ else None
     cfeats = pd.read_parquet(products / 'features' / 'features.parquet') if champ else None
@@ -248,6 +257,12 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
     notes = [] if cpreds is not None or not champ else [
         "the champion's walk-forward predictions are not on disk (products/train is another run's): the champion is "
         "compared on the gate window only"]
+    if champ and champ['params'].get('label', 'absolute') != ts.label:
+        notes.append(f"the champion was trained on the {champ['params'].get('label', 'absolute')} label; here every "
+                     "candidate, "
+                     f"the champion included, is scored on the {ts.label} label")
+    dropped = [c for c in feature_list(ts.feature_set) if c not in model_features(est)]
+    if dropped: notes.append(f"left out of the model as constant over its training rows: {', '.join(dropped)}")
     if champ and champ['params'].get('train_end') not in (None, str(gs.date())):
         notes.append(f"the gate window starts {gs.date()}, the champion's started {champ['params']['train_end']}: "
                      "the data differ")
@@ -270,10 +285,13 @@ def _log_run(name: str, s: dict, diff: dict, git: dict, e: dict, data: pd.DataFr
                   embargo=max(ts.embargo, ts.horizon), min_train_sessions=ts.min_train_sessions, seed=ts.seed,
                   model_params=ts.model_params, train_rows=e['n_train'], half_life=ts.half_life or 0,
                   train_end=e['gate_start'], experiment_name=name)
+    params |= {k: getattr(ts, k) for k, d in (('label', 'absolute'), ('feature_set', 'base')) if getattr(ts, k) != d}
     meta = {'horizon': ts.horizon, 'sectors': sector_of(prices).to_dict(),
             'circuit_limits': parse_limits(s.get('circuit_limits')),
-            'market': products_market(ws.parents[1])}   # the production data's market (ws: products/experiments/NAME)
-    t = TrainingLog(meta, params, e['per_window'], pooled, serving_example(prices, market), digest, data,
+            'market': products_market(ws.parents[1]),   # the production data's market (ws: products/experiments/NAME)
+            'label': ts.label}
+    example = serving_example(prices, market, features=model_features(e['est']))
+    t = TrainingLog(meta, params, e['per_window'], pooled, example, digest, data,
                     {'windows': ws / 'windows.csv'})
     run = log_training_run(e['est'], t, ws / 'model_work')
     c = g.get('champion')
@@ -299,12 +317,17 @@ def run_experiment(name: str,                         # names the workspace prod
     check_name(name)
     root = Path(root) if root else find_root()
     base = load_env(root); s = apply_sets(base, sets or {})
+    planted = Path(s['products']) / 'ingest' / 'planted.json'   # the production data: real ones take the real-data profile
+    s |= real_data_settings(base, sets or {}, planted.exists() and read_json(planted).get('synthetic') is False)
     products = Path(s['products']); ws = products / 'experiments' / name; ws.mkdir(parents=True, exist_ok=True)
     setup_tracking(s['tracking_uri'], experiments_name(s), products / 'mlartifacts')
     champ = champion_info(mlflow.MlflowClient(), s['model_name'])
     win, notes = evidence_windows(s, champ and champ['params'])
     ts = TrainSettings.from_params(s | win)
-    prices, feats, market = _features(products, ws, ts.horizon)
+    real = products_market(products).startswith('files:')   # the production snapshot's data decides what 'auto' means
+    ts.label = resolve_auto('label', ts.label, real)
+    ts.feature_set = resolve_auto('feature_set', ts.feature_set, real)
+    prices, feats, market = _features(products, ws, ts.horizon, ts.label, s.get('circuit_limits'))
     digest = read_json(products / 'validate' / 'snapshot.json')['digest']
     e = _evaluate(s, feats, ts, champ, products, ws); data = e['data']
     diff, git = settings_diff(base, s), git_state(root)
@@ -316,7 +339,7 @@ def run_experiment(name: str,                         # names the workspace prod
                first=str(data.date.min().date()), last=str(data.date.max().date()), windows=win,
                notes=notes + e['notes'],
                **{k: e[k] for k in ('evidence', 'gate', 'gate_metrics', 'gate_start', 'gate_end', 'gate_rows')},
-               primary_metric='roc_auc')
+               primary_metric='roc_auc', label=ts.label, feature_set=ts.feature_set)
     memo = experiment_memo(rec)
     (ws / 'memo.md').write_text(memo); (ws / 'memo.html').write_text(memo_html(memo, f"Experiment {name}"))
     (ws / 'git.diff').write_text(git['diff'])

@@ -4,12 +4,13 @@
 
 # %% auto #0
 __all__ = ['ALIASES', 'REQUIRED', 'NULL_TOKENS', 'DATE_FORMATS', 'FOLDER_TYPES', 'QUARANTINE_COLUMNS', 'FIELDS', 'GENERIC_NAMES',
-           'ACTION_ALIASES', 'SECTOR_NAMES', 'ACTION_COLUMNS', 'INSTRUMENT_TYPES', 'STATUS', 'norm_name', 'IngestError',
-           'map_columns', 'parse_numbers', 'parse_dates', 'instrument_type', 'mark_promoter_siblings',
-           'symbol_from_path', 'read_raw_file', 'classify_table', 'parse_ratio', 'place_actions', 'merge_actions',
-           'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover', 'read_any',
-           'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source', 'write_ingest', 'ingest_memo',
-           'IngestSettings', 'ingest_stage', 'ingest_report']
+           'ACTION_ALIASES', 'SECTOR_NAMES', 'ACTION_COLUMNS', 'SECTOR_ALIASES', 'EQUITY_SECTOR_FOLDERS',
+           'INSTRUMENT_TYPES', 'STATUS', 'norm_name', 'IngestError', 'map_columns', 'parse_numbers', 'parse_dates',
+           'instrument_type', 'mark_promoter_siblings', 'symbol_from_path', 'read_raw_file', 'classify_table',
+           'parse_ratio', 'place_actions', 'merge_actions', 'load_sector_map', 'apply_sector_map',
+           'sector_map_from_folders', 'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover',
+           'read_any', 'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source', 'write_ingest',
+           'ingest_memo', 'IngestSettings', 'ingest_stage', 'ingest_report']
 
 # %% ../nbs/01_ingest.ipynb #c003
 import csv, io, re
@@ -288,6 +289,57 @@ def merge_actions(user: pd.DataFrame | None,   # the user's corporate-actions ta
         parts.append(t.assign(symbol=t.symbol.astype(str).str.strip().str.upper(), date=pd.to_datetime(t.date)).dropna(subset=['date']))
     return pd.concat(parts, ignore_index=True).drop_duplicates(['symbol', 'date']) if parts else None
 
+# %% ../nbs/01_ingest.ipynb #e452769a
+SECTOR_ALIASES = {'symbol': ALIASES['symbol'], 'sector': ['sector', 'sectorname', 'industry', 'category', 'group']}
+EQUITY_SECTOR_FOLDERS = ['Commercial_Banks', 'Development_Bank_Limited', 'Finance', 'Hotels_And_Tourism', 'Hydro_Power',
+                         'Investment', 'Life_Insurance', 'Manufacturing_And_Processing', 'Microfinance',
+                         'Non-Life_Insurance', 'Others', 'Tradings']   # source 2's equity folders (SOURCES.md)
+
+def load_sector_map(path: str | Path) -> tuple[pd.Series, pd.DataFrame]:
+    "(symbol -> sector, the map's quarantined rows with file, line, column and reason) from a `symbol,sector` CSV."
+    path = Path(path)
+    if not path.is_file(): raise IngestError(f"sectors: {path} is not a file (a CSV with columns symbol,sector)")
+    header, rows, nums, bad = _records(_decode(path), path)
+    normed = [norm_name(h) for h in header]
+    col = {k: next((normed.index(a) for a in al if a in normed), None) for k, al in SECTOR_ALIASES.items()}
+    if None in col.values():
+        raise IngestError(f"{path}: needs a symbol and a sector column; found {header}. Accepted names: "
+                          + '; '.join(f"{k}: {', '.join(v)}" for k, v in SECTOR_ALIASES.items()))
+    q = lambda n, c, rule, why, sym, raw: dict(source_file=str(path), source_line=n, column=c, rule=rule, reason=why,
+                                               symbol=sym, date='', raw=_short(','.join(raw)))
+    good = {}
+    for n, r in zip(nums, rows):
+        sym = (r[col['symbol']] if len(r) > col['symbol'] else '').strip().upper()
+        sec = (r[col['sector']] if len(r) > col['sector'] else '').strip()
+        if not re.fullmatch(r'[A-Z0-9]{1,12}', sym):
+            why = f"{sym!r} is not a NEPSE symbol (1-12 letters or digits)"
+            bad.append(q(n, header[col['symbol']], 'bad_symbol', why, sym, r))
+        elif not sec: bad.append(q(n, header[col['sector']], 'no_sector', 'empty sector', sym, r))
+        else: good.setdefault(sym, []).append((n, sec, r))
+    smap = {}
+    for sym, seen in good.items():
+        if len({s for _, s, _ in seen}) == 1: smap[sym] = seen[0][1]; continue
+        names = ', '.join(sorted({s for _, s, _ in seen}))
+        bad += [q(n, header[col['sector']], 'conflicting_sector', f"{sym} is listed under {names}", sym, r)
+                for n, _, r in seen]
+    return pd.Series(smap, name='sector', dtype=object).sort_index(), pd.DataFrame(bad, columns=QUARANTINE_COLUMNS)
+
+def apply_sector_map(prices: pd.DataFrame, smap: pd.Series) -> tuple[pd.DataFrame, int]:
+    "Prices with the map's sector wherever a row has none (a sector the data gives is kept); how many rows were filled."
+    has = prices['sector'].notna() & ~prices['sector'].astype(str).str.strip().str.lower().isin(['', 'nan', 'none'])
+    fill = ~has & prices.symbol.isin(smap.index)
+    given = prices.symbol.map(smap).to_numpy(object)
+    return prices.assign(sector=np.where(fill, given, prices['sector'].to_numpy(object))), int(fill.sum())
+
+def sector_map_from_folders(root: str | Path,                       # <Sector>/<SYMBOL>.csv (source 2's Nepse_Data)
+                            folders: list[str] = EQUITY_SECTOR_FOLDERS, # the equity sectors kept
+                           ) -> pd.DataFrame:
+    "symbol,sector rows from a sector-folder layout (file name = symbol), sorted; a symbol in two folders is dropped."
+    rows = [(f.stem.strip().upper(), d) for d in folders if Path(root, d).is_dir()
+            for f in sorted(Path(root, d).glob('*.csv'))]
+    t = pd.DataFrame(rows, columns=['symbol', 'sector']).drop_duplicates()
+    return t[~t.symbol.duplicated(keep=False)].sort_values('symbol').reset_index(drop=True)
+
 # %% ../nbs/01_ingest.ipynb #c024
 def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Parse the string frame from `read_raw_file` into (canonical rows, quarantined bad cells)."
@@ -301,8 +353,9 @@ def parse_raw(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     for c in FIELDS:
         vals, bad = parse_numbers(raw[c])
         out[c] = vals.to_numpy(); problems.append((bad.to_numpy(), c, 'not a number'))
-    types = {(s, f): instrument_type(s, f) for s, f in zip(out['symbol'], raw['folder'])}
-    out['instrument_type'] = [types[k] for k in zip(out['symbol'], raw['folder'])]
+    pairs = pd.DataFrame({'s': out['symbol'].to_numpy(object), 'f': raw['folder'].astype(object).to_numpy()})
+    code, uniq = pd.factorize(pd.MultiIndex.from_frame(pairs))   # classify each (symbol, folder) once, not per row
+    out['instrument_type'] = np.array([instrument_type(s, f) for s, f in uniq], dtype=object)[code]
     out['sector'] = raw['folder'].replace('', None).to_numpy()
     out['source_file'] = raw['source_file'].to_numpy()
     qmask = np.zeros(len(out), bool); q = []
@@ -505,6 +558,7 @@ class IngestSettings:
     seed: int = 7
     today: str = ''
     data_fingerprint: str = ''
+    sectors: str = ''                # CSV symbol,sector for rows without a sector ('' = none)
 
     @classmethod
     def from_params(cls, params: dict) -> 'IngestSettings':
@@ -525,8 +579,18 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
     source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at,
                                                   s.synth_symbols, s.synth_start, every or '')   # its models' market (core)
     res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
+    sectors = None
+    if s.sectors and len(res.prices):
+        from nepse_mlops.core import save_frame
+        smap, sq = load_sector_map(s.sectors)
+        res.prices, filled = apply_sector_map(res.prices, smap)
+        sectors = dict(path=str(s.sectors), symbols=len(smap), rows_filled=filled, quarantined=len(sq),
+                       symbols_filled=int(res.prices[res.prices.symbol.isin(smap.index)].symbol.nunique()))
+        log(f"ingest: sector map {s.sectors}: {len(smap)} symbols, {filled:,} rows given a sector, "
+            f"{len(sq)} map rows quarantined")
+        if 'sectors_quarantine' in product: save_frame(sq, product['sectors_quarantine'])
     write_ingest(res, source, product)
-    return dict(res=res, source=source, settings=s, seconds=time.time() - t0)
+    return dict(res=res, source=source, settings=s, seconds=time.time() - t0, sectors=sectors)
 
 def ingest_report(r: dict) -> None:
     "The ingest stage's memo, a table per instrument type and the symbols per date; then stop if a named input failed."
@@ -534,6 +598,12 @@ def ingest_report(r: dict) -> None:
     from IPython.display import display, Markdown
     res = r['res']
     display(Markdown(ingest_memo(res, r['source'], r['settings'].data_fingerprint, r['seconds'])))
+    if r.get('sectors'):
+        sm = r['sectors']
+        display(Markdown(f"**Sector map** `{sm['path']}`: {sm['symbols']} symbols; {sm['rows_filled']:,} rows "
+                         f"without a sector were given one ({sm['symbols_filled']} of the data's symbols in the map); "
+                         f"{sm['quarantined']} map rows "
+                         "quarantined (sectors_quarantine.csv)."))
     if len(res.prices):
         display(res.prices.groupby('instrument_type').agg(symbols=('symbol', 'nunique'), rows=('symbol', 'size'), first=('date', 'min'), last=('date', 'max')))
         ax = res.prices.groupby('date').symbol.nunique().plot(figsize=(9, 3), title='Symbols with a row per date')

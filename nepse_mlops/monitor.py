@@ -403,7 +403,8 @@ def monitor_stage(upstream: dict, product: dict, s: MonitorSettings) -> dict:
         mine = settled[settled.model_version.astype(str) == str(ch['version'])] if len(settled) else settled   # judge the champion, not its predecessors
         model = dict(trained_on=ch['train_end'], created=ch['created'].isoformat(), new_sessions=ch['new_sessions'])
         decision = retrain_decision(drift, mine, model, str(features.date.max().date()), RetrainPolicy.of(s))
-        summary['champion'] = dict(version=ch['version'], run_id=ch['run_id'], created=ch['created'].isoformat(timespec='seconds'),
+        summary['champion'] = dict(version=ch['version'], run_id=ch['run_id'], kind=ch['tags'].get('kind') or 'trained_model',
+                                   rule=ch['tags'].get('rule'), created=ch['created'].isoformat(timespec='seconds'),
                                    promoted_at=ch['tags'].get('promoted_at'), reasons=ch['tags'].get('gate_reasons'), train_end=ch['train_end'], data_seen_to=ch['seen_end'],
                                    gate_metrics={k.removeprefix('gate_model_'): v for k, v in ch['metrics'].items() if k.startswith('gate_model_')},
                                    gate_baselines={k.removeprefix('gate_'): v for k, v in ch['metrics'].items() if k.startswith('gate_') and not k.startswith('gate_model_')})
@@ -463,6 +464,13 @@ def _rest_text(rest: dict, path: str) -> str:
                    f"**{rest['disagreeing']} disagree** (largest gap {rest['max_abs_gap']:.3f}; e.g. {', '.join(rest['disagreeing_symbols'])}): "
                    "training–serving skew; check which rows the clients send and which code the server runs."))
 
+def _champion_name(ch: dict) -> str:
+    "'v3', or for a baseline rule 'v3 - baseline rule 'reversal' (not a trained model)', from the version's tags."
+    from nepse_mlops.baseline import champion_label, BASELINE_KIND
+    t = ch.get('tags') or {}
+    if t.get('kind') != BASELINE_KIND: return f"v{ch['version']}"
+    return champion_label(ch['version'], BASELINE_KIND, t.get('rule'))
+
 def monitor_report(r: dict) -> None:
     "The monitor stage's memo: summary first (champion, data, drift, realised performance, decision, what changed, what next), then tables and plots."
     import matplotlib.pyplot as plt
@@ -475,7 +483,7 @@ def monitor_report(r: dict) -> None:
     data = f"features to **{pd.Timestamp(f.date.max()):%Y-%m-%d}** ({f.symbol.nunique()} symbols, {sm['freshness']['data_age_days']} day(s) old)"
     if ch:
         span = lambda df: f"{df.date.nunique()} sessions, {df.date.min():%Y-%m-%d} – {df.date.max():%Y-%m-%d}, {len(df):,} rows"
-        body = (f"- **Champion v{ch['version']}** (run `{ch['run_id'][:8]}`, registered {ch['created']:%Y-%m-%d}), trained on data before {ch['train_end']}; "
+        body = (f"- **Champion {_champion_name(ch)}** (run `{ch['run_id'][:8]}`, registered {ch['created']:%Y-%m-%d}), trained on data before {ch['train_end']}; "
                 f"its training run saw data to {ch['seen_end']}; {ch['new_sessions']} session(s) arrived since.\n- **Data:** {data}.\n"
                 f"- **Drift share {drift['drift_share']:.0%}** ({drift['drifted_columns']} of {drift['columns']} columns beyond their calibrated threshold; "
                 f"retrain at {s.drift_share_threshold:.0%}). A flat threshold of {s.drift_threshold} would flag {drift['flat_drift_share']:.0%}.\n"

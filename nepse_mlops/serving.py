@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['REQUEST_LOG_COLUMNS', 'SEND', 'REQUEST_COLUMNS', 'NUMBER_RANGES', 'EQUITY_SYMBOL', 'SECTOR_SYMBOL', 'ISO_DATE',
            'FIRST_SESSION', 'NEPAL', 'LATENCY_BUCKETS', 'CONFIG_ENV', 'RequestLog', 'read_request_log', 'Limits',
-           'Refused', 'latest_session', 'check_request', 'RateLimitedLog', 'ServingMetrics', 'RequestGuard',
+           'Refused', 'Deadline', 'latest_session', 'check_request', 'RateLimitedLog', 'ServingMetrics', 'RequestGuard',
            'model_universe', 'ServedModel', 'short_error', 'MetricsMiddleware', 'make_app', 'ChampionWatch',
-           'default_workers', 'quiet_validation', 'app_from_env', 'serve']
+           'default_workers', 'quiet_validation', 'champion_meta', 'app_from_env', 'serve']
 
 # %% ../nbs/06a_serving.ipynb #113aabac
-import asyncio, functools, json, math, os, re, shutil, sys, tempfile, threading, time
+import asyncio, functools, inspect, json, math, os, re, shutil, sys, tempfile, threading, time
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -62,11 +62,24 @@ class Limits:
     max_rows: int = 25_000            # ~300 symbols x 61 sessions plus their index rows
     max_symbols: int = 400            # equity symbols in one request
     max_queue: int = 32               # requests in flight per worker; past it, 503 with Retry-After
+    timeout: float = 10.0             # seconds from admission to answer; past it, 504 and the request's work stops
 
 class Refused(Exception):
     "A request refused before scoring: an HTTP status and one sentence that says what to send."
     def __init__(self, status: int, message: str):
         super().__init__(message); self.status, self.message = status, message
+
+class Deadline:
+    "A request's time budget: `check` between steps raises `Refused(504)` once `seconds` have passed since admission."
+    def __init__(self, seconds: float, clock=time.monotonic):
+        self.seconds, self.clock, self.end, self.step = seconds, clock, clock() + seconds, None
+
+    def check(self, step: str = '') -> None:
+        "Refuse to start `step` (e.g. 'model') when the budget is spent: the work stops here, not after it."
+        if self.clock() >= self.end:
+            self.step = step
+            raise Refused(504, f"the request was stopped after {self.seconds:g} s, the server's timeout: "
+                          "send fewer symbols per request, or retry when the server is less busy")
 
 SEND = ('send {"dataframe_split": {"columns": ["date", "symbol", "open", "high", "low", "close", "volume"], '
         '"data": [...]}}')
@@ -164,8 +177,8 @@ def check_request(body: bytes,                  # the raw POST body
                   universe: frozenset | None,   # the model's symbols (None: not checked)
                   latest: date,                 # the latest session a row may carry
                   limits: Limits = Limits(),
-                 ) -> None:
-    "Refuse (`Refused`) anything but a well-formed NEPSE request within the caps; return quietly otherwise."
+                 ) -> dict:
+    "Refuse (`Refused`) anything but a well-formed NEPSE request within the caps; return its `dataframe_split`."
     if len(body) > limits.max_body_bytes:
         raise Refused(413,
                       f"the body is over {limits.max_body_bytes:,} bytes: send at most that, fewer symbols per request")
@@ -198,6 +211,7 @@ def check_request(body: bytes,                  # the raw POST body
     if k is not None and not all(r[k] is None or (isinstance(r[k], str) and len(r[k]) <= 60)
                                  for r in rows):
         raise Refused(400, "sector must be text of at most 60 characters, or null")
+    return split
 
 # %% ../nbs/06a_serving.ipynb #ababfdf7
 class RateLimitedLog:
@@ -271,8 +285,13 @@ class ServingMetrics:
 # %% ../nbs/06a_serving.ipynb #078c216f
 async def _answer(send, status: int, message: str, headers: dict | None = None):
     "A short JSON error in MLflow's shape: {error_code, message}."
-    codes = {413: 'REQUEST_LIMIT_EXCEEDED', 415: 'INVALID_PARAMETER_VALUE', 503: 'TEMPORARILY_UNAVAILABLE'}
+    codes = {413: 'REQUEST_LIMIT_EXCEEDED', 415: 'INVALID_PARAMETER_VALUE', 503: 'TEMPORARILY_UNAVAILABLE',
+             504: 'DEADLINE_EXCEEDED'}
     body = json.dumps({'error_code': codes.get(status, 'BAD_REQUEST'), 'message': message}).encode()
+    await _reply(send, status, body, headers)
+
+async def _reply(send, status: int, body: bytes, headers: dict | None = None):
+    "One JSON response, sent straight to the ASGI server."
     hs = [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode())]
     hs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({'type': 'http.response.start', 'status': status, 'headers': hs})
@@ -289,7 +308,8 @@ async def _read_body(receive, cap: int) -> bytes | None:
     return b''.join(chunks)
 
 class RequestGuard:
-    "ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked."
+    """ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked, then
+    scored and answered here within `timeout` seconds (MLflow's app answers every other path)."""
     def __init__(self, app, served, limits: Limits, log: RateLimitedLog | None = None):
         self.app, self.served, self.limits, self.log, self.inflight = app, served, limits, log or RateLimitedLog(), 0
 
@@ -300,37 +320,43 @@ class RequestGuard:
             return await _answer(send, 503, f"the server has {self.inflight} requests in hand, its cap: "
                                  "retry after a second",
                                  {'retry-after': '1'})
+        deadline = Deadline(self.limits.timeout)
         self.inflight += 1
         try:
-            try: body = await self._checked(scope, receive)
+            try:
+                body = await self._read(scope, receive)
+                work = functools.partial(self._score, body, deadline)
+                # a big body off the event loop, so /ping and the queue's 503s still answer while it is scored
+                status, out = await asyncio.to_thread(work) if len(body) > 65_536 else work()
             except Refused as e:
-                self.log.event('refused', status=e.status, reason=e.message[:160])
+                if e.status == 504: self.log.event('timeout', status=504, step=deadline.step, seconds=self.limits.timeout)
+                else: self.log.event('refused', status=e.status, reason=e.message[:160])
                 return await _answer(send, e.status, e.message)
             except ConnectionError: return
-            sent = [False]
-            async def replay():
-                if sent[0]: return await receive()
-                sent[0] = True
-                return {'type': 'http.request', 'body': body, 'more_body': False}
-            await self.app(scope, replay, send)
+            await _reply(send, status, out)
         finally: self.inflight -= 1
 
-    async def _checked(self, scope, receive) -> bytes:
+    async def _read(self, scope, receive) -> bytes:
         if scope['method'] != 'POST': raise Refused(405, f"use POST for /invocations: {SEND}")
         h = dict(scope['headers'])
-        ctype = h.get(b'content-type', b'').decode('latin-1').split(';')[0].strip().lower()
+        ctype, *params = [p.strip().lower() for p in h.get(b'content-type', b'').decode('latin-1').split(';')]
         if ctype != 'application/json':
             raise Refused(415, "send the header Content-Type: application/json with a JSON body")
+        if [p for p in params if p and p.replace('"', '') != 'charset=utf-8']:   # as MLflow's app refuses them
+            raise Refused(415, "send UTF-8 JSON with the header Content-Type: application/json (no other charset)")
         cap = self.limits.max_body_bytes
         try: declared = int(h.get(b'content-length', b'0'))
         except ValueError: raise Refused(400, "the Content-Length header must be a number of bytes") from None
         body = None if declared > cap else await _read_body(receive, cap)
         if body is None:
             raise Refused(413, f"the body is over {cap:,} bytes: send at most that, fewer symbols per request")
-        args = (body, self.served.universe, latest_session(), self.limits)
-        if len(body) > 65_536: await asyncio.to_thread(check_request, *args)   # a big body's checks off the event loop
-        else: check_request(*args)
         return body
+
+    def _score(self, body: bytes, deadline: Deadline) -> tuple[int, bytes]:
+        "Check `body`, then score it; the deadline is checked between steps, each bounded by the caps."
+        deadline.check('check')
+        split = check_request(body, self.served.universe, latest_session(), self.limits)
+        return self.served.score(split, deadline)
 
 # %% ../nbs/06a_serving.ipynb #c1768bf9
 def model_universe(meta: dict) -> frozenset | None:
@@ -348,8 +374,10 @@ class ServedModel:
         py = model.unwrap_python_model()
         py.version = str(version)                               # answers carry the registry version they came from
         meta = getattr(py, 'meta', None) or {}
+        answer = getattr(py, 'answer', None)
+        checks = answer is not None and 'check' in inspect.signature(answer).parameters   # older models: no deadline hook
         # one assignment: a request sees the old model or the new
-        self._state = (model, py, str(version), model_universe(meta))
+        self._state = (model, py, str(version), model_universe(meta), checks)
         self.metrics.set_model(version, meta.get('run_id'))
 
     @property
@@ -359,13 +387,16 @@ class ServedModel:
     @property
     def universe(self) -> frozenset | None: return self._state[3]
 
-    def predict(self, data, params=None) -> list[dict]:
+    def predict(self, data, params=None,
+                check=None) -> list[dict]:   # `Deadline.check`, called by the model between its steps
         "The answer as records (what MLflow writes as `predictions`); columns of arrays when the model has `answer`, no frame built."
-        _, py, _, _ = self._state
+        _, py, _, _, checks = self._state
         try:
-            if hasattr(py, 'answer'): cols = py.answer(data)
+            if checks: cols = py.answer(data, check=check)
+            elif hasattr(py, 'answer'): cols = py.answer(data)
             else:
                 out = py.predict(None, data, params); cols = {c: out[c].to_numpy() for c in out.columns}
+        except Refused: raise
         except Exception as e:
             from mlflow.exceptions import MlflowException
             if isinstance(e, MlflowException): raise short_error(e.message, e.error_code) from None
@@ -376,6 +407,20 @@ class ServedModel:
         self.request_log.write(cols)
         keys = list(cols)
         return [dict(zip(keys, row)) for row in zip(*(_list(cols[k]) for k in keys))]
+
+    def score(self, split: dict, deadline: Deadline | None = None) -> tuple[int, bytes]:
+        """A checked `dataframe_split` answered as MLflow's app answers it, (status, JSON body), without its layers: no
+        second parse, no thread hop, no per-request middleware task."""
+        from mlflow.exceptions import MlflowException
+        check = deadline.check if deadline else None
+        if check: check('frame')
+        if self._state[4]:   # a model that takes a deadline takes columns too: no frame of every row
+            data = dict(zip(split['columns'], map(list, zip(*split['data']))))
+        else: data = pd.DataFrame(columns=split['columns'], data=split['data'])   # the frame MLflow's parser builds
+        if check: check('features')
+        try: records = self.predict(data, check=check)
+        except MlflowException as e: return e.get_http_status_code(), e.serialize_as_json().encode()
+        return 200, json.dumps({'predictions': records}).encode()
 
 @functools.cache
 def _short_class():
@@ -423,7 +468,8 @@ class MetricsMiddleware:
             path = scope['path'] if scope['path'] in self.KNOWN else 'other'   # bounded label values
             self.metrics.requests.labels(path, str(status[0])).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
-            if status[0] >= 500 and status[0] != 503: self.log.event('server_error', path=path, status=status[0])
+            if status[0] >= 500 and status[0] not in (503, 504):   # the queue and the timeout log their own events
+                self.log.event('server_error', path=path, status=status[0])
 
 def make_app(model, version: str, model_name: str = 'nepse_direction', request_log: str | Path | None = None,
              limits: Limits = Limits()):
@@ -498,6 +544,15 @@ def quiet_validation():
     import nepse_mlops.validate as v
     v.log = lambda *msg, **kw: None
 
+def champion_meta(model_name: str, version: str) -> dict:
+    "The registered version's `meta.json` (features, horizon, sectors, git commit), read without loading the model; {} if none."
+    import mlflow
+    os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')   # no progress bar in the server's log
+    with tempfile.TemporaryDirectory() as d:
+        try: return json.loads(Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=f'models:/{model_name}/{version}/artifacts/meta.json', dst_path=d)).read_text())
+        except Exception: return {}   # an older or foreign model: the caller loads it instead
+
 def app_from_env():
     "uvicorn's app factory, run in each worker: load the champion, build the app, start this worker's champion watch."
     import mlflow
@@ -538,8 +593,11 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
     if market and (why := market_mismatch(champion_market(MlflowClient(), model_name, version), market, version)):
         print(f"error: {why}; run `nepse-mlops run` on this data (it trains and gates its own champion)", flush=True)
         return 2
-    from nepse_mlops.train import ModelContractError
-    try: mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')   # refused here, saying what to do, before any worker starts
+    from nepse_mlops.train import ModelContractError, check_contract
+    meta = champion_meta(model_name, version)   # its feature contract, checked before any worker starts; no model loaded
+    try:
+        if meta.get('features'): check_contract(meta['features'], version, meta.get('git_commit'))
+        else: mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')   # an older model lists them only in its estimator
     except ModelContractError as e: print(f"error: {e}", flush=True); return 2
     workers = workers or default_workers()
     metrics_dir = tempfile.mkdtemp(prefix='nepse_serving_metrics_')   # each worker's samples, merged on every scrape

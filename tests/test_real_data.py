@@ -92,7 +92,8 @@ def test_whole_dag_on_real_files(tmp_path):
     for s in ['NABIL', 'ADBL', 'NTC', 'CHCL', 'BPCL', 'AHPC', 'SCB', 'SBI', 'PCBL', 'CZBIL', 'ALICL', 'API']:
         shutil.copy(S1 / f'{s}.csv', real / f'{s}.csv')
     before = {f.name: f.read_bytes() for f in real.iterdir()}
-    res = build(tmp_path, '--data', str(real), '--set', 'today=2026-08-22', '--set', 'replay_sessions=30')
+    res = build(tmp_path, '--data', str(real), '--set', 'today=2026-08-22', '--set', 'replay_sessions=30',
+                '--set', 'n_windows=4')   # CI time: not the real-data profile's 10 windows (nbs/09_cli tests that it applies)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert before == {f.name: f.read_bytes() for f in real.iterdir()}       # raw inputs untouched
     assert 'real files' in (tmp_path / 'reports/01_ingest.html').read_text()
@@ -102,10 +103,30 @@ def test_whole_dag_on_real_files(tmp_path):
     assert run['gate_end'] <= '2026-08-21' and run['pooled']['model']['n'] > 1000
     preds = pd.read_csv(tmp_path / 'products/predict/predictions.csv')
     summary = json.loads((tmp_path / 'products/monitor/summary.json').read_text())
-    if decision['champion']:
-        assert len(preds) >= 10 and (preds.prediction_for == '2026-08-24').all()
-    else:
-        assert len(preds) == 0 and summary['champion'] is None
+    assert decision['champion'], 'something always serves: a model that passed the gate, or the best naive rule'
+    assert len(preds) >= 10 and (preds.prediction_for == '2026-08-24').all()
+    if decision['decision'] == 'refused':   # no model beat every rule: the best rule serves, labelled as a rule everywhere
+        check_baseline_champion(tmp_path, decision, preds, summary)
+
+
+def check_baseline_champion(tmp, decision, preds, summary):
+    "The baseline champion is registered, labelled in status, memos and the answer (REST and batch share it), monitored."
+    from conftest import env_for
+    from nepse_mlops.cli import status
+    v, rule = decision['champion'], decision['champion_rule']
+    assert decision['champion_kind'] == 'baseline_rule' and decision['baseline']['event'] == 'baseline'
+    st = status(env_for(tmp))
+    assert st['champion_label'] == f"v{v} - baseline rule '{rule}' (not a trained model)", st
+    assert (preds.model_kind == 'baseline_rule').all() and preds.what.str.contains('ranking score').all()
+    assert preds.what.str.contains('not a buy signal').all() and (preds.model_version.astype(str) == v).all()
+    assert "baseline rule '" in (tmp / 'reports/05_register.html').read_text()
+    assert 'not a buy signal' in (tmp / 'reports/06_predict.html').read_text()
+    assert (summary['champion']['version'], summary['champion']['kind']) == (v, 'baseline_rule')
+    ledger = [json.loads(l) for l in (tmp / 'reports/registry_ledger.jsonl').read_text().splitlines()]
+    assert [e['event'] for e in ledger][-2:] == ['refused', 'baseline']
+    assert 'no model beat every naive rule' in ledger[-1]['reasons'][0]
+    replay = json.loads((tmp / 'products/replay/summary.json').read_text())
+    assert replay['baselines'] or replay['promotions'], replay   # the replayed loop serves too
 
 
 def test_holiday_file_flags_sessions_on_holidays(source1):

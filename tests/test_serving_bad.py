@@ -1,7 +1,8 @@
 """REST for real traffic: a corpus of malformed and hostile requests sent over real HTTP to `nepse-mlops serve` (each gets its
 4xx and one short sentence, the server stays up, nothing wrong is ever answered 200 or logged), many clients at once on
-worker processes (every answer right), and a full queue (503 with Retry-After)."""
-import http.client, json, os, subprocess, threading, urllib.request
+worker processes (every answer right), a full queue (503 with Retry-After), and a request past its timeout (504; its work
+stops)."""
+import http.client, json, os, subprocess, threading, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
@@ -188,7 +189,7 @@ def test_16_clients_on_two_workers(server):
     text = out.read_text()
     assert 'validate:' not in text and text.count('\n') < 40, text[-2000:]   # start-up lines and rate-limited events only
     for line in text.splitlines():                                          # every event line is one JSON object
-        if line.startswith('{'): assert json.loads(line)['event'] in ('refused', 'overloaded', 'server_error')
+        if line.startswith('{'): assert json.loads(line)['event'] in ('refused', 'overloaded', 'timeout', 'server_error')
 
 
 def test_full_queue_answers_503_with_retry_after(sample_build, tmp_path):
@@ -210,3 +211,49 @@ def test_full_queue_answers_503_with_retry_after(sample_build, tmp_path):
             assert urllib.request.urlopen(f'http://127.0.0.1:{port}/ping', timeout=10).status == 200
             assert call(port, body, JSON)[0] == 200                              # the queue drained: answers again
         finally: proc.terminate(); proc.wait(30)
+
+
+def tree(pid: int) -> list[int]:
+    "A process and all its descendants, from /proc."
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop(); out.append(p)
+        try: todo += [int(c) for t in os.listdir(f'/proc/{p}/task') for c in open(f'/proc/{p}/task/{t}/children').read().split()]
+        except OSError: pass
+    return out
+
+
+def cpu_seconds(pids) -> float:
+    "User + system CPU time of `pids` so far."
+    total = 0
+    for p in pids:
+        try: total += sum(int(x) for x in open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[11:13])
+        except OSError: pass
+    return total / os.sysconf('SC_CLK_TCK')
+
+
+def rss_bytes(pids) -> int:
+    return sum(int(open(f'/proc/{p}/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') for p in pids if os.path.exists(f'/proc/{p}'))
+
+
+def test_timeout_stops_the_work(sample_build, tmp_path):
+    "Requests past a 2 ms timeout over real HTTP: 504 and one sentence each; then the server idles and its memory stays put."
+    tmp, _ = sample_build
+    with open(tmp_path / 'serve.out', 'w') as log:
+        proc, port = start(tmp, log, '--workers', '1', '--timeout', '0.002', '--request-log', 'off', '--watch-every', '0')
+        try:
+            preds = pd.read_csv(tmp / 'products/predict/predictions.csv')
+            body = enc(split(rows_for(tmp, list(preds.symbol))))                 # every symbol: tens of ms of work
+            pids = tree(proc.pid)
+            call(port, body, JSON); rss0 = rss_bytes(pids)
+            for _ in range(20):
+                status, msg, _ = call(port, body, JSON)
+                assert status == 504 and msg.startswith("the request was stopped after 0.002 s, the server's timeout: send"), msg
+                assert '\n' not in msg and len(msg) < 200
+            cpu0 = cpu_seconds(pids); time.sleep(1.5)
+            assert cpu_seconds(pids) - cpu0 < 0.2                                # nothing runs on after the answers
+            assert rss_bytes(pids) - rss0 < 30e6, (rss0, rss_bytes(pids))        # nothing held
+            assert urllib.request.urlopen(f'http://127.0.0.1:{port}/ping', timeout=10).status == 200
+        finally: proc.terminate(); proc.wait(30)
+    events = [json.loads(l) for l in (tmp_path / 'serve.out').read_text().splitlines() if l.startswith('{')]
+    assert events and {e['event'] for e in events} == {'timeout'}, events            # rate-limited: one line per 10 s
