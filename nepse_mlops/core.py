@@ -368,13 +368,14 @@ def load_estimator(model_uri: str):
 
 # %% ../nbs/00_core.ipynb #925a3dff
 def market_identity(data: str, sample=False, seed=42, synth_signal=1.0, synth_change_at='', synth_symbols=40,
-                    synth_start='2019-01-01') -> str:
+                    synth_start='2019-01-01', synth_change_every='') -> str:
     "The market a run's data comes from, stable day to day: 'synthetic:<generator settings>' or 'files:<input roots>'."
     if str(data).strip() == 'synthetic':
         sample = str(sample).strip().lower() in ('1', 'true', 'yes')
         n, start = (12, '2023-01-01') if sample else (int(synth_symbols), str(synth_start))
         return (f"synthetic:symbols={n},start={start},seed={int(seed)},signal={float(synth_signal):g},"
-                f"change={str(synth_change_at or '').strip() or 'none'}")
+                f"change={str(synth_change_at or '').strip() or 'none'}"
+                + (f"+every{int(synth_change_every)}d" if str(synth_change_at or '').strip() and str(synth_change_every or '').strip() else ''))
     roots = sorted({str(Path(p.strip()).expanduser().resolve()) for p in str(data).split(',') if p.strip()})
     return 'files:' + ','.join(roots)
 

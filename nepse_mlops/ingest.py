@@ -554,6 +554,7 @@ class IngestSettings:
     synth_through: str = ''
     synth_signal: float = 1.0
     synth_change_at: str = ''
+    synth_change_every: int | str = ''   # the change recurs every this many days ('' = once)
     seed: int = 7
     today: str = ''
     data_fingerprint: str = ''
@@ -572,10 +573,11 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
     t0 = time.time()
     out = Path(product['prices']).parent; out.mkdir(parents=True, exist_ok=True)
     n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)
+    every = int(s.synth_change_every) if str(s.synth_change_every).strip() else None
     source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal), s.synth_change_at or None,
-                               s.synth_through or None, s.today or None) if s.data == 'synthetic' else real_source(s.data))
+                               s.synth_through or None, s.today or None, every) if s.data == 'synthetic' else real_source(s.data))
     source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at,
-                                                  s.synth_symbols, s.synth_start)   # its models' market (core)
+                                                  s.synth_symbols, s.synth_start, every or '')   # its models' market (core)
     res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
     sectors = None
     if s.sectors and len(res.prices):

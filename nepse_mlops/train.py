@@ -675,7 +675,7 @@ class TrainSettings:
     label: str = 'absolute'         # the label the features stage made (features.what_is_predicted)
     feature_set: str = 'base'       # the model's inputs (features.FEATURE_SETS)
     data: str = 'synthetic'         # the run's data: what 'auto' means for label and feature_set
-    half_life: float | None = 60
+    half_life: float | None = 20
     circuit_limits: object = None
     tracking_uri: str = ''
     experiment: str = 'nepse_direction'

@@ -66,7 +66,7 @@ def test_try_a_feature(market):
     n_ledger = len(ledger.read_text().splitlines())
 
     memos = {}
-    for name, setting in [('half_life_20', 'half_life=20'), ('one_tree', 'model_params.max_iter=1')]:
+    for name, setting in [('half_life_40', 'half_life=40'), ('one_tree', 'model_params.max_iter=1')]:
         r = cli(tmp, 'experiment', name, '--set', setting)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         memos[name] = r.stdout
@@ -74,8 +74,8 @@ def test_try_a_feature(market):
         check_memo(r.stdout, name)
         ws = tmp / 'products' / 'experiments' / name
         assert (ws / 'memo.md').read_text() in r.stdout and '<table>' in (ws / 'memo.html').read_text()
-    assert "`half_life`: 60 -> 20" in memos['half_life_20'] and "`model_params.max_iter`: 200 -> 1" in memos['one_tree']
-    assert 'the data the champion was trained on' in memos['half_life_20']
+    assert "`half_life`: 20 -> 40" in memos['half_life_40'] and "`model_params.max_iter`: 100 -> 1" in memos['one_tree']
+    assert 'the data the champion was trained on' in memos['half_life_40']
 
     # production untouched: products, reports (the ledger too) and the champion alias
     after = digests(tmp)
@@ -92,13 +92,13 @@ def test_try_a_feature(market):
     lines = r.stdout.splitlines()
     assert 'vs champion (gate window) [95%]' in lines[0] and 'gate verdict' in lines[0]
     rows = {l.split()[0]: l for l in lines[1:]}
-    assert set(rows) == {'half_life_20', 'one_tree'}
-    assert 'half_life=20' in rows['half_life_20'] and 'model_params.max_iter=1' in rows['one_tree']
+    assert set(rows) == {'half_life_40', 'one_tree'}
+    assert 'half_life=40' in rows['half_life_40'] and 'model_params.max_iter=1' in rows['one_tree']
     aucs = [float(next(t for t in l.split() if t.startswith('0.'))) for l in lines[1:]]
     assert aucs == sorted(aucs, reverse=True)
 
     # promotion is the real gate: either promoted or refused, with reasons, recorded in the ledger
-    r = cli(tmp, 'promote', '--experiment', 'half_life_20')
+    r = cli(tmp, 'promote', '--experiment', 'half_life_40')
     print(r.stdout, r.stderr)
     assert r.returncode in (0, 1) and 'registered as version 2; the gate ' in r.stdout
     assert '  - walk-forward: ' in r.stdout

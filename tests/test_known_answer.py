@@ -7,12 +7,14 @@ a column known only the next day, a change of the circuit limit, new listings th
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from pathlib import Path
 
 from nepse_mlops.core import CANONICAL_COLUMNS
 from nepse_mlops.synthetic import make_market, PLANTED_LIMITS
 from nepse_mlops.validate import validate_prices, CIRCUIT_LIMITS, parse_limits
 from nepse_mlops.features import build_features, market_index, check_no_lookahead
-from nepse_mlops.train import walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES
+from nepse_mlops.train import walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES, TrainSettings
 from nepse_mlops.register import gate_decision
 
 PARAMS = {'learning_rate': 0.05, 'max_iter': 200, 'max_leaf_nodes': 15, 'min_samples_leaf': 200, 'l2_regularization': 1.0}
@@ -38,6 +40,32 @@ def evaluate(seed=7, signal=1.0, model_seed=42, n_symbols=40, start='2019-01-01'
     d = gate_decision({'roc_auc': gate.loc['model', 'roc_auc']}, rules, ev, None)
     return dict(mk=mk, vp=vp, fe=fe, preds=preds, evidence=ev, decision=d,
                 known=known_answer(preds, mk[['date', 'symbol', 'planted_p_up']]))
+
+
+ENV = yaml.safe_load((Path(__file__).resolve().parents[1] / 'env.yaml').read_text())
+SHIPPED_SHARE = 0.75          # the shipped settings must find this share of the edge on the default market (issue 21;
+                              # 81% measured with ret_x_volume, 73.8% without; half_life 60 found 61% on 2026-12-04) ...
+SHIPPED_THROUGH = '2026-11-24'  # ... as a run on 2026-11-25 sees it: 120 sessions into the changed regime (tests/test_replay.py)
+
+
+def evaluate_shipped(through=SHIPPED_THROUGH, seed=None):
+    "The known answer of the default market (env.yaml's generator) trained as the train stage does with env.yaml's settings."
+    seed = ENV['seed'] if seed is None else seed
+    mk, _ = make_market(ENV['synth_symbols'], ENV['synth_start'], ENV['synth_end'], seed, ENV['synth_signal'],
+                        ENV['synth_change_at'] or None, through, ENV['synth_change_every'] or None)
+    vp = validate_prices(_raw(mk), today=str((pd.Timestamp(through) + pd.Timedelta(days=1)).date())).prices
+    fe = build_features(vp, market=market_index(vp))
+    data = fe[fe.target.notna().to_numpy() & serving_eligible(fe)].reset_index(drop=True)
+    s = TrainSettings.from_params(ENV)
+    _, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
+                            s.min_train_sessions, s.seed, s.half_life)
+    return known_answer(preds, mk[['date', 'symbol', 'planted_p_up']])
+
+
+def test_the_shipped_settings_find_most_of_the_edge_on_the_default_market():
+    ka = evaluate_shipped()
+    assert ka['share_of_edge'] >= SHIPPED_SHARE, ka
+    assert ka['model_auc'] <= ka['best_auc'] + NOISE, f'above the best possible: look-ahead? {ka}'
 
 
 @pytest.fixture(scope='module')

@@ -17,7 +17,7 @@ from pathlib import Path
 from nepse_mlops.core import CANONICAL_COLUMNS, read_jsonl
 from nepse_mlops.features import FEATURES
 from nepse_mlops.register import champion_on_gate
-from nepse_mlops.synthetic import make_market, synthetic_calendar
+from nepse_mlops.synthetic import make_market, synthetic_calendar, planted_changes, regime_sessions
 from nepse_mlops.validate import validate_prices
 from nepse_mlops.features import build_features, market_index
 from nepse_mlops.replay import replay, ReplaySettings
@@ -59,6 +59,19 @@ def changed(tmp_path_factory):
 def test_the_default_places_the_change_inside_the_replay():
     assert CAL[-SPAN] < pd.Timestamp(CHANGE) < CAL[-40], 'the replay must start before the planted change, with sessions to spare after it'
     assert int((CAL >= pd.Timestamp(CHANGE)).sum()) == 120
+
+
+def test_every_later_day_replays_a_planted_change():
+    # the change recurs (synth_change_every), so a fresh `make run` on any day up to synth_end replays one, with sessions
+    # after it; the days shown before the next change are those of the single-change market (tested in 00a_synthetic)
+    seed = ENV['seed']
+    cal = synthetic_calendar(ENV['synth_start'], HORIZON, seed)
+    changes = pd.DatetimeIndex(regime_sessions(planted_changes(CHANGE, ENV['synth_change_every'], HORIZON),
+                                               ENV['synth_start'], HORIZON, seed))
+    assert len(changes) >= 3 and changes[0] == pd.Timestamp(CHANGE)
+    worst = min(max(((cal > c) & (cal <= cal[t])).sum() for c in changes[(changes > cal[t - SPAN + 1]) & (changes <= cal[t])])
+                for t in range(cal.searchsorted(pd.Timestamp(END)), len(cal)))
+    assert worst >= 20, worst
 
 
 @loop
