@@ -132,9 +132,12 @@ def promote(client, name: str, version: str, ledger: str | Path, reason: str = '
 _FAILING = ('gate window: does not', 'walk-forward: not', 'no walk-forward', 'does not beat champion', 'sanity:')
 
 # %% ../nbs/05_register.ipynb #c012
-def gate_rows(features: pd.DataFrame, gate_start: str, gate_end: str) -> pd.DataFrame:
-    "Labelled feature rows of the gate window that serving would answer (enough history)."
+def gate_rows(features: pd.DataFrame, gate_start: str, gate_end: str,
+              known_by=None,   # only outcomes known by this session (`target_date` <= it): the replay's point in time
+             ) -> pd.DataFrame:
+    "Labelled feature rows of the gate window that serving would answer (enough history); the replay's too."
     f = features[serving_eligible(features) & features.target.notna().to_numpy()]
+    if known_by is not None: f = f[f.target_date <= pd.Timestamp(known_by)]
     return f[(f.date >= pd.Timestamp(gate_start)) & (f.date <= pd.Timestamp(gate_end))]
 
 def champion_on_gate(p_new: np.ndarray, p_champ: np.ndarray, rows: pd.DataFrame, n: int = 200, seed: int = 0,

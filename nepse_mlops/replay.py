@@ -18,8 +18,9 @@ from .core import log, write_json, read_json, append_jsonl, read_jsonl, kill_poi
 from .features import FEATURES
 from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
 from .train import contract_proba, model_features
-from .register import gate_decision, sanity_checks, champion_on_gate
-from .monitor import normed_wasserstein, calibrate_drift_thresholds, retrain_decision, DriftCalibration, RetrainPolicy
+from .register import gate_decision, sanity_checks, champion_on_gate, gate_rows
+from .monitor import calibrate_drift_thresholds, drift_calibration, wasserstein_drift, retrain_decision, RetrainPolicy
+from .monitor import settled_predictions, realised_metrics
 
 # %% ../nbs/07a_replay.ipynb #96926a09
 @dataclass
@@ -74,8 +75,7 @@ def drift_reference(known: pd.DataFrame, train_end, s: ReplaySettings, max_rows:
     "(per-column thresholds calibrated on the champion's history, per-column reference values): computed once per champion."
     hist = known[known.date < pd.Timestamp(train_end)]
     cols = cols or FEATURES
-    cal = calibrate_drift_thresholds(hist, cols, DriftCalibration(s.reference_sessions, s.current_sessions, quantile=s.drift_quantile,
-                                                                      floor=s.drift_threshold, max_windows=20))
+    cal = calibrate_drift_thresholds(hist, cols, drift_calibration(s))   # the monitor stage's calibration
     dates = np.sort(hist.date.unique())[-s.reference_sessions:]
     ref = hist[hist.date.isin(dates)]
     ref = ref.sample(max_rows, random_state=0) if len(ref) > max_rows else ref
@@ -85,24 +85,16 @@ def drift_now(known: pd.DataFrame, champ: Champion, s: ReplaySettings) -> dict:
     "Drift share of the latest `current_sessions` against the champion's reference, column by column."
     dates = np.sort(known.date.unique())[-s.current_sessions:]
     cur = known[known.date.isin(dates)]
-    scores = {c: normed_wasserstein(champ.reference[c], cur[c].to_numpy(float)) for c in champ.reference}
-    drifted = [c for c, v in scores.items() if np.isfinite(v) and v > champ.thresholds.get(c, s.drift_threshold)]
-    checked = [c for c, v in scores.items() if np.isfinite(v)]
-    return dict(drift_share=len(drifted) / max(len(checked), 1), drifted_columns=len(drifted), columns=len(checked), drifted=drifted)
+    cols = list(champ.reference)
+    th = {c: champ.thresholds.get(c, s.drift_threshold) for c in cols}
+    ov, tb = wasserstein_drift(pd.DataFrame(champ.reference), cur, cols, s.drift_share_threshold, th)   # monitor's rule
+    return dict(drift_share=ov['drift_share'], drifted_columns=ov['drifted_columns'], columns=ov['columns'],
+                drifted=tb.column[tb.drifted].tolist())
 
 def realised_now(log_df: pd.DataFrame, known: pd.DataFrame, version: str, t, window: int) -> tuple[pd.DataFrame, dict]:
     "The champion's settled predictions of the last `window` sessions up to `t`, and their realised metrics beside the naive rules."
-    if not len(log_df): return pd.DataFrame(), {}
-    lg = log_df[(log_df.model_version == version) & (log_df.prediction_for <= pd.Timestamp(t))]
-    days = np.sort(lg.feature_date.unique())[-window:]
-    out = known.loc[known.date.isin(days), ['date', 'symbol', 'target', 'ret_1']].rename(columns={'date': 'feature_date'})
-    s = lg[lg.feature_date.isin(days)].merge(out, on=['feature_date', 'symbol']).dropna(subset=['target'])
-    if not len(s): return s, {}
-    y = s.target.to_numpy().astype(int)
-    m = dict(settled=len(s), sessions=len(days), auc=_auc(y, s.prob_up.to_numpy()),
-             accuracy=float(((s.prob_up >= 0.5).astype(int) == y).mean()), always_up_accuracy=float(y.mean()),
-             reversal_auc=_auc(y, -s.ret_1.fillna(0).to_numpy()), persistence_auc=_auc(y, s.ret_1.fillna(0).to_numpy()))
-    return s, m
+    s = settled_predictions(log_df, known, version, t, window)   # the monitor's settling and metrics
+    return s, realised_metrics(s)
 
 # %% ../nbs/07a_replay.ipynb #7706cef3
 def replay_baseline(data: pd.DataFrame, evidence: dict, gate: pd.DataFrame, gate_start, s: ReplaySettings) -> dict:
@@ -127,7 +119,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
     gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
     est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, reuse=fitted)
-    rows = data[(data.date >= gate_start) & (data.date <= gate_end)]
+    rows = gate_rows(known, gate_start, gate_end, known_by=t)   # the register stage's gate rows, as known at t
     p_new = contract_proba(est, rows)
     y = rows.target.astype(int)
     new = score(y, p_new, (p_new >= 0.5).astype(int))
