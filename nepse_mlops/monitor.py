@@ -7,7 +7,7 @@ __all__ = ['CALIBRATION_WINDOWS', 'SECTOR_COLUMNS', 'drift_windows', 'normed_was
            'calibrate_drift_thresholds', 'drift_calibration', 'build_drift_report', 'column_drifted',
            'wasserstein_drift', 'sector_drift', 'settled_predictions', 'realised_metrics', 'realised_performance',
            'RetrainPolicy', 'retrain_decision', 'alert_payload', 'send_alert', 'raise_alerts', 'serving_summary',
-           'MonitorSettings', 'monitor_stage', 'monitor_report']
+           'MonitorSettings', 'drift_columns', 'monitor_stage', 'monitor_report']
 
 # %% ../nbs/07_monitor.ipynb #c003
 import json, time, urllib.request
@@ -375,6 +375,12 @@ class MonitorSettings:
         kw['alert_webhook'] = os.environ.get('NEPSE_MLOPS_ALERT_WEBHOOK') or kw.get('alert_webhook', '')   # tokens stay out of env.yaml and reports
         return cls(**kw)
 
+def drift_columns(est) -> list[str]:
+    "The columns drift is judged on: a model's own inputs; for a baseline rule (one input, so a share of 0 or 1), the inputs a retrain would learn from."
+    from nepse_mlops.baseline import RuleModel
+    from nepse_mlops.features import FEATURES
+    return list(FEATURES) if isinstance(est, RuleModel) else model_features(est)
+
 def _champion_context(features: pd.DataFrame, s: MonitorSettings) -> dict | None:
     "The champion, its training window and the drift windows with its predicted probability; None without a champion."
     import tempfile, mlflow
@@ -395,7 +401,7 @@ def _champion_context(features: pd.DataFrame, s: MonitorSettings) -> dict | None
     back = s.reference_sessions + gap + s.current_sessions + DriftCalibration.step * (CALIBRATION_WINDOWS - 1)
     span = dates[dates < np.datetime64(pd.Timestamp(train_end))][-back:]
     est = load_estimator(f"models:/{s.model_name}/{version}")
-    own = model_features(est)   # drift and probabilities on the champion's own features, whatever `FEATURES` says now
+    own = drift_columns(est)   # drift on the champion's own features, whatever `FEATURES` says now (a rule: `FEATURES`)
     prob = lambda df: df.assign(prob_up=contract_proba(est, df))
     ref, cur, hist = prob(ref), prob(cur), prob(features[features.date.isin(span)])
     cols = [c for c in own + ['prob_up'] if not (ref[c].isna().all() or cur[c].isna().all())]   # e.g. no sector: no sector-relative returns

@@ -20,7 +20,7 @@ from .train import walk_forward, compare_all, serving_eligible, fit_final, score
 from .train import contract_proba, model_features
 from .register import gate_decision, sanity_checks, champion_on_gate, gate_rows
 from .monitor import calibrate_drift_thresholds, drift_calibration, wasserstein_drift, retrain_decision, RetrainPolicy
-from .monitor import settled_predictions, realised_metrics
+from .monitor import settled_predictions, realised_metrics, drift_columns
 
 # %% ../nbs/07a_replay.ipynb #96926a09
 @dataclass
@@ -185,7 +185,7 @@ def _serve_baseline(g: dict, t, known: pd.DataFrame, s: ReplaySettings, registry
     joblib.dump(b['est'], out / 'models' / f'v{v}.joblib')
     registry.promote(v)
     champ = Champion(v, b['est'], pd.Timestamp(g['train_end']), t, kind='baseline_rule', rule=b['rule'])
-    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s, cols=model_features(champ.est))
+    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s, cols=drift_columns(champ.est))
     append_jsonl(led_p, dict(event='baseline', version=v, previous_champion=None, as_of=str(t.date()), replay=True,
                              trigger='; '.join(decision['reasons']), reasons=[b['reason']], rule=b['rule']))
     return champ
@@ -215,7 +215,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
         c = state['champion']; known0 = feats[feats.date <= pd.Timestamp(state['done'])]
         champ = Champion(c['version'], joblib.load(out / 'models' / f"v{c['version']}.joblib"), pd.Timestamp(c['train_end']), pd.Timestamp(c['as_of']),
                          kind=c.get('kind', 'trained_model'), rule=c.get('rule'))
-        champ.thresholds, champ.reference = drift_reference(known0, champ.train_end, s, cols=model_features(champ.est))
+        champ.thresholds, champ.reference = drift_reference(known0, champ.train_end, s, cols=drift_columns(champ.est))
     if state['done']:   # resume: drop whatever a killed session wrote after the last completed one
         done = pd.Timestamp(state['done']); todo = todo[todo > np.datetime64(done)]
         if len(plog): plog = plog[plog.as_of <= done]
@@ -257,7 +257,7 @@ def replay(features: pd.DataFrame,        # the features stage's table: every sy
                 if g['decision'] == 'promoted':
                     registry.promote(v)
                     champ = Champion(v, g['est'], pd.Timestamp(g['train_end']), t)
-                    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s, cols=model_features(champ.est))
+                    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s, cols=drift_columns(champ.est))
                 append_jsonl(led_p, ev)
                 if champ is None and g.get('baseline'):   # no model passed and none serves: the best rule does
                     champ = _serve_baseline(g, t, known, s, registry, out, led_p, decision)
