@@ -17,7 +17,7 @@ from .validate import passes_unchanged, validate_prices, limits_in_force
 
 # %% ../nbs/03_features.ipynb #c005
 FEATURES = ['ret_1', 'ret_5', 'ret_20', 'vol_20', 'rsi_14', 'macd_sma', 'ma_ratio_5_20', 'ma_ratio_20_60',
-            'volume_z20', 'turnover_z20', 'ret_x_volume', 'gap', 'range', 'days_since_prev',
+            'volume_z20', 'turnover_z20', 'gap', 'range', 'days_since_prev',
             'mkt_ret_1', 'mkt_ret_5', 'rel_mkt_20', 'rel_sector_5', 'rel_sector_20']
 MARKET_FEATURES = ['mkt_ret_1', 'mkt_ret_5', 'rel_mkt_20', 'rel_sector_5', 'rel_sector_20']
 # per date, over the symbols given: the same in training and batch scoring (every symbol), not in a one-symbol request
@@ -229,7 +229,6 @@ def _feature_arrays(p: dict[str, np.ndarray], horizon: int, levels: dict, circui
             lv = np.log1p(traded[c])
             sd = roll(lv, 20, 'std')
             f[f'{c}_z20'] = (lv - roll(lv, 20)) / np.where(sd < 1e-9, np.nan, sd)
-        f['ret_x_volume'] = f['ret_1'] * f['volume_z20']   # the day's return weighted by how unusual its volume was
         f['gap'] = px['open'] / lag(close, 1) - 1
         f['range'] = (px['high'] - px['low']) / close
     f['days_since_prev'] = (dates - lag(dates, 1)) / np.timedelta64(1, 'D')
