@@ -162,6 +162,9 @@ def plain_sentence(champion: dict, train: dict | None = None) -> str:
     what = 'next close' if h == 1 else f'close {h} sessions ahead'
     acc = {r: gb[f'{r}_accuracy'] for r in ORDER if gb.get(f'{r}_accuracy') is not None}
     s = f"The model predicts, for each stock, whether its {what} will be higher than its last close."
+    if train.get('label') == 'relative':   # the ranking label: beating the day's median, not rising
+        from nepse_mlops.features import what_is_predicted
+        s = f"The model ranks the stocks: for each, the probability that {what_is_predicted('relative', h)}."
     if gm.get('accuracy') is not None and acc:
         best = max(acc, key=acc.get)
         s += (" On its gate window (the latest sessions before it was trained) it was right "
@@ -222,11 +225,12 @@ def _champion_head(c: dict) -> str:
             f"rule '{html.escape(str(c.get('rule')))}' (not a trained model)</b>: no model has beaten every naive rule "
             "yet</div>")
 
-def _baseline_sentence(c: dict) -> str:
+def _baseline_sentence(c: dict, label: str = 'absolute') -> str:
     "What a baseline rule's number is: a ranking score, not a buy signal."
     rule = html.escape(str(c.get('rule')))
     return (f"<p class='nm-plain'>The {rule} rule ({html.escape(RULES.get(c.get('rule'), ''))}) ranks the stocks "
-            "for the next session: its number is a <b>ranking score</b> (its probability of an up close, calibrated "
+            "for the next session: its number is a <b>ranking score</b> (its probability of "
+            + ('beating the median return of the day' if label == 'relative' else 'an up close') + ", calibrated "
             "on its training rows), <b>not a buy signal</b>: it loses after costs. A trained model replaces it only "
             "by beating it and every other rule beyond noise.</p>")
 
@@ -244,7 +248,7 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
                        + ''.join(f"<td>{gb.get(f'{b}_{m}', float('nan')):.4f}</td>" for b in rules) + '</tr>' for m in shown)
         body = (_champion_head(c) +
                 f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before {c.get('train_end')}</div>"
-                + (_baseline_sentence(c) if c.get('kind') == 'baseline_rule' else plain_sentence(c, train)) + _reasons(c.get('reasons')) +
+                + (_baseline_sentence(c, (train or {}).get('label', 'absolute')) if c.get('kind') == 'baseline_rule' else plain_sentence(c, train)) + _reasons(c.get('reasons')) +
                 f"<table class='nm-t'><tr><th>gate window</th><th>{'served rule' if c.get('kind') == 'baseline_rule' else 'model'}</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
     body += rest_line(summary.get('rest'))
     if last and str(last.get('version')) != str((c or {}).get('version')):
