@@ -53,7 +53,7 @@ def locate_reports(summary: dict, products: Path) -> Path:
     if summary.get('drift_html'): return Path(summary['drift_html']).parent
     return Path(products).parent / 'reports'
 
-TRAIN_KEYS = ['run_id', 'horizon', 'gate_start', 'gate_end', 'backtest']   # the champion card's part of train/run.json
+TRAIN_KEYS = ['run_id', 'horizon', 'gate_start', 'gate_end', 'backtest', 'label']   # the champion card's part of train/run.json
 REQUIRED_FILES = ['monitor/summary.json', 'predict/predictions.csv', 'monitor/drift_columns.csv', 'monitor/performance.csv']
 
 def load_dashboard_data(products: str | Path) -> dict | None:
