@@ -84,8 +84,9 @@ def _baseline_memo(summary: dict, last_session: str) -> str:
     return (f"# Predict: the next session\n\nChampion **{lab}** ranked **{summary['n']}** symbols for "
             f"**{summary['prediction_for']}** from prices to {last_session}; left out: "
             f"{summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\nNo trained model beat every naive "
-            "rule, so this is the rule's **ranking score** (its probability of an up close, calibrated on its training "
-            "rows): a higher score ranks a symbol above another, it is **not a buy signal** (the rule loses after "
+            "rule, so this is the rule's **ranking score** (its probability, calibrated on its training rows, that "
+            f"{summary.get('what') or what_is_predicted()}): a higher score ranks a symbol above another, it is "
+            "**not a buy signal** (the rule loses after "
             "costs). **Check next:** the register report (a model must beat this rule and every other beyond noise to "
             "replace it), and the monitor's realised ROC AUC.")
 
