@@ -17,9 +17,12 @@ from .ops import data_fingerprint   # by content (sha256, cached by size and mti
 
 # %% ../nbs/09_cli.ipynb #c008
 def _env_args(settings: dict) -> list[str]:
-    "`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, nothing (`--set KEY=`) as ''."
+    """`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, nothing (`--set KEY=`) as ''; a block's keys
+    (a dict, or `--set block.key=`) as `--env--block--key`, Ploomber's name for a nested key."""
     text = lambda v: '' if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-    return [a for k, v in settings.items() for a in (f"--env--{k}", text(v))]
+    flat = {f"{k}--{kk}": vv for k, v in settings.items() if isinstance(v, dict) for kk, vv in v.items()}
+    flat |= {k.replace('.', '--'): v for k, v in settings.items() if not isinstance(v, dict)}
+    return [a for k, v in flat.items() for a in (f"--env--{k}", text(v))]
 
 QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipynb product ignores the HTML report's export options
          'Kernel is running over TCP without encryption',   # ipykernel: papermill's local kernel
@@ -53,9 +56,16 @@ def real_data_settings(env: dict,   # env.yaml
                        given: dict, # the settings given (--set, --data): they win
                        real: bool,  # the data is real (not the synthetic market)
                       ) -> dict:
-    "On real data, env.yaml's `real_data` evidence profile for every key not `given`, and evidence_profile=real_data."
+    """On real data, env.yaml's `real_data` evidence profile for every key not `given`, and evidence_profile=real_data.
+    A block in the profile (e.g. `replay_policy`) sets its keys over env.yaml's block; `block.key` given wins."""
     if not real or not isinstance(env.get('real_data'), dict): return {}
-    return {k: v for k, v in (env['real_data'] | {'evidence_profile': 'real_data'}).items() if k not in given}
+    out = {}
+    for k, v in (env['real_data'] | {'evidence_profile': 'real_data'}).items():
+        if k in given: continue
+        if isinstance(v, dict) and isinstance(env.get(k), dict):
+            v = env[k] | {kk: vv for kk, vv in v.items() if f"{k}.{kk}" not in given}
+        out[k] = v
+    return out
 
 def resolve_settings(env: dict, settings: dict) -> dict:
     "The settings a run passes to Ploomber: those given, the input data's content digest, and (synthetic) the live market's last session."
@@ -531,6 +541,9 @@ def replay_command(env: dict, args) -> int:
     "`nepse-mlops replay`: the loop over past sessions; prints the timeline's story and where it is."
     from nepse_mlops.replay import run_replay, replay_summary, read_timeline
     overrides = _parse_set(args.set)
+    planted = Path(overrides.get('products', env['products'])) / 'ingest' / 'planted.json'
+    real = planted.exists() and read_json(planted).get('synthetic') is False   # the products were built from real files
+    env |= real_data_settings(env, overrides, real)   # a replay on real data: its evidence profile (as `run` applies it)
     policy = dict(env.get('replay_policy') or {})
     for k, v in overrides.items():
         if k.startswith('replay_policy.'): policy[k.split('.', 1)[1]] = v
