@@ -77,11 +77,12 @@ KILL_POINTS = {   # name: where the run dies (tests/test_crash.py kills a real r
 }
 
 def kill_point(name: str, f=None, data: bytes = b'') -> None:
-    "Die here (SIGKILL to the whole run) when $NEPSE_MLOPS_KILL_AT names this point; with `f`, after writing half of `data` to it."
+    "Die here (SIGKILL to the whole run) when $NEPSE_MLOPS_KILL_AT names this point; with `f`, after half of `data`."
     if os.environ.get('NEPSE_MLOPS_KILL_AT') != name: return
     import signal
     if f is not None: f.write(data[:max(1, len(data) // 2)]); f.flush(); os.fsync(f.fileno())
-    try: os.killpg(int(os.environ.get('NEPSE_MLOPS_RUN_PGID') or os.getpgid(0)), signal.SIGKILL)   # the CLI's group: the whole run
+    group = int(os.environ.get('NEPSE_MLOPS_RUN_PGID') or os.getpgid(0))   # the CLI's group: the whole run
+    try: os.killpg(group, signal.SIGKILL)
     finally: os.kill(os.getpid(), signal.SIGKILL)   # a notebook kernel runs in a group of its own
 
 def save_frame(df, path: str | Path) -> Path:
@@ -103,7 +104,7 @@ def log(*msg, file=None):
 def _json_default(o):
     if isinstance(o, Path): return str(o)
     if isinstance(o, date): return o.isoformat()   # dates from YAML; datetime and pandas' Timestamp are dates too
-    np = sys.modules.get('numpy')                  # numpy values can only exist if numpy is loaded: never import it here
+    np = sys.modules.get('numpy')                  # numpy values exist only if numpy is loaded: never import it here
     if np is not None:
         if isinstance(o, np.integer): return int(o)
         if isinstance(o, np.floating): return None if np.isnan(o) else float(o)
@@ -153,9 +154,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException: tmp.unlink(missing_ok=True); raise
 
 def record_digest(path: str | Path, data: bytes | None = None, copy: bool = True) -> dict:
-    """Record a history's digest (size, sha256) in `.<name>.digest` and (`copy`) a copy in `.<name>.bak`, the generation to
-    recover from. `data`: the content about to replace `path` (record first, then rename: a kill in between leaves the old
-    file, which the kept previous digest still vouches for)."""
+    """Record a history's digest (size, sha256) in `.<name>.digest` and (`copy`) a copy in `.<name>.bak`, the generation
+    to recover from. `data`: the content about to replace `path` (record first, then rename: a kill in between leaves
+    the old file, which the kept previous digest still vouches for)."""
     path = Path(path); data = path.read_bytes() if data is None else data
     rec, side = dict(size=len(data), sha256=hashlib.sha256(data).hexdigest()), _sidecar(path, 'digest')
     try: prev = json.loads(side.read_text()).get('current') if side.exists() else None
@@ -165,21 +166,24 @@ def record_digest(path: str | Path, data: bytes | None = None, copy: bool = True
     return rec
 
 def verify_digest(path: str | Path, of: str | Path | None = None) -> str | None:
-    "Why `path` matches neither of the last two digests recorded for it (or for `of`, e.g. a copy checked against its original)."
+    "Why `path` matches neither of the last two digests for it (or for `of`: a copy checked against its original)."
     path, side = Path(path), _sidecar(Path(of or path), 'digest')
     if not side.exists(): return None
     try: recs = [r for r in (lambda d: [d.get('current'), d.get('previous')])(json.loads(side.read_text())) if r]
-    except (OSError, ValueError, AttributeError): return None   # the bookkeeping itself was cut short: nothing to compare
+    except (OSError, ValueError, AttributeError): return None   # the bookkeeping was cut short: nothing to compare
     if not recs: return None
     if not path.exists(): return f"{path} is missing (it had {recs[0]['size']:,} bytes)"
     data = path.read_bytes()   # a prefix check: a writer killed mid-append leaves extra bytes after a whole record
-    if any(hashlib.sha256(data[:r['size']]).hexdigest() == r['sha256'] for r in recs if len(data) >= r['size']): return None
-    if len(data) < min(r['size'] for r in recs): return f"{path} was cut short ({len(data):,} of {recs[0]['size']:,} bytes)"
+    if any(hashlib.sha256(data[:r['size']]).hexdigest() == r['sha256'] for r in recs if len(data) >= r['size']):
+        return None
+    if len(data) < min(r['size'] for r in recs):
+        return f"{path} was cut short ({len(data):,} of {recs[0]['size']:,} bytes)"
     return f"{path} changed since it was written (its digest differs)"
 
 def append_jsonl(path: str | Path, rec: dict) -> dict:
-    """Append one JSON record as a line (creating the folder), flushed to disk; returns `rec`. A torn last line (a killed
-    writer) is cut off first; a whole last record that only lacks its newline is kept. The digest and a copy are recorded."""
+    """Append one JSON record as a line (creating the folder), flushed to disk; returns `rec`. A torn last line (a
+    killed writer) is cut off first; a whole last record that only lacks its newline is kept. The digest and a copy are
+    recorded."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(_nan_to_none(rec), default=_json_default) + '\n'
     with open(path, 'r+b' if path.exists() else 'w+b') as f:
@@ -199,7 +203,7 @@ def append_jsonl(path: str | Path, rec: dict) -> dict:
     return rec
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    "Every record of a JSON-lines file, oldest first ([] when there is none); a torn last line (a killed writer) is skipped."
+    "Every record of a JSON-lines file, oldest first ([] when there is none); a torn last line is skipped."
     p = Path(path)
     if not p.exists(): return []
     out = []
@@ -214,7 +218,7 @@ class ProductError(RuntimeError):
     "A product that cannot be trusted: the message names the file and what to do."
 
 def read_history_parquet(path: str | Path):
-    "A history kept as parquet (the prediction log), checked against its recorded digest; `ProductError` saying how to recover."
+    "A parquet history (the prediction log), checked against its recorded digest; `ProductError` saying how to recover."
     import pandas as pd
     path = Path(path); bak = _sidecar(path, 'bak')
     why = verify_digest(path)
@@ -222,9 +226,9 @@ def read_history_parquet(path: str | Path):
         try: return pd.read_parquet(path)
         except Exception as e: why = f"{path} cannot be read ({type(e).__name__}: {str(e)[:120]})"
     good = bak.exists() and verify_digest(bak, of=path) is None   # the copy matches the recorded digest
-    raise ProductError(f"{why}. " + (f"Its last good generation is {bak}: restore it with `cp {bak} {path}`, then run again."
-                                     if good else "No good copy is left: restore it from a backup, or move it aside to start "
-                                                  "a new history."))
+    how = (f"Its last good generation is {bak}: restore it with `cp {bak} {path}`, then run again." if good else
+           "No good copy is left: restore it from a backup, or move it aside to start a new history.")
+    raise ProductError(f"{why}. {how}")
 
 # %% ../nbs/00_core.ipynb #20c0b22b
 def sector_of(prices: 'pd.DataFrame') -> 'pd.Series':
@@ -238,14 +242,15 @@ def sector_of(prices: 'pd.DataFrame') -> 'pd.Series':
 
 # %% ../nbs/00_core.ipynb #5392f7cf
 def drop_silent_code_cells(nb, resources):
-    """nbconvert preprocessor of the memo reports (pipeline.yaml, beside `exclude_input`): a code cell that showed nothing
+    """nbconvert preprocessor of the memo reports (pipeline.yaml, beside `exclude_input`): a code cell that showed
+    nothing
     (imports, parameters, a stage call) would still leave an empty box, and 30 of them pushed the memo 200 px down."""
     nb.cells = [c for c in nb.cells if c.cell_type != 'code' or c.get('outputs')]
     return nb, resources
 
 # %% ../nbs/00_core.ipynb #b13afedb
 def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
-    "The entries of `params` that are fields of dataclass `cls`; for the `optional` names, '' (env.yaml's 'not set') becomes None."
+    "The entries of `params` that are fields of `cls`; for `optional` names '' (env.yaml's 'not set') is None."
     from dataclasses import fields
     names = {f.name for f in fields(cls)}
     return {k: (None if k in optional and v == '' else v) for k, v in params.items() if k in names}
@@ -256,7 +261,8 @@ from contextlib import contextmanager
 @contextmanager
 def stage_log(product=None, path: str | Path | None = None):
     """Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while
-    inside. A stage run alone (papermill, no DAG build) also holds the run lock and is in the ledger (ops.standalone_run)."""
+    inside. A stage run alone (papermill, no DAG build) also holds the run lock and is in the ledger
+    (ops.standalone_run)."""
     import io, logging
     from contextlib import redirect_stdout, redirect_stderr
     from nepse_mlops.ops import standalone_run   # imported here, not at the top: ops imports this module
@@ -265,7 +271,8 @@ def stage_log(product=None, path: str | Path | None = None):
         path = Path(str(nb)).with_suffix('.log')
     with standalone_run(product):
         buf = io.StringIO()
-        loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values() if isinstance(l, logging.Logger)]
+        loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(l, logging.Logger)]
         handlers = [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
         old = [h.setStream(buf) for h in handlers]
         try:
@@ -295,7 +302,7 @@ def is_run_cell(lines: list[str]) -> bool:
 
 def drop_cells(pred=None, # `pred(lines)` True: the cell is dropped; None: stop dropping
               ) -> bool:
-    "From the next cell on, the running IPython kernel skips every cell for which `pred` is True; False outside IPython."
+    "From the next cell on, this IPython kernel skips every cell for which `pred` is True; False outside IPython."
     from IPython import get_ipython
     ip = get_ipython()
     if ip is None: return False
