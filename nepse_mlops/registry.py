@@ -128,7 +128,8 @@ def append_ledger(path: str | Path, event: dict) -> dict:
     "Append one event (with a UTC timestamp) to the JSON-lines ledger."
     return append_jsonl(path, {'time': _utc_now(), **event})
 
-def _history(client, name):
+def _history(client, name) -> list[str]:
+    "The versions that were champion, oldest first (the registered model's `champion_history` tag)."
     tags = client.get_registered_model(name).tags
     return json.loads(tags.get('champion_history', '[]'))
 
