@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 # notebook kernel would otherwise compile mlflow, evidently and sklearn from source again: their import 10.5 s -> 5.0 s.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: help install run test test-loop test-ops test-scale tracking-server airflow-venv airflow-lock nbdev-test pytest dashboard serve mlflow-ui lab status lock check clean clean-products benchmark
+.PHONY: help install run test test-loop test-ops test-scale tracking-server airflow-venv airflow-lock nbdev-test pytest dashboard serve mlflow-ui lab status lock check deps clean clean-products benchmark
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ status: install ## champion, last run, data freshness
 check: install ## what CI checks besides tests: notebooks exported and clean
 	$(BIN)/nbdev_export && git diff --exit-code -- nepse_mlops
 	$(BIN)/nbdev_clean && git diff --exit-code -- nbs
+
+deps: ## the dependency picture: each module, its notebook, lines and what it imports (tests/test_layout.py checks it)
+	$(BIN)/python tests/test_layout.py
 
 benchmark: install ## timings and memory (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_pipeline.py

@@ -95,7 +95,7 @@ def serve_baseline(run: dict,                  # the train stage's record (gate 
     "Register the best rule on the run's evidence as the baseline champion; the ledger event and the new champion."
     import mlflow
     from nepse_mlops.train import serving_eligible, TrainingLog, log_training_run
-    from nepse_mlops.register import set_champion
+    from nepse_mlops.registry import set_champion
     client = mlflow.MlflowClient()
     best = best_rule(run['evidence'], run.get('primary_metric', 'roc_auc'))
     data = features[features.target.notna().to_numpy() & serving_eligible(features)].reset_index(drop=True)

@@ -256,7 +256,8 @@ def _last_realised(path: Path) -> dict:
 def status(env: dict) -> dict:
     "Champion version and when it was promoted, the last run, and data freshness."
     from datetime import date
-    from nepse_mlops.core import champion_version, market_today
+    from nepse_mlops.market_calendar import market_today
+    from nepse_mlops.registry import champion_version
     products = Path(env['products'])
     out = dict(champion=None, promoted_at=None, last_run=None, last_market_session=None, data_age_days=None)
     if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')
@@ -292,7 +293,7 @@ def status(env: dict) -> dict:
             k = champion_kind(client, env['model_name'], v)
             out.update(champion_kind=k['kind'], champion_rule=k['rule'],
                        champion_label=champion_label(v, k['kind'], k['rule']))
-        from nepse_mlops.core import products_market, market_mismatch
+        from nepse_mlops.registry import products_market, market_mismatch
         out['market'] = products_market(products)   # the data's market; a champion of another is not used on it
         if v and (why := market_mismatch(out['champion_market'], out['market'], v)): out['champion_refused'] = why
     except Exception as e:   # a damaged store or an unreachable server: say which and what to do, never a traceback
@@ -591,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         from nepse_mlops.experiment import experiment_main; return experiment_main(env, args, root)
     if args.command == 'promote' and not args.version: print('error: promote needs VERSION or --experiment NAME', file=sys.stderr); return 2
     if args.command in ('promote', 'rollback'):
-        from nepse_mlops.register import promote, rollback, PromotionRefused
+        from nepse_mlops.registry import promote, rollback, PromotionRefused
         ledger = Path(env['reports']) / 'registry_ledger.jsonl'
         if args.command == 'promote' and args.force and not args.reason:
             print('error: --force needs --reason "why" (the ledger records it)', file=sys.stderr); return 2
@@ -606,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         from nepse_mlops.serving import serve, Limits
         log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
         caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue, args.timeout)
-        from nepse_mlops.core import products_market
+        from nepse_mlops.registry import products_market
         return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers,
                      caps, products_market(env['products']))
     if args.command == 'dashboard':

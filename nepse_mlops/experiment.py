@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import log, read_json, write_json, save_frame, load_env, find_root, champion_version
-from .core import load_estimator, sector_of, setup_tracking, products_market
+from .core import log, read_json, write_json, save_frame, load_env, find_root, sector_of
+from .registry import champion_version, load_estimator, setup_tracking, products_market
 from .features import FEATURES, features_stage, what_is_predicted, resolve_auto
 from .train import (walk_forward, compare_all, comparison_table, serving_eligible, fit_final, score,
                                serving_example, TrainingLog, TrainSettings, log_training_run, rank_table, evidence_line,
                                feature_list, model_features)
-from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate, promote
+from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate
+from .registry import promote
 from .cli import real_data_settings
 
 # %% ../nbs/05a_experiment.ipynb #ac3478d6
@@ -123,7 +124,7 @@ def would_gate(est,                          # the experiment's final model (tra
 # %% ../nbs/05a_experiment.ipynb #d3770592
 def failing_first(reasons: list[str]) -> list[str]:
     "The gate's reasons with the failing checks first (what a reader needs), the passed ones after, each group in order."
-    from nepse_mlops.register import _FAILING
+    from nepse_mlops.registry import _FAILING
     return sorted(reasons, key=lambda r: not r.startswith(_FAILING))
 
 # %% ../nbs/05a_experiment.ipynb #887309d0
@@ -276,7 +277,7 @@ def _log_run(name: str, s: dict, diff: dict, git: dict, e: dict, data: pd.DataFr
     "The experiment's MLflow run (the model logged as the train stage logs it, not registered), its tags and metrics."
     import mlflow
     from nepse_mlops.validate import parse_limits
-    from nepse_mlops.core import products_market
+    from nepse_mlops.registry import products_market
     ev, g = e['evidence'], e['gate']
     pooled = {f"pooled_{c}_{m}": v[m]['value'] for c, v in ev['candidates'].items()
               for m in ('accuracy', 'roc_auc', 'brier', 'log_loss')}

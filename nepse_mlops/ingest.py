@@ -569,7 +569,7 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
     "The ingest stage: the source (synthetic or real) read into the canonical table, the parse quarantine and the manifest, written to `product`."
     import time
     from nepse_mlops.synthetic import synthetic_source
-    from nepse_mlops.core import market_identity
+    from nepse_mlops.registry import market_identity
     t0 = time.time()
     out = Path(product['prices']).parent; out.mkdir(parents=True, exist_ok=True)
     n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)

@@ -384,7 +384,7 @@ def drift_columns(est) -> list[str]:
 def _champion_context(features: pd.DataFrame, s: MonitorSettings) -> dict | None:
     "The champion, its training window and the drift windows with its predicted probability; None without a champion."
     import tempfile, mlflow
-    from nepse_mlops.core import setup_tracking, champion_version, load_estimator
+    from nepse_mlops.registry import setup_tracking, champion_version, load_estimator
     setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
     client = mlflow.MlflowClient()
     version = champion_version(client, s.model_name)

@@ -333,7 +333,7 @@ def flush_spool(products: str | Path) -> int:
 # %% ../nbs/09b_ops.ipynb #1fecda58
 def live_through_cached(products: str | Path, today: str | None, start: str, end: str, seed: int) -> str:
     "`synthetic.live_through`, cached per (today, start, end, seed) in products/.live_through.json."
-    from nepse_mlops.core import market_cutoff
+    from nepse_mlops.market_calendar import market_cutoff
     key = f"{today or market_cutoff().isoformat()}|{start}|{end}|{seed}"   # NEPSE's clock, not the host's TZ
     p = Path(products) / '.live_through.json'
     cache = read_json(p) if p.exists() else {}
@@ -349,7 +349,7 @@ _DAY_NAMES = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']
 
 def _session_days() -> list[int]:
     "Weekdays (Monday=0) with sessions in NEPSE's latest calendar regime."
-    from nepse_mlops.core import REGIMES
+    from nepse_mlops.market_calendar import REGIMES
     return sorted(REGIMES[-1][2])
 
 def daily_cron(utc: bool = False, # the time in UTC instead of Nepal time

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from .core import log, save_frame
 from .features import MAX_LOOKBACK, MARKET, SECTOR_PREFIX, request_rows, what_is_predicted
-from .core import next_session   # the trading calendar lives in core
+from .market_calendar import next_session   # the trading calendar's one home
 
 # %% ../nbs/06_predict.ipynb #c009
 def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
@@ -136,8 +136,8 @@ def _kind_summary(name: str, version) -> dict:
 def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
     "The predict stage: the champion's prediction for every active symbol's next session, logged and written to `product`."
     import time, mlflow
-    from nepse_mlops.core import (write_json, read_json, setup_tracking, champion_version, champion_market,
-                                  market_mismatch)
+    from nepse_mlops.core import write_json, read_json
+    from nepse_mlops.registry import setup_tracking, champion_version, champion_market, market_mismatch
     t0 = time.time()
     refused = None
     setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)

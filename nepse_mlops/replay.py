@@ -139,7 +139,7 @@ class ReplayRegistry:
     def __init__(self, tracking_uri: str, model_name: str, artifact_root: str | Path | None = None,
                  fresh: bool = False,    # forget earlier replays' versions (a replay started afresh)
                  experiment: str = ''):  # default: <model>_replay
-        from nepse_mlops.core import setup_tracking
+        from nepse_mlops.registry import setup_tracking
         import mlflow
         self.name = f"{model_name}_replay"
         setup_tracking(tracking_uri, experiment or f"{model_name}_replay", artifact_root or None)

@@ -116,7 +116,7 @@ def _columns(split: dict) -> list[str]:
 
 def latest_session(now: datetime | None = None) -> date:
     "The latest session a request may carry: today in Kathmandu if it is a session weekday, else the one before."
-    from nepse_mlops.core import session_weekdays, last_session_before
+    from nepse_mlops.market_calendar import session_weekdays, last_session_before
     today = (now or datetime.now(timezone.utc)).astimezone(NEPAL).date()
     return today if today.weekday() in session_weekdays(today) else last_session_before(today)
 
@@ -138,7 +138,7 @@ def _day(s, latest: date, seen: dict) -> date:
 def _answered_on_sessions(last: dict) -> None:
     """Each symbol's latest row, the day its answer is about, must be a session weekday of its regime. Earlier rows may
     not be: validation keeps an off-calendar session with a warning, so the pipeline's own requests can carry one."""
-    from nepse_mlops.core import session_weekdays
+    from nepse_mlops.market_calendar import session_weekdays
     for sym, (d, s) in last.items():
         if d.weekday() not in session_weekdays(d):
             raise Refused(422, f"{sym}'s latest date {s} is a {d:%A}, not a NEPSE session day: send session dates only")
@@ -495,7 +495,7 @@ class ChampionWatch(threading.Thread):
                  market_of=None):       # version -> the market it was trained on (default: its run's `market` tag)
         super().__init__(daemon=True, name='champion-watch')
         self.served, self.name, self.every, self.market = served, model_name, every, market
-        self._market_of = market_of or (lambda v: __import__('nepse_mlops.core').core.champion_market(
+        self._market_of = market_of or (lambda v: __import__('nepse_mlops.registry').registry.champion_market(
             __import__('mlflow').MlflowClient(), self.name, v))
         self._load = load or (lambda v: __import__('mlflow').pyfunc.load_model(f'models:/{self.name}/{v}'))
         self._lookup = lookup or self._alias
@@ -503,7 +503,7 @@ class ChampionWatch(threading.Thread):
 
     def _alias(self):
         from mlflow import MlflowClient
-        from nepse_mlops.core import champion_version
+        from nepse_mlops.registry import champion_version
         return champion_version(MlflowClient(), self.name, strict=True)   # unreachable or refused: say so, keep serving
 
     def check(self) -> bool:
@@ -511,7 +511,7 @@ class ChampionWatch(threading.Thread):
         try:
             v = self._lookup()
             if v is None or str(v) == self.served.version: return False
-            from nepse_mlops.core import market_mismatch
+            from nepse_mlops.registry import market_mismatch
             if self.market and (why := market_mismatch(self._market_of(v), self.market, v)):
                 if not self.failed:
                     print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
@@ -557,7 +557,7 @@ def app_from_env():
     "uvicorn's app factory, run in each worker: load the champion, build the app, start this worker's champion watch."
     import mlflow
     from mlflow import MlflowClient
-    from nepse_mlops.core import champion_version
+    from nepse_mlops.registry import champion_version
     cfg = json.loads(os.environ[CONFIG_ENV])
     quiet_validation()
     mlflow.set_tracking_uri(cfg['tracking_uri'])
@@ -573,12 +573,12 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
           request_log: str | Path | None = None, watch_every: float = 30.0,
           workers: int | None = None,       # worker processes (default: `default_workers()`)
           limits: Limits = Limits(),
-          market: str = '') -> int:   # the data's market (`core.products_market`): a champion of another is refused
+          market: str = '') -> int:   # the data's market (`registry.products_market`): a champion of another is refused
     "Serve `models:/<model_name>@champion` with `/invocations`, `/metrics` and the request log until interrupted."
     import mlflow, uvicorn
     from nepse_mlops.tracking import mask_secrets
     from mlflow import MlflowClient
-    from nepse_mlops.core import champion_version
+    from nepse_mlops.registry import champion_version
     mlflow.set_tracking_uri(tracking_uri)
     try: version = champion_version(MlflowClient(), model_name, strict=True)
     except Exception as e:
@@ -589,7 +589,7 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
         print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run `nepse-mlops run` "
               "(the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
         return 1
-    from nepse_mlops.core import champion_market, market_mismatch
+    from nepse_mlops.registry import champion_market, market_mismatch
     if market and (why := market_mismatch(champion_market(MlflowClient(), model_name, version), market, version)):
         print(f"error: {why}; run `nepse-mlops run` on this data (it trains and gates its own champion)", flush=True)
         return 2

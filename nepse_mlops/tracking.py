@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
-from .core import TELEMETRY_OFF, log, tracking_kind
+from .core import TELEMETRY_OFF, log
+from .registry import tracking_kind
 
 # %% ../nbs/09d_tracking.ipynb #c5d9cb15
 _USERINFO = re.compile(r'(\b[a-zA-Z][\w+.-]*://[^\s/@:]*:)([^\s/@]+)(?=@)')

@@ -583,7 +583,7 @@ def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
         mlflow.set_tags({'git_commit': commit, 'package_version': nepse_mlops.__version__, 'data_digest': t.snapshot_digest,
                          'code_digest': code_digest(), 'features': json.dumps(model_features(est))}
                         | ({'model_identity': t.identity} if t.identity else {})
-                        | ({'market': t.meta['market']} if t.meta.get('market') else {}))   # core.market_identity
+                        | ({'market': t.meta['market']} if t.meta.get('market') else {}))   # registry.market_identity
         for r in t.per_window.itertuples():
             for m in ['accuracy', 'balanced_accuracy', 'roc_auc', 'log_loss', 'brier']:
                 v = getattr(r, m)
@@ -696,7 +696,7 @@ class TrainSettings:
 def _champion_of(s: TrainSettings, market: str = '') -> tuple[str | None, str | None]:
     "(champion version, its MLflow run id), or (None, None); a champion of another market counts as none."
     import mlflow
-    from nepse_mlops.core import setup_tracking, champion_version, champion_market, market_mismatch
+    from nepse_mlops.registry import setup_tracking, champion_version, champion_market, market_mismatch
     setup_tracking(s.tracking_uri, s.experiment, s.artifact_root or None)
     client = mlflow.MlflowClient()
     v = champion_version(client, s.model_name)
@@ -763,7 +763,7 @@ def train_stage(upstream: dict, product: dict, s: TrainSettings) -> dict:
         eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
         meta = {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
                 'universe': sorted(map(str, eq.symbol.unique())),   # REST refuses other symbols (serving.RequestGuard)
-                'market': planted.get('market', ''),                # the data's market (core.market_identity)
+                'market': planted.get('market', ''),                # the data's market (registry.market_identity)
                 'label': s.label}                                     # what a probability is of (what_is_predicted)
         example = serving_example(prices, market, features=model_features(est))   # a per-date model needs 30 symbols
         run = log_training_run(est, TrainingLog(meta, params, per_window, pooled, example, snapshot['digest'], data,

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import CANONICAL_COLUMNS, log, market_today
+from .core import CANONICAL_COLUMNS, log
+from .market_calendar import market_today
 from .ingest import QUARANTINE_COLUMNS
 
 # %% ../nbs/02_validate.ipynb #c006
@@ -40,7 +41,7 @@ RULES = {  # name: (severity, description)
 }
 
 # %% ../nbs/02_validate.ipynb #c008
-from .core import REGIMES   # the trading calendar's one home
+from .market_calendar import REGIMES   # the trading calendar's one home
 
 def off_calendar(dates: pd.Series, holidays=None) -> pd.Series:
     "True where a date falls on a weekday that is not a session day in its regime, or on a listed holiday."

@@ -232,7 +232,7 @@ def test_postgresql_tracking_uri_directly(built, pg):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     fresh = f"postgresql://postgres@127.0.0.1:{pg['port']}/mlflow_direct"
-    code = (f"import sys; from nepse_mlops.core import setup_tracking; "
+    code = (f"import sys; from nepse_mlops.registry import setup_tracking; "
             f"print(setup_tracking({fresh!r}, 'exp' + sys.argv[1], {str(built['tmp'] / 'direct-artifacts')!r}))")
     procs = [subprocess.Popen([sys.executable, '-c', code, str(k)], env=env_with(PGPASSWORD=pg['password']), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for k in range(2)]   # the DAG's two tasks creating the tables at once
