@@ -17,7 +17,7 @@ import pandas as pd
 from .core import save_frame, kill_point, read_json, write_json, sector_of
 from .train import contract_proba, _auc
 from .drift import drift_windows, drift_calibration, calibrate_drift_thresholds, build_drift_report
-from .drift import sector_drift, drift_columns, SECTOR_COLUMNS
+from .drift import sector_drift, drift_columns, wasserstein_drift, SECTOR_COLUMNS
 from .alerts import alert_payload, raise_alerts, webhook_url
 
 # %% ../nbs/07_monitor.ipynb #c012
@@ -186,14 +186,18 @@ class MonitorSettings:
         return cls(**kw)
 
 # %% ../nbs/07_monitor.ipynb #d7000003
-def data_seen_to(run_id: str, train_end: str) -> str:
+def data_seen_to(run_id: str, train_end: str,
+                 download=None,   # (run_id, artifact_path, dst_path) -> a local file; default: MLflow's artifact store
+                ) -> str:
     "The last date a training run saw (its gate window's end, from its `windows.csv`); `train_end` without that file."
     import tempfile, mlflow
     from mlflow.exceptions import MlflowException
+    download = download or (lambda run_id, artifact_path, dst_path: mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=artifact_path, dst_path=dst_path))
     with tempfile.TemporaryDirectory() as tmp:
         # MlflowException: the run logged no windows.csv; OSError: the artifact store could not be read. Either way
         # the training window's end is the honest fallback (new sessions then count from there). Anything else raises.
-        try: path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path='windows.csv', dst_path=tmp)
+        try: path = download(run_id, 'windows.csv', tmp)
         except (MlflowException, OSError): return train_end
         ends = pd.read_csv(path).get('test_end')
     return str(pd.to_datetime(ends).max().date()) if ends is not None and ends.notna().any() else train_end
@@ -249,15 +253,19 @@ def measure_drift(ch: dict | None,      # `champion_context`: ref, cur, hist, co
                   sectors: pd.Series,   # symbol -> sector (`core.sector_of`; empty: no drift per sector)
                   s: MonitorSettings) -> DriftResult:
     "Drift of the current window against the champion's reference (Evidently's report to `drift_html`), per sector too."
-    Path(s.drift_html).parent.mkdir(parents=True, exist_ok=True)
+    if s.drift_html: Path(s.drift_html).parent.mkdir(parents=True, exist_ok=True)
     q = s.drift_quantile if s.drift_method == 'wasserstein' else 0   # calibration is in Wasserstein units
     if not ch:
-        Path(s.drift_html).write_text(NO_CHAMPION_HTML)
+        if s.drift_html: Path(s.drift_html).write_text(NO_CHAMPION_HTML)
         return DriftResult(quantile=q)
     cal = drift_calibration(s, ch['gap'], q)
     calib = calibrate_drift_thresholds(ch['hist'], ch['cols'], cal)
-    overall, cols = build_drift_report(ch['ref'], ch['cur'], ch['cols'], s.drift_html, s.drift_share_threshold,
-                                       s.drift_method, dict(zip(calib.column, calib.threshold)))
+    th = dict(zip(calib.column, calib.threshold))
+    if s.drift_html or s.drift_method != 'wasserstein':
+        overall, cols = build_drift_report(ch['ref'], ch['cur'], ch['cols'], s.drift_html, s.drift_share_threshold,
+                                           s.drift_method, th)
+    else:   # no report wanted: Evidently's numbers without rendering it (`drift` tests they are the same)
+        overall, cols = wasserstein_drift(ch['ref'], ch['cur'], ch['cols'], s.drift_share_threshold, th)
     cols = cols.merge(calib[['column', 'median_score', 'calibrated']], on='column', how='left')
     flat = (cols.score >= s.drift_threshold) if s.drift_method == 'wasserstein' else cols.drifted
     overall |= dict(flat_drifted_columns=int(flat.sum()), flat_drift_share=float(flat.mean()))
@@ -283,6 +291,7 @@ def monitor_decision(ch: dict | None,          # `champion_context` (None: no ch
     model = dict(trained_on=ch['train_end'], created=ch['created'].isoformat(), new_sessions=ch['new_sessions'])
     return retrain_decision(drift.overall, mine, model, latest_data, RetrainPolicy.of(s), now)
 
+# %% ../nbs/07_monitor.ipynb #d7000027
 def sector_breaches(sectors: pd.DataFrame,   # `sector_drift`'s table: one row per sector checked
                     threshold: float) -> list[dict]:
     "One breach record per sector with dataset drift, for the alert log."
@@ -301,6 +310,7 @@ def summary_head(upstream: dict, now: str | None = None) -> dict:
                 predictions=read_json(upstream['predict']['summary']),
                 decision=read_json(upstream['register']['decision']))
 
+# %% ../nbs/07_monitor.ipynb #d7000023
 def champion_summary(ch: dict) -> dict:
     "The champion as summary.json shows it: version, kind, dates, gate reasons, its gate metrics and the baselines'."
     t, m = ch['tags'], ch['metrics']
@@ -311,6 +321,7 @@ def champion_summary(ch: dict) -> dict:
                 gate_baselines={k.removeprefix('gate_'): v for k, v in m.items()
                                 if k.startswith('gate_') and not k.startswith('gate_model_')})
 
+# %% ../nbs/07_monitor.ipynb #d7000025
 def monitor_summary(head: dict,            # `summary_head`
                     ch: dict | None, drift: DriftResult, decision: dict,
                     settled: int,          # how many predictions have settled
@@ -436,6 +447,7 @@ def _champion_name(ch: dict) -> str:
     if t.get('kind') != BASELINE_KIND: return f"v{ch['version']}"
     return champion_label(ch['version'], BASELINE_KIND, t.get('rule'))
 
+# %% ../nbs/07_monitor.ipynb #d7000022
 def _memo_head(r: MonitorResult) -> str:
     "The memo's opening: champion, data, drift, realised performance, decision, what changed, what to check next."
     s, ch, drift, dec, f, prev = r.settings, r.champion, r.drift.overall, r.decision, r.features, r.previous
