@@ -19,8 +19,8 @@ from .features import FEATURES
 from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
 from .train import contract_proba, model_features
 from .register import gate_decision, sanity_checks, champion_on_gate, gate_rows
-from .monitor import calibrate_drift_thresholds, drift_calibration, wasserstein_drift, retrain_decision, RetrainPolicy
-from .monitor import settled_predictions, realised_metrics, drift_columns
+from .drift import calibrate_drift_thresholds, drift_calibration, wasserstein_drift, drift_columns
+from .monitor import settled_predictions, realised_metrics, retrain_decision, RetrainPolicy
 
 # %% ../nbs/07a_replay.ipynb #96926a09
 @dataclass
