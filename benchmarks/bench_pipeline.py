@@ -14,7 +14,8 @@ BIN = Path(sys.executable).parent
 REAL = ROOT.parent / 'shared/data/nepse/Aabishkar2__nepse-data/data/company-wise'
 QUIET = {'PLOOMBER_STATS_ENABLED': 'false', 'PLOOMBER_VERSION_CHECK_DISABLED': '1', 'MLFLOW_DISABLE_TELEMETRY': 'true'}
 
-# Runs in a child process so its peak RSS is its own: every stage of the DAG (ingest ... monitor, and the replay) called as
+# Runs in a child process so its peak RSS is its own: every stage
+# of the DAG (ingest ... monitor, and the replay) called as
 # the notebooks' run sections call them (`<stage>_stage`), with the same settings and products, one after another,
 # without Ploomber, papermill or the reports' rendering.
 PLAIN = r"""
@@ -73,7 +74,8 @@ print(json.dumps({'seconds': t, 'rows': int(json.load(open(prod['validate']['rep
 def timed(cmd, **kw):
     "Run `cmd`; return (seconds, peak RSS MB of the child tree's largest process, completed process)."
     wrapper = [sys.executable, '-c', 'import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); '
-               'print("PEAK", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(r.returncode)', *cmd]
+                                     'print("PEAK", resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, '
+                                     'file=sys.stderr); sys.exit(r.returncode)', *cmd]
     t0 = time.time()
     p = subprocess.run(wrapper, capture_output=True, text=True, env=os.environ | QUIET, **kw)
     peak = next((int(l.split()[1]) / 1024 for l in p.stderr.splitlines() if l.startswith('PEAK')), float('nan'))
@@ -81,7 +83,8 @@ def timed(cmd, **kw):
 
 
 def stages(label, data, work):
-    "Only the stages as plain functions, each timed (features <= 5 s; train, all windows, final model and logging <= 60 s)."
+    ("Only the stages as plain functions, each timed (features <= "
+     "5 s; train, all windows, final model and logging <= 60 s).")
     work.mkdir(parents=True, exist_ok=True)
     plain_s, _, pp = timed([sys.executable, '-c', PLAIN, str(ROOT), str(data), str(work)])
     if pp.returncode: print(pp.stderr[-3000:]); raise SystemExit('stage run failed')
@@ -91,17 +94,22 @@ def stages(label, data, work):
     print(f'features          {t["features"]:6.1f} s   (target <= 5 s: {t["features"] / 5:.2f} of budget)')
     print(f'train stage       {t["train"]:6.1f} s   (target <= 60 s: {t["train"] / 60:.2f} of budget)')
     print('then: ' + ', '.join(f'{k} {t[k]:.1f} s' for k in ['register', 'predict', 'monitor', 'replay']))
-    print(f'peak RSS {p["peak_rss_mb"]:.0f} MB; pooled ROC AUC {p["pooled_auc"]}; pooled accuracy {p["pooled_accuracy"]}')
+    print(f'peak RSS {p["peak_rss_mb"]:.0f} MB; pooled ROC AUC {p["pooled_auc"]}; pooled accuracy '
+          f'{p["pooled_accuracy"]}')
 
 
 def bench(label, data, work):
     work.mkdir(parents=True, exist_ok=True)
-    run = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run', '--set', f'products={work}/products', '--set', f'reports={work}/reports',
-           '--set', f'tracking_uri=sqlite:///{work}/products/mlflow.db', *(['--data', str(data)] if data != 'synthetic' else [])]
+    run = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run', '--set', f'products={work}/products', '--set',
+           f'reports={work}/reports',
+           '--set', f'tracking_uri=sqlite:///{work}/products/mlflow.db',
+           *(['--data', str(data)] if data != 'synthetic' else [])]
     print(f'\n== {label} ==', flush=True)
     cold, cold_mb, p = timed(run)
     if p.returncode: print(p.stdout[-2000:], p.stderr[-2000:]); raise SystemExit(f'cold build failed ({label})')
-    tasks = [l for l in p.stdout.splitlines() if l.split()[:1] and l.split()[0] in ('ingest', 'validate', 'features', 'train', 'replay', 'register', 'predict', 'monitor', 'dashboard')]
+    tasks = [l for l in p.stdout.splitlines() if l.split()[:1]
+             and l.split()[0] in ('ingest', 'validate', 'features', 'train', 'replay', 'register', 'predict', 'monitor',
+                                  'dashboard')]
     noop, noop_mb, _ = timed(run)
     plain_s, plain_mb, pp = timed([sys.executable, '-c', PLAIN, str(ROOT), str(data), str(work)])
     plain = json.loads(pp.stdout.strip().splitlines()[-1])
@@ -109,7 +117,8 @@ def bench(label, data, work):
     print(f'cold ploomber build : {cold:7.1f} s   peak RSS {cold_mb:7.0f} MB (largest single process)')
     print(f'no-op rebuild       : {noop:7.1f} s   peak RSS {noop_mb:7.0f} MB')
     print(f'plain functions     : {plain_s:7.1f} s   peak RSS {plain["peak_rss_mb"]:7.0f} MB  (every stage: '
-          + ', '.join(f'{k} {v:.1f} s' for k, v in plain['seconds'].items() if k != 'total') + f'; {plain["rows"]:,} rows, {plain["labelled_rows"]:,} labelled)')
+          + ', '.join(f'{k} {v:.1f} s' for k, v in plain['seconds'].items() if k != 'total')
+          + f'; {plain["rows"]:,} rows, {plain["labelled_rows"]:,} labelled)')
     print(f'pooled out-of-sample ROC AUC by candidate: {plain["pooled_auc"]}')
     print(f'pooled out-of-sample accuracy by candidate: {plain["pooled_accuracy"]}')
     print(f'no-op / cold: {noop / cold:.3f}')
@@ -121,7 +130,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', choices=['synthetic', 'real', 'both'], default='both')
     ap.add_argument('--keep', help='keep products here instead of a temporary folder')
-    ap.add_argument('--stages-only', action='store_true', help='only time the stages as plain functions (features, training targets)')
+    ap.add_argument('--stages-only', action='store_true',
+                    help='only time the stages as plain functions (features, training targets)')
     a = ap.parse_args()
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix='nepse-bench-'))
     out = []
@@ -129,7 +139,8 @@ def main():
         if a.data in ('synthetic', 'both'): stages('synthetic default', 'synthetic', base / 'synthetic')
         if a.data in ('real', 'both'): stages('real source 1, full', REAL, base / 'real')
         return
-    if a.data in ('synthetic', 'both'): out.append(bench('synthetic default (40 symbols, 2019-2026)', 'synthetic', base / 'synthetic'))
+    if a.data in ('synthetic', 'both'): out.append(bench('synthetic default (40 symbols, 2019-2026)', 'synthetic',
+                                                         base / 'synthetic'))
     if a.data in ('real', 'both'):
         if not REAL.exists(): print(f'\n(real data not found at {REAL}; skipped)')
         else: out.append(bench('real source 1, full (372 files)', REAL, base / 'real'))

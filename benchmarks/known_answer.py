@@ -25,7 +25,8 @@ if a.shipped:
         print(f"seed {seed:>3}: best ROC AUC {ka['best_auc']:.4f}, model {ka['model_auc']:.4f}, share of the edge "
               f"{ka['share_of_edge']:.0%} ({time.time() - t0:.0f} s)", flush=True)
     sys.exit(0)
-print(f"{'seed':>4} {'best AUC':>9} {'model AUC':>9} {'share of edge':>13} {'model minus the closest rule [95%]':>34}  decision  seconds")
+print(f"{'seed':>4} {'best AUC':>9} {'model AUC':>9} {'share of edge':>13} {'model minus the closest rule [95%]':>34}  "
+      "decision  seconds")
 for seed in a.seeds:
     t0 = time.time()
     r = evaluate(seed=seed, signal=a.signal)

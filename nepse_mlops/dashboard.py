@@ -29,7 +29,8 @@ def locate_products(products: str | Path | None = None) -> Path:
     except FileNotFoundError: return Path('products')
 
 def _num(v: str | None):
-    "A CSV cell as bool, int, float or str; empty is None. Only strings with a digit become numbers (a symbol 'NAN' stays a symbol)."
+    ("A CSV cell as bool, int, float or str; empty is None. Only strings "
+     "with a digit become numbers (a symbol 'NAN' stays a symbol).")
     if v is None or v == '': return None
     if v in ('True', 'False'): return v == 'True'
     if not any(ch.isdigit() for ch in v): return v
@@ -48,13 +49,16 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 def locate_reports(summary: dict, products: Path) -> Path:
-    "The reports folder: $NEPSE_MLOPS_REPORTS, else where the monitor stage wrote the drift report, else products/../reports."
+    ("The reports folder: $NEPSE_MLOPS_REPORTS, else where the "
+     "monitor stage wrote the drift report, else products/../reports.")
     if os.environ.get('NEPSE_MLOPS_REPORTS'): return Path(os.environ['NEPSE_MLOPS_REPORTS'])
     if summary.get('drift_html'): return Path(summary['drift_html']).parent
     return Path(products).parent / 'reports'
 
-TRAIN_KEYS = ['run_id', 'horizon', 'gate_start', 'gate_end', 'backtest', 'label']   # the champion card's part of train/run.json
-REQUIRED_FILES = ['monitor/summary.json', 'predict/predictions.csv', 'monitor/drift_columns.csv', 'monitor/performance.csv']
+# the champion card's part of train/run.json
+TRAIN_KEYS = ['run_id', 'horizon', 'gate_start', 'gate_end', 'backtest', 'label']
+REQUIRED_FILES = ['monitor/summary.json', 'predict/predictions.csv', 'monitor/drift_columns.csv',
+                  'monitor/performance.csv']
 
 def load_dashboard_data(products: str | Path) -> dict | None:
     "Everything the dashboard shows (small files only, no pandas), or None if the pipeline has not produced it yet."
@@ -66,8 +70,10 @@ def load_dashboard_data(products: str | Path) -> dict | None:
     train = _json(p / 'train/run.json') or {}
     return dict(summary=summary, planted=_json(p / 'ingest/planted.json'), train={k: train.get(k) for k in TRAIN_KEYS},
                 predictions=read_rows(p / 'predict/predictions.csv'), drift=read_rows(p / 'monitor/drift_columns.csv'),
-                performance=read_rows(p / 'monitor/performance.csv'), retrain=_json(p / 'monitor/retrain.json') or summary.get('retrain'),
-                drift_sectors=read_rows(sectors) if sectors.exists() else None, ledger=read_jsonl(reports / 'registry_ledger.jsonl'),
+                performance=read_rows(p / 'monitor/performance.csv'),
+                retrain=_json(p / 'monitor/retrain.json') or summary.get('retrain'),
+                drift_sectors=read_rows(sectors) if sectors.exists() else None,
+                ledger=read_jsonl(reports / 'registry_ledger.jsonl'),
                 run=_json(p / 'run_status.json'), products=p, reports=reports,
                 replay=read_rows(p / 'replay/timeline.csv'), replay_ledger=read_jsonl(p / 'replay/ledger.jsonl'),
                 replay_summary=_json(p / 'replay/summary.json'))
@@ -91,22 +97,26 @@ def card(title: str, body: str, cls: str = '') -> str:
     "An HTML card with a title."
     return f"<div class='nm-card {cls}'><h3>{html.escape(title)}</h3>{body}</div>"
 
-def html_table(rows: list[dict], columns: list[str], cls: str = 'nm-t', selected: str | None = None, key: str = 'symbol',
+def html_table(rows: list[dict], columns: list[str], cls: str = 'nm-t', selected: str | None = None,
+               key: str = 'symbol',
                fmt: dict | None = None) -> str:
     "A plain HTML table of `rows` (dicts); the row whose `key` equals `selected` is highlighted."
     fmt = fmt or {}
-    cell = lambda c, v: '' if v is None else html.escape(fmt[c](v) if c in fmt else f'{v:.3f}' if isinstance(v, float) else str(v))
+    cell = lambda c, v: '' if v is None else html.escape(fmt[c](v) if c in fmt else f'{v:.3f}' if isinstance(v, float)
+                                                         else str(v))
     head = ''.join(f'<th>{html.escape(c)}</th>' for c in columns)
     sel = lambda r: ' class="nm-sel"' if selected is not None and r.get(key) == selected else ''
     num = lambda v: " class='n'" if isinstance(v, (int, float)) and not isinstance(v, bool) else ''
-    body = ''.join(f'<tr{sel(r)}>' + ''.join(f'<td{num(r.get(c))}>{cell(c, r.get(c))}</td>' for c in columns) + '</tr>' for r in rows)
+    body = ''.join(f'<tr{sel(r)}>' + ''.join(f'<td{num(r.get(c))}>{cell(c, r.get(c))}</td>' for c in columns)
+                   + '</tr>' for r in rows)
     return f"<table class='{cls}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 def no_products_page(products: str | Path) -> str:
     "The friendly page shown before the pipeline has run."
     return CSS + card('No pipeline products yet',
-        f"<p>The dashboard shows what the pipeline computed, and there is nothing in <code>{html.escape(str(products))}</code> yet.</p>"
-        "<p>Run <code>make run</code> (or <code>nepse-mlops run</code>) first, then reload this page.</p>")
+        "<p>The dashboard shows what the pipeline computed, and there is nothing in "
+        f"<code>{html.escape(str(products))}</code> yet.</p><p>Run <code>make run</code> (or <code>nepse-mlops "
+        "run</code>) first, then reload this page.</p>")
 
 # %% ../nbs/08_dashboard_helpers.ipynb #c031
 def synthetic_banner(planted: dict | None, replay_summary: dict | None = None) -> str:
@@ -133,8 +143,9 @@ def freshness_card(summary: dict, run: dict | None = None) -> str:
             f"{f.get('rows_quarantined', 0):,} quarantined</div>")
     if run and run.get('status') == 'running':   # the snapshot is taken by the run itself: it has not finished yet
         body += f"<p>Pipeline run: <b>in progress</b> since {run.get('started_at')} (this page was built by it)</p>"
-    elif run: body += (f"<p>Last pipeline run: <b class='{'nm-ok' if run.get('status') == 'success' else 'nm-bad'}'>{run.get('status')}</b> "
-                       f"at {run.get('finished_at')} ({run.get('seconds', '?')} s)</p>")
+    elif run: body += ("<p>Last pipeline run: <b "
+                       f"class='{'nm-ok' if run.get('status') == 'success' else 'nm-bad'}'>{run.get('status')}</b> at "
+                       f"{run.get('finished_at')} ({run.get('seconds', '?')} s)</p>")
     else: body += "<p>Last pipeline run: not recorded (run it with <code>make run</code> to record status and duration)</p>"
     body += f"<div class='nm-muted'>monitoring computed at {summary.get('generated_at')}</div>"
     return card('Data freshness and last run', body)
@@ -210,13 +221,16 @@ def ledger_table(ledger: list[dict], events: int = 5) -> str:
     return f"<table class='nm-t nm-ledger'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 def rest_line(rest: dict | None) -> str:
-    "One line on the REST answers monitoring read from the request log: how many, which versions, whether they agree with the batch."
+    ("One line on the REST answers monitoring read from the request "
+     "log: how many, which versions, whether they agree with the batch.")
     if not rest or not rest.get('requests'): return "<div class='nm-muted'>REST: no answer logged yet (<code>make serve</code>).</div>"
     vs = ', '.join(f"v{html.escape(str(k))}: {v:,}" for k, v in (rest.get('by_version') or {}).items())
     agree = ('' if not rest.get('matched_batch') else
-             f" · {rest['matched_batch']:,} checked against the batch: " + ("all agree" if not rest.get('disagreeing') else
+             f" · {rest['matched_batch']:,} checked against the batch: "
+             + ("all agree" if not rest.get('disagreeing') else
              f"<b class='nm-bad'>{rest['disagreeing']} disagree</b> (training–serving skew)"))
-    return f"<div class='nm-muted'>REST: {rest['requests']:,} answers to {html.escape(str(rest.get('last', ''))[:16])} UTC ({vs}){agree}</div>"
+    return (f"<div class='nm-muted'>REST: {rest['requests']:,} answers to "
+            f"{html.escape(str(rest.get('last', ''))[:16])} UTC ({vs}){agree}</div>")
 
 def _champion_head(c: dict) -> str:
     "The card's headline: 'version 3', or 'version 3 - baseline rule 'reversal' (not a trained model)'."
@@ -242,46 +256,61 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
     else:
         gm, gb = c.get('gate_metrics', {}), c.get('gate_baselines', {})
         shown = ['roc_auc', 'accuracy', 'brier']
-        rules = sorted({k.removesuffix(f'_{m}') for k in gb for m in shown if k.endswith(f'_{m}') and not k.endswith(f'balanced_{m}')},
-                       key=lambda b: ORDER.index(b) if b in ORDER else len(ORDER))   # every naive rule the train stage scored
+        rules = sorted({k.removesuffix(f'_{m}') for k in gb for m in shown if k.endswith(f'_{m}')
+                        and not k.endswith(f'balanced_{m}')},
+                       # every naive rule the train stage scored
+                       key=lambda b: ORDER.index(b) if b in ORDER else len(ORDER))
         rows = ''.join(f"<tr><td>{m}</td><td><b>{gm.get(m, float('nan')):.4f}</b></td>"
-                       + ''.join(f"<td>{gb.get(f'{b}_{m}', float('nan')):.4f}</td>" for b in rules) + '</tr>' for m in shown)
+                       + ''.join(f"<td>{gb.get(f'{b}_{m}', float('nan')):.4f}</td>" for b in rules) + '</tr>'
+                       for m in shown)
         body = (_champion_head(c) +
-                f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before {c.get('train_end')}</div>"
+                f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before "
+                f"{c.get('train_end')}</div>"
                 + (_baseline_sentence(c, (train or {}).get('label', 'absolute')) if c.get('kind') == 'baseline_rule' else plain_sentence(c, train)) + _reasons(c.get('reasons')) +
-                f"<table class='nm-t'><tr><th>gate window</th><th>{'served rule' if c.get('kind') == 'baseline_rule' else 'model'}</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
+                f"<table class='nm-t'><tr><th>gate "
+                f"window</th><th>{'served rule' if c.get('kind') == 'baseline_rule' else 'model'}</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
     body += rest_line(summary.get('rest'))
     if last and str(last.get('version')) != str((c or {}).get('version')):
-        body += (f"<p class='nm-warn'>The registry has changed since monitoring ran: {html.escape(str(last.get('event')))} made version "
-                 f"{html.escape(str(last.get('version')))} champion at {html.escape(str(last.get('time')))}. Run <code>make run</code> to refresh.</p>")
+        body += ("<p class='nm-warn'>The registry has changed since monitoring ran: "
+                 f"{html.escape(str(last.get('event')))} made version {html.escape(str(last.get('version')))} champion "
+                 f"at {html.escape(str(last.get('time')))}. Run <code>make run</code> to refresh.</p>")
     if ledger:
         body += ("<div class='nm-muted'>Registry ledger (latest first; a refusal shows its failed checks first)</div>"
                  + ledger_table(ledger, events))
     return card('Champion model', body)
 
 # %% ../nbs/08_dashboard_helpers.ipynb #c012
-def drift_card(summary: dict, drift: list[dict], retrain: dict | None = None, report_href: str | None = 'drift_report.html') -> str:
+def drift_card(summary: dict, drift: list[dict], retrain: dict | None = None,
+               report_href: str | None = 'drift_report.html') -> str:
     "Overall drift, the drifted columns, the retrain decision (retrain.json), and a link to the full Evidently report."
     d, r = summary.get('drift') or {}, retrain or summary.get('retrain') or {}
     drifted = [x['column'] for x in sorted(drift, key=lambda x: -(x.get('score') or 0)) if x.get('drifted')]
     share = d.get('drift_share')
-    body = (f"<div class='nm-big {'nm-bad' if d.get('dataset_drift') else 'nm-ok'}'>{'—' if share is None else f'{share:.0%}'} of columns drifted</div>"
-            f"<div class='nm-muted'>{d.get('drifted_columns', 0)} of {d.get('columns', 0)}: {html.escape(', '.join(drifted) or 'none')} · "
-            f"reference {d.get('reference_rows', '?')} rows, current {d.get('current_rows', '?')} rows</div>"
-            f"<p>Retrain: <b class='{'nm-warn' if r.get('retrain') else 'nm-ok'}'>{'yes' if r.get('retrain') else 'no'}</b> — "
+    body = ("<div class='nm-big "
+            f"{'nm-bad' if d.get('dataset_drift') else 'nm-ok'}'>{'—' if share is None else f'{share:.0%}'} of columns "
+            f"drifted</div><div class='nm-muted'>{d.get('drifted_columns', 0)} of {d.get('columns', 0)}: "
+            f"{html.escape(', '.join(drifted) or 'none')} · reference {d.get('reference_rows', '?')} rows, current "
+            f"{d.get('current_rows', '?')} rows</div><p>Retrain: <b "
+            f"class='{'nm-warn' if r.get('retrain') else 'nm-ok'}'>{'yes' if r.get('retrain') else 'no'}</b> — "
             f"{html.escape('; '.join(r.get('reasons') or ['no reason to retrain']))}</p>"
-            + (f"<div class='nm-muted'>checks passed: {html.escape('; '.join(r['checks']))}</div>" if r.get('checks') else '')
-            + (f"<p><a href='{html.escape(report_href)}' target='_blank'>Full Evidently drift report</a></p>" if report_href else ''))
+            + (f"<div class='nm-muted'>checks passed: {html.escape('; '.join(r['checks']))}</div>" if r.get('checks')
+               else '')
+            + (f"<p><a href='{html.escape(report_href)}' target='_blank'>Full Evidently drift report</a></p>"
+               if report_href else ''))
     return card('Drift', body)
 
 def sector_drift_card(rows: list[dict] | None) -> str:
     "Drift per sector (monitor/drift_sectors.csv), most drifted first; '' when the monitor stage did not write it."
     if rows is None: return ''
-    if not rows: return card('Drift by sector', '<p>No sector information in this data (source without a sector column).</p>')
+    if not rows: return card('Drift by sector',
+                             '<p>No sector information in this data (source without a sector column).</p>')
     rows = sorted(rows, key=lambda r: -(r.get('drift_share') or 0))
-    show = [r | dict(drifted=f"{r.get('drifted_columns')} of {r.get('columns')}", share=f"{(r.get('drift_share') or 0):.0%}",
+    show = [r | dict(drifted=f"{r.get('drifted_columns')} of {r.get('columns')}",
+                     share=f"{(r.get('drift_share') or 0):.0%}",
                      drift='yes' if str(r.get('dataset_drift')).lower() in ('true', '1') else 'no') for r in rows]
-    return card('Drift by sector', html_table(show, ['sector', 'reference_rows', 'current_rows', 'drifted', 'share', 'drift'], key='drift', selected='yes'))
+    return card('Drift by sector',
+                html_table(show, ['sector', 'reference_rows', 'current_rows', 'drifted', 'share', 'drift'], key='drift',
+                           selected='yes'))
 
 # %% ../nbs/08_dashboard_helpers.ipynb #c041
 FIRST_PAINT_SWAP = ("<script>(function(){var f=document.getElementById('nm-first');if(!f)return;"
@@ -300,7 +329,8 @@ def head_cards(data: dict,                        # `load_dashboard_data`'s answ
             + drift_card(s, data['drift'], data['retrain'], report_href) + sector_drift_card(data['drift_sectors']))
 
 def first_paint(products: str | Path | None = None) -> str:
-    "`head_cards` for the server to send before Voila's front end has loaded, removed when the notebook's arrive; '' if none."
+    ("`head_cards` for the server to send before Voila's front end "
+     "has loaded, removed when the notebook's arrive; '' if none.")
     try: data = load_dashboard_data(locate_products(products))
     except (OSError, ValueError): return ''   # half-written products: the notebook says what it can
     if data is None: return ''
@@ -322,9 +352,11 @@ def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hli
     `points` are (date, y, 'up'|'down', colour, legend label[, tooltip]) drawn as triangles; `vlines` are (date, colour, label)
     marks across the plot. No plotting library needed."""
     xs = [_ord(d) for _, pts, *_ in lines for d, _ in pts] + [_ord(p[0]) for p in points] + [_ord(v[0]) for v in vlines]
-    ys = [y for _, pts, *_ in lines for _, y in pts if y is not None] + [p[1] for p in points] + ([hline] if hline is not None else [])
+    ys = ([y for _, pts, *_ in lines for _, y in pts if y is not None] + [p[1] for p in points]
+          + ([hline] if hline is not None else []))
     esc = html.escape
-    head = f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='11'>"
+    head = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+            f"viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='11'>")
     head += f"<text x='{width / 2}' y='14' text-anchor='middle' font-size='13' font-weight='600'>{esc(title)}</text>"
     if not xs or not ys: return head + f"<text x='{width / 2}' y='{height / 2}' text-anchor='middle' fill='#57606a'>no data</text></svg>"
     L, R, T, B = 58, 40, 40, 24
@@ -332,18 +364,21 @@ def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hli
     y0, y1 = min(ys), max(ys); pad = (y1 - y0) * 0.06 or abs(y0) * 0.05 or 1; y0, y1 = y0 - pad, y1 + pad
     X = lambda d: L + (_ord(d) - x0) / (x1 - x0) * (width - L - R)
     Y = lambda y: T + (y1 - y) / (y1 - y0) * (height - T - B)
-    out = [head, f"<rect x='{L}' y='{T}' width='{width - L - R}' height='{height - T - B}' fill='none' stroke='#d0d7de'/>"]
+    out = [head,
+           f"<rect x='{L}' y='{T}' width='{width - L - R}' height='{height - T - B}' fill='none' stroke='#d0d7de'/>"]
     for v in _ticks(y0, y1):
         out.append(f"<line x1='{L}' x2='{width - R}' y1='{Y(v):.1f}' y2='{Y(v):.1f}' stroke='#eaeef2'/>"
                    f"<text x='{L - 4}' y='{Y(v) + 4:.1f}' text-anchor='end' fill='#57606a'>{_yfmt(v, y1 - y0)}</text>")
     for o in _ticks(x0, x1):
         d = date.fromordinal(round(o)).isoformat()
         out.append(f"<text x='{X(d):.1f}' y='{height - 8}' text-anchor='middle' fill='#57606a'>{d}</text>")
-    if hline is not None: out.append(f"<line x1='{L}' x2='{width - R}' y1='{Y(hline):.1f}' y2='{Y(hline):.1f}' stroke='#8c959f' stroke-width='0.8'/>")
+    if hline is not None: out.append(f"<line x1='{L}' x2='{width - R}' y1='{Y(hline):.1f}' y2='{Y(hline):.1f}' "
+                                     "stroke='#8c959f' stroke-width='0.8'/>")
     legend = []
     for d, colour, label in vlines:
-        out.append(f"<line x1='{X(d):.1f}' x2='{X(d):.1f}' y1='{T}' y2='{height - B}' stroke='{colour}' stroke-width='1.2' stroke-dasharray='3,3'>"
-                   f"<title>{esc(label)}</title></line><text x='{X(d) + 3:.1f}' y='{T + 11}' fill='{colour}' font-size='10'>{esc(label)}</text>")
+        out.append(f"<line x1='{X(d):.1f}' x2='{X(d):.1f}' y1='{T}' y2='{height - B}' stroke='{colour}' "
+                   f"stroke-width='1.2' stroke-dasharray='3,3'><title>{esc(label)}</title></line><text "
+                   f"x='{X(d) + 3:.1f}' y='{T + 11}' fill='{colour}' font-size='10'>{esc(label)}</text>")
     for label, pts, colour, dashed in lines:
         pts = [(d, y) for d, y in pts if y is not None]
         if not pts: continue
@@ -355,10 +390,11 @@ def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hli
                             else f'{x - 5:.1f},{y - 4:.1f} {x + 5:.1f},{y - 4:.1f} {x:.1f},{y + 6:.1f}')
     seen = set()
     for d, y, direction, colour, label, *tip in points:
-        out.append(f"<polygon points='{tri(X(d), Y(y), direction == 'up')}' fill='{colour}' stroke='#24292f' stroke-width='0.5'>"
-                   f"<title>{esc(tip[0] if tip else label)}</title></polygon>")
+        out.append(f"<polygon points='{tri(X(d), Y(y), direction == 'up')}' fill='{colour}' stroke='#24292f' "
+                   f"stroke-width='0.5'><title>{esc(tip[0] if tip else label)}</title></polygon>")
         if label not in seen:
-            seen.add(label); legend.append((label, f"<polygon points='{tri(8, -4, direction == 'up')}' fill='{colour}'/>"))
+            seen.add(label); legend.append((label,
+                                            f"<polygon points='{tri(8, -4, direction == 'up')}' fill='{colour}'/>"))
     lx = L
     for label, glyph in legend:
         out.append(f"<g transform='translate({lx},{T - 8})'>{glyph}<text x='20' y='0'>{esc(label)}</text></g>")
@@ -408,10 +444,12 @@ def price_svg(prices: list[tuple], log: list[dict], latest: dict | None, symbol:
         up = r['prob_up'] >= 0.5
         if d in close and f in close:
             right = (close[d] > close[f]) == up
-            pts.append((d, close[d], 'up' if up else 'down', GREEN if right else RED, 'past prediction: right' if right else 'past prediction: wrong',
+            pts.append((d, close[d], 'up' if up else 'down', GREEN if right else RED,
+                        'past prediction: right' if right else 'past prediction: wrong',
                         f"{d}: P(up)={r['prob_up']:.2f} v{r.get('model_version')}"))
         elif d in close or f in close:
-            pts.append((d, close.get(d, close.get(f)), 'up' if up else 'down', GREY, 'past prediction: not settled', f"{d}: P(up)={r['prob_up']:.2f}"))
+            pts.append((d, close.get(d, close.get(f)), 'up' if up else 'down', GREY, 'past prediction: not settled',
+                        f"{d}: P(up)={r['prob_up']:.2f}"))
     if latest and prices:
         up = latest['direction'] == 'up'
         pts.append((latest['prediction_for'], prices[-1][1], 'up' if up else 'down', BLUE,
@@ -430,12 +468,14 @@ def _rows_of(path: Path, columns: list[str], **equal) -> list[dict]:
         u = pc.unique(t[col]); vals = u.to_pylist()
         if value not in vals: return []
         t = t.filter(pc.equal(t[col], u[vals.index(value)]))
-    cast = {c: t[c].cast(pa.date32()) for c in t.column_names if pa.types.is_timestamp(t.schema.field(c).type)}   # ns timestamps would import pandas
+    # ns timestamps would import pandas
+    cast = {c: t[c].cast(pa.date32()) for c in t.column_names if pa.types.is_timestamp(t.schema.field(c).type)}
     cols = {c: (cast[c] if c in cast else t[c]).to_pylist() for c in columns if c in t.column_names}
     return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
 
 def read_symbol_prices(products: str | Path, symbol: str, sessions: int = 120) -> list[tuple]:
-    "[(date, adjusted close)] of `symbol`'s last sessions from the validated prices (4 columns read; ~0.2 s on 500k rows)."
+    ("[(date, adjusted close)] of `symbol`'s last sessions from "
+     "the validated prices (4 columns read; ~0.2 s on 500k rows).")
     p = Path(products) / 'validate/prices.parquet'
     if not p.exists(): return []
     rows = _rows_of(p, ['date', 'adj_close'], symbol=symbol, instrument_type='equity')
@@ -446,29 +486,37 @@ def read_symbol_log(products: str | Path, symbol: str) -> list[dict]:
     p = Path(products) / 'prediction_log.parquet'
     if not p.exists(): return []
     rows = _rows_of(p, ['feature_date', 'prediction_for', 'prob_up', 'model_version'], symbol=symbol)
-    return sorted((r for r in rows if r.get('prediction_for') and r.get('prob_up') is not None), key=lambda r: str(r['prediction_for']))
+    return sorted((r for r in rows if r.get('prediction_for') and r.get('prob_up') is not None),
+                  key=lambda r: str(r['prediction_for']))
 
 def loop_card(timeline: list[dict], ledger: list[dict], summary: dict | None) -> str:
-    "The loop over time (a replay of recent sessions): realised ROC AUC beside the reversal rule, retrains, champion changes, drift."
+    ("The loop over time (a replay of recent sessions): realised ROC "
+     "AUC beside the reversal rule, retrains, champion changes, drift.")
     if not timeline:
-        return card('The loop over time', "<p>No replay yet: the pipeline's replay task runs the daily loop over recent sessions "
-                    "(<code>replay_sessions</code> in env.yaml; <code>nepse-mlops replay --from DATE</code> by hand).</p>")
+        return card('The loop over time',
+                    "<p>No replay yet: the pipeline's replay task runs the daily loop over recent sessions "
+                    "(<code>replay_sessions</code> in env.yaml; <code>nepse-mlops replay --from DATE</code> by "
+                    "hand).</p>")
     auc = [(r['session'], r.get('realised_auc')) for r in timeline]
     rev = [(r['session'], r.get('realised_reversal_auc')) for r in timeline]
-    pts = [(r['session'], 0.5, 'up' if r.get('gate') == 'promoted' else 'down', GREEN if r.get('gate') == 'promoted' else RED,
-            f"retrain: {r.get('gate')}", f"{r['session']}: {r.get('reasons')} -> {r.get('gate')}") for r in timeline if r.get('retrain')]
+    pts = [(r['session'], 0.5, 'up' if r.get('gate') == 'promoted' else 'down',
+            GREEN if r.get('gate') == 'promoted' else RED,
+            f"retrain: {r.get('gate')}", f"{r['session']}: {r.get('reasons')} -> {r.get('gate')}") for r in timeline
+            if r.get('retrain')]
     marks = [(e['as_of'], GREEN, f"replay model v{e['version']}") for e in ledger if e.get('event') == 'promoted']
     change = (summary or {}).get('change_at')
     if change: marks.append((change, RED, 'planted change'))
     perf = svg_chart([("replay's champion: realised ROC AUC (last sessions)", auc, BLUE, False),
                       ('reversal rule, same rows', rev, GREY, True)],
                      pts, 'Realised ROC AUC, retrains and champion changes', hline=0.5, vlines=marks)
-    drift = svg_chart([('drift share of the features', [(r['session'], r.get('drift_share')) for r in timeline], ORANGE, False)],
+    drift = svg_chart([('drift share of the features', [(r['session'], r.get('drift_share')) for r in timeline], ORANGE,
+                        False)],
                       title='Drift over time', vlines=marks, height=170)
     s = summary or {}
     head = (f"<p>A replay of the scheduled daily loop over the last {s.get('sessions', len(timeline))} sessions "
-            f"({s.get('first')} to {s.get('last')}): {s.get('retrains', '?')} retrains, {s.get('promotions', '?')} champion changes. "
-            "Its models (replay model v1, v2, …) live in a registry of their own, apart from the champion above. "
+            f"({s.get('first')} to {s.get('last')}): {s.get('retrains', '?')} retrains, {s.get('promotions', '?')} "
+            "champion changes. Its models (replay model v1, v2, …) live in a registry of their own, apart from the "
+            "champion above. "
             + (f"{html.escape(s['planted'])}" if s.get('planted') else '') + "</p>")
     return card('The loop over time (replay)', head + perf + drift)
 
@@ -508,10 +556,12 @@ def symbol_panel(products: str | Path, symbol: str | None, preds: list[dict], se
     "The selected symbol's line (sector, latest prediction) and its price chart with past and latest predictions."
     if not symbol: return "<p class='nm-muted'>No symbol to show.</p>"
     latest = next((r for r in preds if r['symbol'] == symbol), None)
-    info = (f" · {html.escape(str(latest.get('sector') or 'sector unknown'))} · next session {latest['prediction_for']}: "
-            f"<b>{latest['direction']}</b>, P(up) = {latest['prob_up']:.2f} (model v{latest.get('model_version')})" if latest else '')
+    info = (f" · {html.escape(str(latest.get('sector') or 'sector unknown'))} · next session "
+            f"{latest['prediction_for']}: <b>{latest['direction']}</b>, P(up) = {latest['prob_up']:.2f} (model "
+            f"v{latest.get('model_version')})" if latest else '')
     return (f"<p>Selected: <b>{html.escape(symbol)}</b>{info}</p>"
-            + price_svg(read_symbol_prices(products, symbol, sessions), read_symbol_log(products, symbol), latest, symbol))
+            + price_svg(read_symbol_prices(products, symbol, sessions), read_symbol_log(products, symbol), latest,
+                        symbol))
 
 def prediction_explorer(preds: list[dict], products: str | Path, wanted: str | None = None):
     """ipywidgets controls over the latest predictions: a sector dropdown ('all' only when the source has no sectors)
@@ -523,7 +573,8 @@ def prediction_explorer(preds: list[dict], products: str | Path, wanted: str | N
                         find=w.Text(value='', placeholder='e.g. NAB', description='Filter'),
                         table=w.HTML(), chart=w.HTML())
     x.symbol = w.Dropdown(options=symbols('all'), value=pick_symbol(symbols('all'), wanted), description='Symbol')
-    def table(*_): x.table.value = predictions_table(filter_predictions(preds, x.sector.value, x.find.value), x.symbol.value)
+    def table(*_): x.table.value = predictions_table(filter_predictions(preds, x.sector.value, x.find.value),
+                                                     x.symbol.value)
     def chart(*_): x.chart.value = symbol_panel(products, x.symbol.value, preds); table()
     def sector(_):
         offered = symbols(x.sector.value)

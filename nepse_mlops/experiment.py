@@ -122,7 +122,8 @@ def would_gate(est,                          # the experiment's final model (tra
 
 # %% ../nbs/05a_experiment.ipynb #d3770592
 def failing_first(reasons: list[str]) -> list[str]:
-    "The gate's reasons with the failing checks first (what a reader needs), the passed ones after, each group in order."
+    ("The gate's reasons with the failing checks first (what a "
+     "reader needs), the passed ones after, each group in order.")
     from nepse_mlops.register import _FAILING
     return sorted(reasons, key=lambda r: not r.startswith(_FAILING))
 
@@ -163,7 +164,8 @@ def experiment_memo(r: dict) -> str:
              f"{w['test_sessions']} sessions; gate window {r['gate_start']} to {r['gate_end']}).\n"]
     parts += [f"- {n}" for n in r['notes']]
     parts += [f"\n## All walk-forward windows: pooled ROC AUC, {ev['rows']:,} rows, {ev['dates']} dates, "
-              f"{ev['resamples']} resamples of {ev.get('block', 1)}-session blocks\n", comparison_table(ev).to_markdown(), '',
+              f"{ev['resamples']} resamples of {ev.get('block', 1)}-session blocks\n",
+              comparison_table(ev).to_markdown(), '',
               f"\n{evidence_line(ev)}.\n" if 'first' in ev else '',
               "\n## Ranking the day's symbols: rank IC and top decile beside ROC AUC (same rows, same resamples)\n",
               rank_table(ev).to_markdown() if 'rank_ic' in next(iter(ev['candidates'].values())) else '', '',
@@ -317,7 +319,8 @@ def run_experiment(name: str,                         # names the workspace prod
     check_name(name)
     root = Path(root) if root else find_root()
     base = load_env(root); s = apply_sets(base, sets or {})
-    planted = Path(s['products']) / 'ingest' / 'planted.json'   # the production data: real ones take the real-data profile
+    # the production data: real ones take the real-data profile
+    planted = Path(s['products']) / 'ingest' / 'planted.json'
     s |= real_data_settings(base, sets or {}, planted.exists() and read_json(planted).get('synthetic') is False)
     products = Path(s['products']); ws = products / 'experiments' / name; ws.mkdir(parents=True, exist_ok=True)
     setup_tracking(s['tracking_uri'], experiments_name(s), products / 'mlartifacts')

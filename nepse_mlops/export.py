@@ -21,7 +21,8 @@ def pipeline_graph(root: str | Path, # the project folder holding pipeline.yaml 
     from ploomber.spec import DAGSpec
     root = Path(root).resolve()
     with warnings.catch_warnings():   # env.yaml's `image` is the exporter's, unused by any task: Ploomber would warn
-        warnings.filterwarnings('ignore', message='The following placeholders are declared in the environment but unused')
+        warnings.filterwarnings('ignore',
+                                message='The following placeholders are declared in the environment but unused')
         dag = DAGSpec(str(root / 'pipeline.yaml'), env=EnvDict(str(root / 'env.yaml'), path_to_here=str(root))).to_dag()
     return {name: sorted(task.upstream) for name, task in dag.items()}
 
@@ -31,7 +32,8 @@ def task_command(task: str,             # a Ploomber task name
                  sets: list[str] = (),  # KEY=VALUE settings every task runs with
                  exe: str | Path = 'nepse-mlops', # the project's command, as the engine finds it
                 ) -> list[str]:
-    "The command that builds one task in the project's environment, as `nepse-mlops run` would (lock, settings, ledger)."
+    ("The command that builds one task in the project's environment, "
+     "as `nepse-mlops run` would (lock, settings, ledger).")
     return [str(exe), '--root', str(root), 'run', '--task', task, '--wait', *[a for s in sets for a in ('--set', s)]]
 
 def _sets(items: list[str]) -> list[str]:
@@ -90,10 +92,12 @@ def airflow_dag(graph: dict[str, list[str]], # task -> upstream tasks (`pipeline
                 dag_id: str = 'nepse_mlops',
                 venv_bin: str | Path | None = None, # the project's venv/bin (default: this Python's)
                ) -> str:
-    "The text of an Airflow 3 DAG file: one BashOperator per task running `task_command`, Ploomber's edges, the daily schedule."
+    ("The text of an Airflow 3 DAG file: one BashOperator per task "
+     "running `task_command`, Ploomber's edges, the daily schedule.")
     root = Path(root).resolve(); venv_bin = Path(venv_bin or Path(sys.executable).parent)
     commands = {t: shlex.join(task_command(t, root, sets, venv_bin / 'nepse-mlops')) for t in graph}
-    return AIRFLOW_TEMPLATE.format(pipeline=root / 'pipeline.yaml', root=str(root), upstream=_pydict(graph), commands=_pydict(commands),
+    return AIRFLOW_TEMPLATE.format(pipeline=root / 'pipeline.yaml', root=str(root), upstream=_pydict(graph),
+                                   commands=_pydict(commands),
                                    venv_bin=str(venv_bin), venv=str(venv_bin.parent), dag_id=dag_id, cron=daily_cron(),
                                    at=DAILY_RUN['at'], tz=DAILY_RUN['timezone'],
                                    telemetry=''.join(f"    {k!r}: {v!r},\n" for k, v in TELEMETRY_OFF.items()))
@@ -114,7 +118,8 @@ def argo_cronworkflow(graph: dict[str, list[str]], # task -> upstream tasks (`pi
     given = {s.split('=', 1)[0] for s in sets}
     sets = [f"{k}={v}" for k, v in ARGO_DEFAULTS.items() if k not in given] + list(sets)
     cmd = task_command('{{inputs.parameters.task}}', ARGO_ROOT, sets)
-    tasks = [dict(name=t, template='task', arguments={'parameters': [{'name': 'task', 'value': t}]}) | ({'dependencies': ups} if ups else {})
+    tasks = [dict(name=t, template='task', arguments={'parameters': [{'name': 'task', 'value': t}]})
+             | ({'dependencies': ups} if ups else {})
              for t, ups in graph.items()]
     step = dict(name='task', inputs={'parameters': [{'name': 'task'}]},
                 retryStrategy={'limit': 2, 'retryPolicy': 'OnFailure', 'backoff': {'duration': '5m'}},
@@ -139,19 +144,22 @@ def add_export_parser(sub) -> None:
     "Add `nepse-mlops export airflow|argo OUT/` to the CLI's subparsers."
     e = sub.add_parser('export', formatter_class=argparse.RawDescriptionHelpFormatter,
         help='write the pipeline as an Apache Airflow 3 DAG or an Argo CronWorkflow (one task per Ploomber task)',
-        description="Write pipeline.yaml's DAG for another engine: one task per Ploomber task with Ploomber's dependencies, "
-                    "scheduled daily after NEPSE's close (as `nepse-mlops schedule`). Every task runs `nepse-mlops run --task NAME` "
-                    "with the --set settings given here: it takes the run lock, builds that task, and exits 0 when it is up to date.",
-        epilog='examples:\n'
-               '  nepse-mlops export airflow ~/airflow/dags/                 # then: airflow dags test nepse_mlops\n'
-               '  nepse-mlops export airflow dags/ --set sample=true     # every task on the small sample market\n'
-               '  nepse-mlops export argo k8s/ --set image=registry.example.org/nepse-mlops:0.1.0\n'
-               '  kubectl apply -f k8s/pvc.yaml && argo cron create k8s/cronworkflow.yaml && argo submit --from cronwf/nepse-mlops')
-    e.add_argument('engine', choices=['airflow', 'argo'], help='airflow: a DAG file (OUT/DAG_ID.py); argo: OUT/cronworkflow.yaml and OUT/pvc.yaml')
+        description="Write pipeline.yaml's DAG for another engine: one task per Ploomber task with Ploomber's "
+                    "dependencies, scheduled daily after NEPSE's close (as `nepse-mlops schedule`). Every task runs "
+                    "`nepse-mlops run --task NAME` with the --set settings given here: it takes the run lock, builds "
+                    "that task, and exits 0 when it is up to date.",
+        epilog='examples:\n  nepse-mlops export airflow ~/airflow/dags/                 # then: airflow dags test '
+               'nepse_mlops\n  nepse-mlops export airflow dags/ --set sample=true     # every task on the small sample '
+               'market\n  nepse-mlops export argo k8s/ --set image=registry.example.org/nepse-mlops:0.1.0\n  kubectl '
+               'apply -f k8s/pvc.yaml && argo cron create k8s/cronworkflow.yaml && argo submit --from '
+               'cronwf/nepse-mlops')
+    e.add_argument('engine', choices=['airflow', 'argo'],
+                   help='airflow: a DAG file (OUT/DAG_ID.py); argo: OUT/cronworkflow.yaml and OUT/pvc.yaml')
     e.add_argument('out', metavar='OUT', help='folder to write into (created if missing)')
     e.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                    help="an env.yaml override every task runs with (repeatable); image=NAME:TAG picks argo's image")
-    e.add_argument('--dag-id', default='nepse_mlops', help='the Airflow DAG id, also the file name (default nepse_mlops)')
+    e.add_argument('--dag-id', default='nepse_mlops',
+                   help='the Airflow DAG id, also the file name (default nepse_mlops)')
 
 def export_command(root: Path, env: dict, args) -> int:
     "`nepse-mlops export`: write the DAG for Airflow or Argo into `args.out`."
@@ -162,13 +170,14 @@ def export_command(root: Path, env: dict, args) -> int:
     if args.engine == 'airflow':
         path = out / f"{args.dag_id}.py"
         path.write_text(airflow_dag(graph, root, sets, args.dag_id))
-        print(f"wrote {path}: {len(graph)} tasks, daily at {DAILY_RUN['at']} {DAILY_RUN['timezone']} ({daily_cron()}).\n"
-              f"  Put it in Airflow's dags folder, or test it once: airflow dags test {args.dag_id}")
+        print(f"wrote {path}: {len(graph)} tasks, daily at {DAILY_RUN['at']} {DAILY_RUN['timezone']} "
+              f"({daily_cron()}).\n  Put it in Airflow's dags folder, or test it once: airflow dags test {args.dag_id}")
         return 0
     image = dict(s.split('=', 1) for s in args.set).get('image') or env.get('image') or 'nepse-mlops:latest'
     path, pvc = out / 'cronworkflow.yaml', out / 'pvc.yaml'
     path.write_text(yaml.safe_dump(argo_cronworkflow(graph, image, sets), sort_keys=False, width=200))
     pvc.write_text(yaml.safe_dump(argo_volume_claim(), sort_keys=False))
-    print(f"wrote {path} ({len(graph)} tasks, image {image}, daily at {DAILY_RUN['at']} {DAILY_RUN['timezone']}) and {pvc}.\n"
-          f"  kubectl apply -f {pvc} && argo cron create {path}; run it now: argo submit --from cronwf/nepse-mlops --watch")
+    print(f"wrote {path} ({len(graph)} tasks, image {image}, daily at {DAILY_RUN['at']} {DAILY_RUN['timezone']}) and "
+          f"{pvc}.\n  kubectl apply -f {pvc} && argo cron create {path}; run it now: argo submit --from "
+          "cronwf/nepse-mlops --watch")
     return 0

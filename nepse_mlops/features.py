@@ -97,13 +97,15 @@ def market_index(prices: pd.DataFrame, base: float = 1000.0) -> pd.DataFrame:
     def level(g, name):
         m = g.groupby('date').r1.mean().fillna(0.0)   # a date with only first rows: level unchanged
         return pd.DataFrame({'date': m.index, 'symbol': name, 'close': base * np.exp(np.cumsum(m.to_numpy()))})
-    out = [level(d, MARKET)] + [level(g, SECTOR_PREFIX + str(s)) for s, g in d.dropna(subset=['sector']).groupby('sector')]
+    out = [level(d, MARKET)] + [level(g, SECTOR_PREFIX + str(s)) for s,
+                                g in d.dropna(subset=['sector']).groupby('sector')]
     return pd.concat(out, ignore_index=True)
 
 def _log_levels(market: pd.DataFrame | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     "Per index: (sorted dates as int64 ns, log levels)."
     if market is None or not len(market): return {}
-    return _levels(market.symbol.to_numpy(object), market.date.to_numpy('datetime64[ns]'), market.close.to_numpy('float64'))
+    return _levels(market.symbol.to_numpy(object), market.date.to_numpy('datetime64[ns]'),
+                   market.close.to_numpy('float64'))
 
 def _levels(sym: np.ndarray, dates: np.ndarray, close: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if not len(sym): return {}
@@ -184,7 +186,8 @@ def _ranking_inputs(p: dict, f: dict, lag, roll, circuit_limits=None) -> dict[st
     return out
 
 # %% ../nbs/03_features.ipynb #c008
-def build_features(prices: pd.DataFrame,    # validated prices: date, symbol, (adj_)open/high/low/close, volume, turnover[, sector]
+def build_features(prices: pd.DataFrame,    # validated prices: date, symbol,
+                                            # (adj_)open/high/low/close, volume, turnover[, sector]
                    horizon: int = 1,         # target: direction of the adjusted close this many sessions ahead
                    market: pd.DataFrame | None = None, # index levels (date, symbol, close); None: derived from `prices`
                    label: str = 'absolute',  # absolute: the close rises; relative: beats its target date's median
@@ -258,7 +261,8 @@ from functools import lru_cache
 def computed_features() -> tuple[str, ...]:
     "Every feature column this code computes (`FEATURES` is only the list a new model trains on)."
     one = {'symbol': np.array(['A'], object), 'date': np.array(['2024-01-01'], 'datetime64[ns]'),
-           'sector': np.array([None], object)} | {c: np.ones(1) for c in PRICE_INPUTS}   # one row: the columns, not values
+           # one row: the columns, not values
+           'sector': np.array([None], object)} | {c: np.ones(1) for c in PRICE_INPUTS}
     return tuple(c for c in _feature_arrays(one, 1, {}) if c not in ID_COLUMNS + OUTCOME_COLUMNS)
 
 
@@ -296,13 +300,15 @@ def _dates(x) -> np.ndarray:
         try: return pd.to_datetime(x, format='mixed').to_numpy('datetime64[ns]')
         except (TypeError, ValueError) as e: raise ValueError(f"column 'date': {e}") from None
 
-def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, low, close, volume[, turnover, sector] + index rows
+def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, low, close,
+                                                    # volume[, turnover, sector] + index rows
                       horizon: int = 1,
                       sectors: dict | None = None,   # symbol -> sector, for requests without a `sector` column
                       circuit_limits=None,          # None: validate.CIRCUIT_LIMITS; a float; [(from, limit)]; a CSV
                       require_market: bool = True,   # index levels must cover every date sent
                      ) -> pd.DataFrame:
-    "Features from raw OHLCV rows and index rows (symbol NEPSE / SECTOR:<sector>, close = level), validated like training."
+    ("Features from raw OHLCV rows and index rows (symbol NEPSE / "
+     "SECTOR:<sector>, close = level), validated like training.")
     return pd.DataFrame(feature_arrays_from_raw(rows, horizon, sectors, circuit_limits, require_market))
 
 def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict | None = None, circuit_limits=None,
@@ -318,7 +324,8 @@ def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict 
     r = {'symbol': up, 'date': _dates(rows['date'])}
     for c in ['open', 'high', 'low', 'close', 'volume', 'turnover']:
         r[c] = _numbers(rows[c], c) if c in rows else np.full(n, np.nan)
-    idx_sym = np.array([MARKET if u == MARKET else SECTOR_PREFIX + s[len(SECTOR_PREFIX):] for u, s, i in zip(up, raw_sym, is_idx) if i], object)
+    idx_sym = np.array([MARKET if u == MARKET else SECTOR_PREFIX + s[len(SECTOR_PREFIX):] for u, s,
+                        i in zip(up, raw_sym, is_idx) if i], object)
     idx_date, idx_close = r['date'][is_idx], r['close'][is_idx]
     if len(idx_close) and not (np.isfinite(idx_close).all() and (idx_close > 0).all()):
         raise ValueError("index rows need a positive index level in 'close' (NEPSE / SECTOR:<sector> rows)")
@@ -330,16 +337,19 @@ def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict 
     if given is not None and pd.notna(given).any(): eq['sector'] = given
     else: eq['sector'] = np.array([(sectors or {}).get(s) for s in eq['symbol']], object)
     if require_market:
-        need = [(MARKET, eq['date'])] + [(SECTOR_PREFIX + str(s), eq['date'][eq['sector'] == s]) for s in pd.unique(eq['sector'][pd.notna(eq['sector'])])]
+        need = [(MARKET, eq['date'])] + [(SECTOR_PREFIX + str(s), eq['date'][eq['sector'] == s])
+                                         for s in pd.unique(eq['sector'][pd.notna(eq['sector'])])]
         for name, dates in need:
             gap = np.unique(dates[~np.isin(dates, idx_date[idx_sym == name])])
-            if len(gap): raise ValueError(f"index rows missing: symbol '{name}' needs its level (close) on every date sent; "
-                                          f"{len(gap)} missing, first {str(gap[0])[:10]} (the pipeline writes them to products/features/market.parquet)")
+            if len(gap): raise ValueError(f"index rows missing: symbol '{name}' needs its level (close) on every date "
+                                          f"sent; {len(gap)} missing, first {str(gap[0])[:10]} (the pipeline writes "
+                                          "them to products/features/market.parquet)")
     o = _order(eq['symbol'], eq['date'])
     eq = {k: v[o] for k, v in eq.items()}
     levels = _levels(idx_sym, idx_date, idx_close)
     if passes_unchanged(eq, circuit_limits): return _feature_arrays(eq, horizon, levels, circuit_limits)
-    frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request', source_line=np.arange(len(eq['symbol'])) + 1)
+    frame = pd.DataFrame(eq).assign(instrument_type='equity', source_file='request',
+                                    source_line=np.arange(len(eq['symbol'])) + 1)
     v = validate_prices(frame, circuit_limits=circuit_limits, today=str(frame.date.max().date())).prices
     return _feature_arrays(_arrays(v), horizon, levels, circuit_limits)
 
@@ -349,15 +359,19 @@ def request_rows(prices: pd.DataFrame,        # validated prices (raw columns ar
                  symbols=None,                # default: every equity in `prices`
                  n_rows: int = MAX_LOOKBACK + 1,
                 ) -> pd.DataFrame:
-    "A REST request: each symbol's last `n_rows` raw rows and the index levels (NEPSE, its sector) on those dates; dates as text."
-    # a batch of every symbol carries every index level on its dates, so a model whose sector map is older still finds its sector's level
+    ("A REST request: each symbol's last `n_rows` raw rows and the "
+     "index levels (NEPSE, its sector) on those dates; dates as text.")
+    # a batch of every symbol carries every index level on its dates, so
+    # a model whose sector map is older still finds its sector's level
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
     if symbols is not None: eq = eq[eq.symbol.isin(list(symbols))]
     own = eq.sort_values(['symbol', 'date'], kind='stable').groupby('symbol').tail(n_rows)
     sectors = sector_of(eq).reindex(own.symbol.unique()).dropna()
-    wanted = market.symbol.isin([MARKET] + [SECTOR_PREFIX + s for s in sectors.unique()]) if symbols is not None else True
+    wanted = (market.symbol.isin([MARKET] + [SECTOR_PREFIX + s for s in sectors.unique()]) if symbols is not None
+              else True)
     idx = market[market.date.isin(own.date.unique()) & wanted]
-    rows = pd.concat([own[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']], idx[['date', 'symbol', 'close']]], ignore_index=True)
+    rows = pd.concat([own[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume']],
+                      idx[['date', 'symbol', 'close']]], ignore_index=True)
     return rows.assign(date=rows.date.dt.strftime('%Y-%m-%d'))
 
 # %% ../nbs/03_features.ipynb #d843d8c0
@@ -380,20 +394,23 @@ def what_is_predicted(label: str = 'absolute', horizon: int = 1) -> str:
 
 def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, seconds: float,
                   label: str = 'absolute') -> str:
-    "The features report's opening summary: rows, symbols, dates, labelled rows, the up-rate every accuracy must beat, what next."
+    ("The features report's opening summary: rows, symbols, dates, "
+     "labelled rows, the up-rate every accuracy must beat, what next.")
     lab = feats.target.notna()
     idx = market.symbol.unique()
-    return (f"# Features: the table every model learns from\n\n**{len(feats):,} rows** ({feats.symbol.nunique()} equity symbols, "
-            f"{feats.date.min():%Y-%m-%d} to {feats.date.max():%Y-%m-%d}); **{lab.sum():,} with a known {horizon}-session outcome**, "
-            f"{(~lab).sum():,} kept for prediction only. Label: 1 when {what_is_predicted(label, horizon)}. "
-            f"Up-rate {feats.target.mean():.3f}. Took {seconds:.1f}s. Indices: "
-            f"{', '.join(idx[:8])}{' …' if len(idx) > 8 else ''} (equal-weight, derived from the equities).\n\n**Check next:** features with "
-            "many missing values (thinly traded symbols), and the up-rate: accuracy must always be compared with it.")
+    return (f"# Features: the table every model learns from\n\n**{len(feats):,} rows** ({feats.symbol.nunique()} "
+            f"equity symbols, {feats.date.min():%Y-%m-%d} to {feats.date.max():%Y-%m-%d}); **{lab.sum():,} with a "
+            f"known {horizon}-session outcome**, {(~lab).sum():,} kept for prediction only. Label: 1 when "
+            f"{what_is_predicted(label, horizon)}. Up-rate {feats.target.mean():.3f}. Took {seconds:.1f}s. Indices: "
+            f"{', '.join(idx[:8])}{' …' if len(idx) > 8 else ''} (equal-weight, derived from the equities).\n\n**Check "
+            "next:** features with many missing values (thinly traded symbols), and the up-rate: accuracy must always "
+            "be compared with it.")
 
 # %% ../nbs/03_features.ipynb #b2ea88b7
 def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols: int = 20, label: str = 'absolute',
                    circuit_limits=None, data: str = 'synthetic') -> dict:
-    "The features stage: indices and features from the validated prices, written to `product`; the leakage guard re-run on `leak_symbols` symbols."
+    ("The features stage: indices and features from the validated prices, "
+     "written to `product`; the leakage guard re-run on `leak_symbols` symbols.")
     import time
     t0 = time.time()
     label = resolve_auto('label', label, is_real_data(data))
@@ -407,8 +424,10 @@ def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols
     save_frame(feats, product['features'])
     seconds = time.time() - t0
     cut = str(feats.date.quantile(0.8).date()) if len(feats) else None
-    leaks = check_no_lookahead(prices[prices.symbol.isin(feats.symbol.unique()[:leak_symbols])], cut, int(horizon)) if cut else []
-    if leaks: raise AssertionError(f"look-ahead: perturbing rows after {cut} changed {leaks}; the features must use the past only")
+    leaks = check_no_lookahead(prices[prices.symbol.isin(feats.symbol.unique()[:leak_symbols])], cut,
+                               int(horizon)) if cut else []
+    if leaks: raise AssertionError(f"look-ahead: perturbing rows after {cut} changed {leaks}; the features must use "
+                                   "the past only")
     return dict(feats=feats, market=market, horizon=int(horizon), cut=cut, seconds=seconds, label=label)
 
 def features_report(r: dict) -> None:
@@ -417,10 +436,13 @@ def features_report(r: dict) -> None:
     from IPython.display import display, Markdown
     feats, market = r['feats'], r['market']
     display(Markdown(features_memo(feats, market, r['horizon'], r['seconds'], r.get('label', 'absolute'))
-                     + f"\n\n**Leakage guard:** every row after {r['cut']} perturbed and the features recomputed: none at or before it changed."))
+                     + f"\n\n**Leakage guard:** every row after {r['cut']} perturbed and the features recomputed: none "
+                       "at or before it changed."))
     display(feats[FEATURES].describe().T[['count', 'mean', 'std', 'min', 'max']].round(4))
     fig, ax = plt.subplots(1, 3, figsize=(14, 3))
     feats.ret_1.clip(-0.12, 0.12).hist(bins=80, ax=ax[0]); ax[0].set_title('1-session log return (adjusted)')
     feats.groupby('date').target.mean().rolling(20).mean().plot(ax=ax[1], title='Share of up moves (20-session mean)')
-    market.pivot(index='date', columns='symbol', values='close').plot(ax=ax[2], logy=True, legend=market.symbol.nunique() <= 8, title='Derived indices (log scale)')
+    market.pivot(index='date', columns='symbol', values='close').plot(ax=ax[2], logy=True,
+                                                                      legend=market.symbol.nunique() <= 8,
+                                                                      title='Derived indices (log scale)')
     plt.tight_layout(); plt.show()

@@ -22,13 +22,15 @@ from .core import CANONICAL_COLUMNS, sha256_file, log
 
 # %% ../nbs/01_ingest.ipynb #c006
 ALIASES: dict[str, list[str]] = {
-    'date':     ['date', 'publisheddate', 'businessdate', 'tradedate', 'tradingdate', 'transactiondate', 'asofdate', 'timestamp'],
+    'date':     ['date', 'publisheddate', 'businessdate', 'tradedate', 'tradingdate', 'transactiondate', 'asofdate',
+                 'timestamp'],
     'symbol':   ['symbol', 'stocksymbol', 'ticker', 'scrip', 'securitysymbol', 'companysymbol', 'script'],
     'open':     ['open', 'openprice', 'openingprice', 'opening'],
     'high':     ['high', 'highprice', 'maxprice', 'dayhigh'],
     'low':      ['low', 'lowprice', 'minprice', 'daylow'],
     'close':    ['close', 'closeprice', 'closingprice', 'ltp', 'lasttradedprice', 'lastprice'],
-    'volume':   ['volume', 'tradedquantity', 'totaltradedquantity', 'qty', 'quantity', 'sharestraded', 'tradedshares', 'vol'],
+    'volume':   ['volume', 'tradedquantity', 'totaltradedquantity', 'qty', 'quantity', 'sharestraded', 'tradedshares',
+                 'vol'],
     'turnover': ['turnover', 'tradedamount', 'totaltradedvalue', 'totalturnover', 'amount', 'value', 'trunover'],
 }
 REQUIRED = ('date', 'close')
@@ -83,7 +85,8 @@ def parse_dates(s: pd.Series) -> tuple[pd.Series, str]:
 
 # %% ../nbs/01_ingest.ipynb #c015
 FOLDER_TYPES = {'promotershare': 'promoter', 'corporatedebentures': 'debenture', 'debentures': 'debenture',
-                'mutualfund': 'mutual_fund', 'governmentbonds': 'bond', 'bonds': 'bond', 'preferenceshare': 'preference'}
+                'mutualfund': 'mutual_fund', 'governmentbonds': 'bond', 'bonds': 'bond',
+                'preferenceshare': 'preference'}
 
 def instrument_type(symbol: str, folder: str = '') -> str:
     "Classify an instrument as equity, promoter, debenture, mutual_fund, bond, preference or index."
@@ -113,8 +116,8 @@ def _decode(path: Path) -> str:
     try: text = raw.decode('utf-8-sig')
     except UnicodeDecodeError as e:
         line = raw.count(b'\n', 0, e.start) + 1
-        raise IngestError(f"{path}: line {line}: undecodable bytes at offset {e.start} "
-                          f"({raw[e.start:e.start + 4]!r}): {e.reason}. Re-save the file as UTF-8 (or export it again) and re-run.") from None
+        raise IngestError(f"{path}: line {line}: undecodable bytes at offset {e.start} ({raw[e.start:e.start + 4]!r}): "
+                          f"{e.reason}. Re-save the file as UTF-8 (or export it again) and re-run.") from None
     if '\x00' in text:
         i = text.index('\x00'); line = text.count('\n', 0, i) + 1
         raise IngestError(f"{path}: line {line}: binary data (NUL byte at offset {i}); "
@@ -189,16 +192,21 @@ def read_raw_file(path: str | Path, root: str | Path | None = None) -> tuple[pd.
 # %% ../nbs/01_ingest.ipynb #c022d
 ACTION_ALIASES: dict[str, list[str]] = {
     'symbol':       ALIASES['symbol'],
-    'bonus_pct':    ['bonuspct', 'bonus', 'bonuspercent', 'bonusshare', 'bonusshares', 'bonusdividend', 'stockdividend'],
+    'bonus_pct':    ['bonuspct', 'bonus', 'bonuspercent', 'bonusshare', 'bonusshares', 'bonusdividend',
+                     'stockdividend'],
     'cash_pct':     ['cashpct', 'cash', 'cashpercent', 'cashdividend'],
     'right_ratio':  ['rightratio', 'ratio', 'rightshareratio', 'rightsratio'],
     'right_price':  ['issueprice', 'rightprice', 'offerprice', 'price', 'pricepershare'],
-    'book_closure': ['bookclosuredate', 'bookclosure', 'bookcloser', 'bookcloserdate', 'recorddate', 'exdate', 'exdividenddate'],
-    'other_date':   ['openingdate', 'issueopeningdate', 'opendate', 'issuedate', 'listingdate', 'allotmentdate', 'date'],
+    'book_closure': ['bookclosuredate', 'bookclosure', 'bookcloser', 'bookcloserdate', 'recorddate', 'exdate',
+                     'exdividenddate'],
+    'other_date':   ['openingdate', 'issueopeningdate', 'opendate', 'issuedate', 'listingdate', 'allotmentdate',
+                     'date'],
     'fiscal_year':  ['fiscalyear', 'fy', 'year'],
 }
-SECTOR_NAMES = {'commercialbanks', 'developmentbanklimited', 'developmentbanks', 'finance', 'hydropower', 'lifeinsurance',
-                'nonlifeinsurance', 'microfinance', 'manufacturingandprocessing', 'hotelsandtourism', 'investment', 'others',
+SECTOR_NAMES = {'commercialbanks', 'developmentbanklimited', 'developmentbanks', 'finance', 'hydropower',
+                'lifeinsurance',
+                'nonlifeinsurance', 'microfinance', 'manufacturingandprocessing', 'hotelsandtourism', 'investment',
+                'others',
                 'tradings', *FOLDER_TYPES}
 
 def _find(header, aliases) -> dict[str, int]:
@@ -206,7 +214,8 @@ def _find(header, aliases) -> dict[str, int]:
     return {canon: normed.index(a) for canon, names in aliases.items() for a in reversed(names) if a in normed}
 
 def classify_table(header: list[str]) -> tuple[str, str]:
-    "(kind, reason) of a CSV header: prices, dividend, right_share, calendar, holidays, company_list, incomplete_prices or unknown."
+    ("(kind, reason) of a CSV header: prices, dividend, right_share, "
+     "calendar, holidays, company_list, incomplete_prices or unknown.")
     normed = {norm_name(h) for h in header}
     px, act = _find(header, ALIASES), _find(header, ACTION_ALIASES)
     if all(c in px for c in REQUIRED): return 'prices', ''
@@ -214,13 +223,15 @@ def classify_table(header: list[str]) -> tuple[str, str]:
     if 'right_ratio' in act: return 'right_share', 'corporate actions: right-share table'
     if 'istradingday' in normed: return 'calendar', 'trading calendar'
     if 'holidayname' in normed or 'holiday' in normed: return 'holidays', 'holiday list'
-    if len(normed & SECTOR_NAMES) >= max(2, len(normed) // 2) or ('symbol' in px and normed & {'name', 'companyname', 'company'}):
+    if len(normed & SECTOR_NAMES) >= max(2, len(normed) // 2) or ('symbol' in px and normed
+                                                                  & {'name', 'companyname', 'company'}):
         return 'company_list', 'company list'
     if 'close' in px or len(set(px) & {'date', *FIELDS}) >= 2:
         missing = [c for c in REQUIRED if c not in px]
         accepted = '; '.join(f"{c}: {', '.join(ALIASES[c])}" for c in missing)
-        return 'incomplete_prices', (f"looks like a price table but has no {' or '.join(missing)} column. Columns found: {header}. "
-                                     f"Accepted names (case, spaces and punctuation ignored): {accepted}.")
+        return 'incomplete_prices', (f"looks like a price table but has no {' or '.join(missing)} column. Columns "
+                                     f"found: {header}. Accepted names (case, spaces and punctuation ignored): "
+                                     f"{accepted}.")
     return 'unknown', f"not a price table or a known table; columns found: {header}"
 
 # %% ../nbs/01_ingest.ipynb #c022g
@@ -248,7 +259,8 @@ def _action_frame(path, root, header, rows, line_no, kind) -> tuple[pd.DataFrame
     a['cash_pct'] = parse_numbers(col('cash_pct'))[0] if kind == 'dividend' else np.nan
     a['right_ratio'] = parse_ratio(col('right_ratio')) if kind == 'right_share' else np.nan
     a['right_price'] = parse_numbers(col('right_price'))[0] if kind == 'right_share' else np.nan
-    when = col('book_closure').where(col('book_closure').notna() & (col('book_closure').astype(str).str.strip() != ''), col('other_date'))
+    when = col('book_closure').where(col('book_closure').notna() & (col('book_closure').astype(str).str.strip() != ''),
+                                     col('other_date'))
     a['announced'] = parse_dates(when)[0].to_numpy()
     a['date'] = pd.NaT
     a['evidence'] = f"{'dividend' if kind == 'dividend' else 'right-share'} table {Path(path).name}"
@@ -257,16 +269,21 @@ def _action_frame(path, root, header, rows, line_no, kind) -> tuple[pd.DataFrame
     bad = [dict(source_file=str(path), source_line=int(n), column='book closure date', rule='bad_cell',
                 reason='corporate action without a readable book-closure or opening date', symbol=s, date='', raw='')
            for n, s in zip(a.source_line[adjusts & a.announced.isna()], a.symbol[adjusts & a.announced.isna()])]
-    return a[adjusts & a.announced.notna()][ACTION_COLUMNS].reset_index(drop=True), bad, (sym if rule != 'column' else 'column'), rule
+    return a[adjusts & a.announced.notna()][ACTION_COLUMNS].reset_index(drop=True), bad, (sym if rule != 'column'
+                                                                                          else 'column'), rule
 
 def place_actions(actions: pd.DataFrame, prices: pd.DataFrame, tolerance: float = 0.10) -> pd.DataFrame:
-    "Set each action's ex-date (first session on/after the announced date) and compare its implied factor with the observed move."
-    if not len(actions) or not len(prices): return actions.assign(implied_move=np.nan, observed_move=np.nan, agrees=pd.NA)
+    ("Set each action's ex-date (first session on/after the announced "
+     "date) and compare its implied factor with the observed move.")
+    if not len(actions) or not len(prices): return actions.assign(implied_move=np.nan, observed_move=np.nan,
+                                                                  agrees=pd.NA)
     p = prices[['symbol', 'date', 'close']].dropna().drop_duplicates(['symbol', 'date'])
     p = p.astype({'symbol': object, 'date': 'datetime64[ns]'}).sort_values('date')
     a = actions.drop(columns='date').astype({'symbol': object, 'announced': 'datetime64[ns]'}).sort_values('announced').reset_index(drop=True)
-    a = pd.merge_asof(a, p.rename(columns={'date': 'ex'}), left_on='announced', right_on='ex', by='symbol', direction='forward')
-    prev = pd.merge_asof(a[['symbol', 'ex']].dropna().sort_values('ex'), p.rename(columns={'date': 'ex', 'close': 'prev'}),
+    a = pd.merge_asof(a, p.rename(columns={'date': 'ex'}), left_on='announced', right_on='ex', by='symbol',
+                      direction='forward')
+    prev = pd.merge_asof(a[['symbol', 'ex']].dropna().sort_values('ex'),
+                         p.rename(columns={'date': 'ex', 'close': 'prev'}),
                          on='ex', by='symbol', allow_exact_matches=False)
     a = a.merge(prev.drop_duplicates(['symbol', 'ex']), on=['symbol', 'ex'], how='left')
     ratio, price = a.right_ratio.fillna(0), a.right_price.fillna(100)
@@ -277,16 +294,19 @@ def place_actions(actions: pd.DataFrame, prices: pd.DataFrame, tolerance: float 
     return a.rename(columns={'ex': 'date'})[[*ACTION_COLUMNS, 'implied_move', 'observed_move', 'agrees']]
 
 # %% ../nbs/01_ingest.ipynb #c022i
-def merge_actions(user: pd.DataFrame | None,   # the user's corporate-actions table (symbol, date, factor or bonus_pct/right_ratio)
+def merge_actions(user: pd.DataFrame | None,   # the user's corporate-actions table (symbol,
+                                               # date, factor or bonus_pct/right_ratio)
                   source: pd.DataFrame | None, # the actions ingest read from the source's own tables
                  ) -> pd.DataFrame | None:
-    "The user's corporate actions plus the source's that the prices do not contradict; the user's row wins on the same symbol and date."
+    ("The user's corporate actions plus the source's that the prices do "
+     "not contradict; the user's row wins on the same symbol and date.")
     parts = []
     if source is not None and 'agrees' in source: source = source[source.agrees.astype('boolean').fillna(True)]
     for t in (user, source):
         if t is None or not len(t): continue
         t = t.rename(columns=lambda c: str(c).strip().lower())
-        parts.append(t.assign(symbol=t.symbol.astype(str).str.strip().str.upper(), date=pd.to_datetime(t.date)).dropna(subset=['date']))
+        parts.append(t.assign(symbol=t.symbol.astype(str).str.strip().str.upper(),
+                              date=pd.to_datetime(t.date)).dropna(subset=['date']))
     return pd.concat(parts, ignore_index=True).drop_duplicates(['symbol', 'date']) if parts else None
 
 # %% ../nbs/01_ingest.ipynb #e452769a
@@ -412,20 +432,25 @@ def discover(paths: list[str | Path]) -> list[tuple[Path, Path | None, bool]]:
     if not out: raise IngestError(f"No CSV files found in {[str(p) for p in paths]}.")
     return out
 
-STATUS = {'prices': 'ingested', 'dividend': 'corporate_actions', 'right_share': 'corporate_actions', 'calendar': 'other_table',
+STATUS = {'prices': 'ingested', 'dividend': 'corporate_actions', 'right_share': 'corporate_actions',
+          'calendar': 'other_table',
           'holidays': 'other_table', 'company_list': 'other_table', 'unknown': 'skipped', 'empty': 'skipped',
           'incomplete_prices': 'error', 'unreadable': 'error'}
 
 def read_any(path: Path, root: Path | None = None) -> dict:
-    "Read one file of any kind: {kind, reason, raw (prices or actions), bad rows, symbol, symbol_rule}; never raises on content."
+    ("Read one file of any kind: {kind, reason, raw (prices or actions), "
+     "bad rows, symbol, symbol_rule}; never raises on content.")
     try:
         header, rows, line_no, broken = _records(_decode(path), path)
     except IngestError as e: return dict(kind='unreadable', reason=str(e), raw=None, bad=[], symbol='', symbol_rule='')
     if not header: return dict(kind='empty', reason='empty file', raw=None, bad=[], symbol='', symbol_rule='')
     kind, reason = classify_table(header)
     out = dict(kind=kind, reason=reason, raw=None, bad=broken, symbol='', symbol_rule='')
-    if kind == 'prices': raw, bad, out['symbol'], out['symbol_rule'] = _price_frame(path, root, header, rows, line_no, map_columns(header, path))
-    elif kind in ('dividend', 'right_share'): raw, bad, out['symbol'], out['symbol_rule'] = _action_frame(path, root, header, rows, line_no, kind)
+    if kind == 'prices': raw, bad, out['symbol'], out['symbol_rule'] = _price_frame(path, root, header, rows, line_no,
+                                                                                    map_columns(header, path))
+    elif kind in ('dividend', 'right_share'): raw, bad, out['symbol'], out['symbol_rule'] = _action_frame(path, root,
+                                                                                                          header, rows,
+                                                                                                          line_no, kind)
     else: return out
     return out | dict(raw=raw, bad=broken + bad)
 
@@ -443,7 +468,8 @@ def _cached_read(path, root, sha, cache_dir):
     return r, False
 
 def conflicting_files(prices: pd.DataFrame, share: float = 0.2) -> pd.DataFrame:
-    "Pairs of files giving one symbol different histories: more than `share` of their shared sessions disagree on close."
+    ("Pairs of files giving one symbol different histories: more "
+     "than `share` of their shared sessions disagree on close.")
     k = prices[['symbol', 'date', 'close', 'source_file']].drop_duplicates(['symbol', 'date', 'source_file'])
     multi = k.groupby('symbol').source_file.transform('nunique') > 1
     m = k[multi].merge(k[multi], on=['symbol', 'date'], suffixes=('_a', '_b'))
@@ -458,7 +484,8 @@ def ingest_paths(paths: list[str | Path],            # files and/or folders
                  cache_dir: str | Path | None = None, # per-file cache keyed by sha256: unchanged files are not re-read
                  progress_every: int = 100,           # print a progress line every N files
                 ) -> IngestResult:
-    "Read every file under `paths`: price tables into one canonical table, corporate-action tables, and a manifest of all."
+    ("Read every file under `paths`: price tables into one canonical "
+     "table, corporate-action tables, and a manifest of all.")
     files = discover(paths)
     raws, acts, bads, man, errors = [], [], [], [], []
     for n, (f, root, explicit) in enumerate(files, 1):
@@ -467,7 +494,8 @@ def ingest_paths(paths: list[str | Path],            # files and/or folders
         status = STATUS[r['kind']] if not (explicit and r['kind'] == 'unknown') else 'error'
         if status == 'error': errors.append(r['reason'] if r['kind'] == 'unreadable' else f"{f}: {r['reason']}")
         rows = 0 if r['raw'] is None else len(r['raw']) + len(r['bad'])
-        man.append(dict(file=str(f), bytes=f.stat().st_size, sha256=sha, status=status, kind=r['kind'], symbol=r['symbol'],
+        man.append(dict(file=str(f), bytes=f.stat().st_size, sha256=sha, status=status, kind=r['kind'],
+                        symbol=r['symbol'],
                         symbol_rule=r['symbol_rule'], reason=r['reason'], rows=rows, cached=cached))
         if r['kind'] == 'prices' and len(r['raw']): raws.append(r['raw'])
         if r['kind'] in ('dividend', 'right_share') and len(r['raw']): acts.append(r['raw'])
@@ -478,21 +506,25 @@ def ingest_paths(paths: list[str | Path],            # files and/or folders
         prices, q = parse_raw(pd.concat(raws, ignore_index=True))
         clash = conflicting_files(prices)
         for c in clash.itertuples():
-            errors.append(f"{c.source_file_a} and {c.source_file_b} both give symbol {c.symbol} but disagree on the close of "
-                          f"{c.differ} of {c.shared} shared sessions (e.g. {c.example.date()}): they are different histories. "
-                          "Give each file a symbol column or put it in a folder named after its symbol.")
+            errors.append(f"{c.source_file_a} and {c.source_file_b} both give symbol {c.symbol} but disagree on the "
+                          f"close of {c.differ} of {c.shared} shared sessions (e.g. {c.example.date()}): they are "
+                          "different histories. Give each file a symbol column or put it in a folder named after its "
+                          "symbol.")
         bad_files = set(clash.source_file_a) | set(clash.source_file_b)
-        man.loc[man.file.isin(bad_files), ['status', 'reason']] = ['error', 'another file gives its symbol a different history']
+        man.loc[man.file.isin(bad_files), ['status', 'reason']] = ['error',
+                                                                   'another file gives its symbol a different history']
         prices = mark_promoter_siblings(prices[~prices.source_file.isin(bad_files)].reset_index(drop=True))
     else: prices, q = _empty(CANONICAL_COLUMNS), _empty(QUARANTINE_COLUMNS)
     actions = place_actions(pd.concat(acts, ignore_index=True) if acts else _empty(ACTION_COLUMNS), prices)
     quarantine = pd.concat([pd.DataFrame(bads, columns=QUARANTINE_COLUMNS), q], ignore_index=True)
     if len(prices): prices = canonical_schema().validate(prices)
-    log(f"ingest: {len(prices):,} rows parsed, {len(quarantine):,} quarantined, {len(actions)} corporate actions from the source's tables")
+    log(f"ingest: {len(prices):,} rows parsed, {len(quarantine):,} quarantined, {len(actions)} corporate actions from "
+        "the source's tables")
     return IngestResult(prices, quarantine, man, actions, errors)
 
 def ingest_summary(res: IngestResult) -> str:
-    "Every file accounted for: counts by status and symbol rule, each file not ingested with its reason, and the action checks."
+    ("Every file accounted for: counts by status and symbol rule, "
+     "each file not ingested with its reason, and the action checks.")
     m = res.manifest
     lines = [f"files: {len(m)} = " + ' + '.join(f"{int((m.status == s).sum())} {s}" for s in
                                                 ['ingested', 'corporate_actions', 'other_table', 'skipped', 'error'])]
@@ -503,9 +535,10 @@ def ingest_summary(res: IngestResult) -> str:
     a = res.actions if res.actions is not None else _empty(ACTION_COLUMNS)
     if len(a):
         dis = a[a.agrees == False]
-        lines.append(f"corporate actions from the source's tables: {len(a)} ({int((a.agrees == True).sum())} match the price move, "
-                     f"{len(dis)} disagree, {int(a.agrees.isna().sum())} without a session to check)")
-        lines += [f"  disagree: {r.symbol} {r.date.date()} {r.evidence}: implied {r.implied_move:+.1%}, prices moved {r.observed_move:+.1%} (not applied; detection decides)"
+        lines.append(f"corporate actions from the source's tables: {len(a)} ({int((a.agrees == True).sum())} match the "
+                     f"price move, {len(dis)} disagree, {int(a.agrees.isna().sum())} without a session to check)")
+        lines += [f"  disagree: {r.symbol} {r.date.date()} {r.evidence}: implied {r.implied_move:+.1%}, prices moved "
+                  f"{r.observed_move:+.1%} (not applied; detection decides)"
                   for r in dis.head(10).itertuples()]
     return '\n'.join(lines)
 
@@ -513,11 +546,14 @@ def ingest_summary(res: IngestResult) -> str:
 def real_source(data: str) -> dict:
     "The comma-separated real files/folders in `data`, labelled; real data has no known answer."
     inputs = [p.strip() for p in str(data).split(',') if p.strip()]
-    truth = pd.DataFrame({'date': pd.Series(dtype='datetime64[ns]'), 'symbol': pd.Series(dtype=object), 'planted_p_up': pd.Series(dtype=float)})
-    return dict(inputs=inputs, label=f"real files: {', '.join(inputs)}", planted=dict(synthetic=False, description='real data: no known answer'), truth=truth)
+    truth = pd.DataFrame({'date': pd.Series(dtype='datetime64[ns]'), 'symbol': pd.Series(dtype=object),
+                          'planted_p_up': pd.Series(dtype=float)})
+    return dict(inputs=inputs, label=f"real files: {', '.join(inputs)}",
+                planted=dict(synthetic=False, description='real data: no known answer'), truth=truth)
 
 def write_ingest(res: IngestResult, source: dict, product: dict) -> None:
-    "The ingest stage's products: raw prices, the parse quarantine, the manifest, the source's actions, the known answer."
+    ("The ingest stage's products: raw prices, the parse quarantine, "
+     "the manifest, the source's actions, the known answer.")
     from nepse_mlops.core import write_json
     from nepse_mlops.core import save_frame, kill_point   # atomic: a killed run leaves the old file or the new one
     save_frame(res.prices, product['prices'])
@@ -528,16 +564,21 @@ def write_ingest(res: IngestResult, source: dict, product: dict) -> None:
     save_frame(source['truth'], product['truth']); write_json(source['planted'], product['planted'])
 
 def ingest_memo(res: IngestResult, source: dict, fingerprint: str, seconds: float) -> str:
-    "The ingest report's opening summary: which data, every file accounted for, rows read and quarantined, what to check next."
+    ("The ingest report's opening summary: which data, every file "
+     "accounted for, rows read and quarantined, what to check next.")
     m, p = res.manifest, res.prices
     span = f"{p.date.min():%Y-%m-%d} to {p.date.max():%Y-%m-%d}" if len(p) else 'no rows'
-    return (f"# Ingest: every input file read and accounted for\n\n- **Data:** {source['label']}\n- **Planted:** {source['planted']['description']}\n"
+    return (f"# Ingest: every input file read and accounted for\n\n- **Data:** {source['label']}\n- **Planted:** "
+            f"{source['planted']['description']}\n"
             + (f"- **Market:** `{source['planted']['market']}` (a champion of another market is never used on it)\n"
                if source['planted'].get('market') else '') +
-            f"- **Files:** {len(m)} ({int((m.status == 'ingested').sum())} price tables, {int((m.status != 'ingested').sum())} other) · "
+            f"- **Files:** {len(m)} ({int((m.status == 'ingested').sum())} price tables, "
+            f"{int((m.status != 'ingested').sum())} other) · "
             f"**rows read** {len(p) + len(res.quarantine):,} ({p.symbol.nunique() if len(p) else 0} symbols, {span}) · "
-            f"**quarantined at parse** {len(res.quarantine):,} · fingerprint `{fingerprint or 'n/a (synthetic)'}` · took {seconds:.1f}s\n\n"
-            "```\n" + ingest_summary(res) + "\n```\n\n**Check next:** files not ingested (their reason above), the parse quarantine; "
+            f"**quarantined at parse** {len(res.quarantine):,} · fingerprint `{fingerprint or 'n/a (synthetic)'}` · "
+            f"took {seconds:.1f}s\n\n"
+            "```\n" + ingest_summary(res)
+            + "\n```\n\n**Check next:** files not ingested (their reason above), the parse quarantine; "
             "the validate stage applies the NEPSE-aware rules.")
 
 # %% ../nbs/01_ingest.ipynb #d6d35776
@@ -566,7 +607,8 @@ class IngestSettings:
         return cls(**settings_kwargs(cls, params))
 
 def ingest_stage(product: dict, s: IngestSettings) -> dict:
-    "The ingest stage: the source (synthetic or real) read into the canonical table, the parse quarantine and the manifest, written to `product`."
+    ("The ingest stage: the source (synthetic or real) read into the canonical "
+     "table, the parse quarantine and the manifest, written to `product`.")
     import time
     from nepse_mlops.synthetic import synthetic_source
     from nepse_mlops.core import market_identity
@@ -574,10 +616,13 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
     out = Path(product['prices']).parent; out.mkdir(parents=True, exist_ok=True)
     n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)
     every = int(s.synth_change_every) if str(s.synth_change_every).strip() else None
-    source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal), s.synth_change_at or None,
-                               s.synth_through or None, s.today or None, every) if s.data == 'synthetic' else real_source(s.data))
+    source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal),
+                               s.synth_change_at or None,
+                               s.synth_through or None, s.today or None, every) if s.data == 'synthetic'
+                               else real_source(s.data))
     source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at,
-                                                  s.synth_symbols, s.synth_start, every or '')   # its models' market (core)
+                                                  # its models' market (core)
+                                                  s.synth_symbols, s.synth_start, every or '')
     res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
     sectors = None
     if s.sectors and len(res.prices):
@@ -605,7 +650,8 @@ def ingest_report(r: dict) -> None:
                          f"{sm['quarantined']} map rows "
                          "quarantined (sectors_quarantine.csv)."))
     if len(res.prices):
-        display(res.prices.groupby('instrument_type').agg(symbols=('symbol', 'nunique'), rows=('symbol', 'size'), first=('date', 'min'), last=('date', 'max')))
+        display(res.prices.groupby('instrument_type').agg(symbols=('symbol', 'nunique'), rows=('symbol', 'size'),
+                                                          first=('date', 'min'), last=('date', 'max')))
         ax = res.prices.groupby('date').symbol.nunique().plot(figsize=(9, 3), title='Symbols with a row per date')
         ax.set_xlabel(''); plt.show()
     if res.errors: raise IngestError('\n'.join(res.errors))

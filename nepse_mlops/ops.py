@@ -23,8 +23,8 @@ class RunBusy(RuntimeError):
     "Another run holds the products folder."
     def __init__(self, holder: dict, path: Path, hint: str = 'Wait for it, or pass --wait to queue behind it.'):
         self.holder, self.path = holder, path
-        super().__init__(f"another nepse-mlops run is running (pid {holder.get('pid')}, started {holder.get('started_at')}: "
-                         f"{holder.get('command')}); lock {path}. {hint}")
+        super().__init__(f"another nepse-mlops run is running (pid {holder.get('pid')}, started "
+                         f"{holder.get('started_at')}: {holder.get('command')}); lock {path}. {hint}")
 
 def _alive(pid, since: float | None = None) -> bool:
     """Whether process `pid` is running: a stale lock's holder, or a writer whose temporary file `sweep_temp` would delete.
@@ -50,7 +50,8 @@ def run_lock(products: str | Path,      # the products folder the run writes
              command: str,              # what is running, for the message a second run prints
              wait: bool = False,        # queue behind a running run instead of refusing
             ):
-    "Hold the products folder's run lock for the duration of the block; `RunBusy` if another run holds it (unless `wait`)."
+    ("Hold the products folder's run lock for the duration of the "
+     "block; `RunBusy` if another run holds it (unless `wait`).")
     path = Path(products) / '.run.lock'; path.parent.mkdir(parents=True, exist_ok=True)
     f = open(path, 'a+')
     try:
@@ -58,13 +59,16 @@ def run_lock(products: str | Path,      # the products folder the run writes
         except BlockingIOError:
             holder = _read_holder(path)
             if not wait: raise RunBusy(holder, path) from None
-            log(f"waiting for the running run (pid {holder.get('pid')}, started {holder.get('started_at')}) to finish ...")
+            log(f"waiting for the running run (pid {holder.get('pid')}, started {holder.get('started_at')}) to finish "
+                "...")
             fcntl.flock(f, fcntl.LOCK_EX)
         left = _read_holder(path)
         if left.get('pid') and not _alive(left['pid']):
-            log(f"taking over the lock of run pid {left['pid']} (started {left.get('started_at')}): it is no longer running")
+            log(f"taking over the lock of run pid {left['pid']} (started {left.get('started_at')}): it is no longer "
+                "running")
         f.seek(0); f.truncate()
-        f.write(json.dumps(dict(pid=os.getpid(), started_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'), command=command))); f.flush()
+        f.write(json.dumps(dict(pid=os.getpid(), started_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                                command=command))); f.flush()
         yield
     finally:
         try: f.seek(0); f.truncate(); f.flush()
@@ -97,7 +101,8 @@ def data_fingerprint(data: str,                      # 'synthetic' or comma-sepa
 
 # %% ../nbs/09b_ops.ipynb #b670f5c7
 def sweep_temp(products: str | Path) -> list[str]:
-    "Delete the `.<name>.<pid>.tmp` files that writers no longer alive left under `products` (call it holding the run lock); returns their paths."
+    ("Delete the `.<name>.<pid>.tmp` files that writers no longer alive left "
+     "under `products` (call it holding the run lock); returns their paths.")
     gone = []
     for p in Path(products).rglob('.*.tmp'):
         parts = p.name.split('.')          # ['', name..., pid, 'tmp']
@@ -109,7 +114,8 @@ def sweep_temp(products: str | Path) -> list[str]:
 RUNS = 'runs.jsonl'
 
 def new_run_id() -> str:
-    "A sortable, unique run id: UTC time and 8 random hex digits (4 collided once in 50 ids drawn in one second, ~2% of the time)."
+    ("A sortable, unique run id: UTC time and 8 random hex digits (4 "
+     "collided once in 50 ids drawn in one second, ~2% of the time).")
     return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()) + '-' + os.urandom(4).hex()
 
 def record_run(products: str | Path, rec: dict) -> dict:
@@ -117,10 +123,12 @@ def record_run(products: str | Path, rec: dict) -> dict:
     return append_jsonl(Path(products) / RUNS, rec)
 
 def record_killed(products: str | Path, run_id: str, **extra) -> dict | None:
-    "If the run that last held the lock left its start marker (`.run_current.json`), it was killed: record it so; the record."
+    ("If the run that last held the lock left its start marker "
+     "(`.run_current.json`), it was killed: record it so; the record.")
     current = Path(products) / '.run_current.json'
     if not current.exists(): return None
-    try: return record_run(products, read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id) | extra)
+    try: return record_run(products,
+                           read_json(current) | dict(status='killed', exit_code=None, detected_by=run_id) | extra)
     except ValueError: return None   # a marker cut short by the kill: nothing to record
 
 def read_runs(products: str | Path) -> list[dict]:
@@ -193,7 +201,8 @@ def standalone_run(product, wait: bool | None = None):
     from nepse_mlops.cli import _champion_on_disk   # lazily: cli imports this module
     current = Path(products) / '.run_current.json'
     now = lambda: time.strftime('%Y-%m-%dT%H:%M:%S%z')
-    rec = dict(run_id=run_id, trigger='lab' if os.environ.get('NEPSE_MLOPS_LAB') else 'papermill', task=task, started_at=now(), champion_before=_champion_on_disk(products))
+    rec = dict(run_id=run_id, trigger='lab' if os.environ.get('NEPSE_MLOPS_LAB') else 'papermill', task=task,
+               started_at=now(), champion_before=_champion_on_disk(products))
     status, err = 'failed', None
     try:
         record_killed(products, run_id)   # the run that held the lock before never finished
@@ -213,10 +222,13 @@ def standalone_run(product, wait: bool | None = None):
 
 # %% ../nbs/09b_ops.ipynb #1fd56ba4
 STAMP = '.noop_stamp.json'
-OWN_DIRS = {'serving', 'experiments', 'lab'}   # the REST request log (the model server appends to it at any time; monitor
+# the REST request log (the model server appends to it at any time; monitor
+OWN_DIRS = {'serving', 'experiments', 'lab'}
 # reads it, no task makes it), `nepse-mlops experiment` workspaces and JupyterLab's scratch copies: no task makes them
-OWN_FILES = {RUNS, STAMP, '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json', 'schedule.log',
-             '.run_current.json', f'.{RUNS}.digest', f'.{RUNS}.bak', '.mlflow.db.bak'}   # written around runs, not by them
+OWN_FILES = {RUNS, STAMP, '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json',
+             'schedule.log',
+             # written around runs, not by them
+             '.run_current.json', f'.{RUNS}.digest', f'.{RUNS}.bak', '.mlflow.db.bak'}
 
 def inputs_stamp(root: str | Path, products: str | Path, reports: str | Path, settings: dict, data_digest: str) -> str:
     "A digest of everything that decides whether any task is outdated (see above)."
@@ -226,7 +238,8 @@ def inputs_stamp(root: str | Path, products: str | Path, reports: str | Path, se
     h.update(json.dumps(settings, sort_keys=True, default=str).encode()); h.update(f"|data {data_digest}\n".encode())
     for base in (Path(products), Path(reports)):
         if not base.exists(): h.update(f"{base.name} missing\n".encode()); continue
-        for dirpath, dirs, files in os.walk(base):   # top-down, each level sorted: a deterministic order, and pruning works
+        # top-down, each level sorted: a deterministic order, and pruning works
+        for dirpath, dirs, files in os.walk(base):
             dirs.sort()
             if Path(dirpath) == base: dirs[:] = [d for d in dirs if d not in OWN_DIRS]
             for name in sorted(files):
@@ -245,7 +258,8 @@ def save_stamp(products: str | Path, stamp: str, run_id: str) -> None:
     write_json(dict(stamp=stamp, run_id=run_id, saved_at=time.strftime('%Y-%m-%dT%H:%M:%S%z')), Path(products) / STAMP)
 
 # %% ../nbs/09b_ops.ipynb #58b21fee
-HISTORIES = ('prediction_log.parquet', RUNS)   # under products/; plus the ledgers under reports/ (append-only, not rebuildable)
+# under products/; plus the ledgers under reports/ (append-only, not rebuildable)
+HISTORIES = ('prediction_log.parquet', RUNS)
 REPORT_HISTORIES = ('registry_ledger.jsonl', 'alerts.jsonl')
 
 def _parquet_ok(p: Path) -> bool:
@@ -275,16 +289,19 @@ def verify_products(products: str | Path, reports: str | Path) -> list[dict]:
     if not products.exists(): return out
     def bak_hint(p: Path) -> str:
         b = p.with_name(f".{p.name}.bak")
-        return (f"restore the last good copy with `cp {b} {p}`, then run again" if b.exists() and verify_digest(b, of=p) is None
+        return (f"restore the last good copy with `cp {b} {p}`, then run again" if b.exists()
+                and verify_digest(b, of=p) is None
                 else "restore it from a backup, or move it aside to start a new history")
     for p in sorted(products.rglob('*.parquet')):
         if p.name.startswith('.') or p.relative_to(products).parts[0] in OWN_DIRS: continue
         if p.name in HISTORIES and p.parent == products: continue   # checked against its digest below
-        if not _parquet_ok(p): out.append(dict(path=str(p), why='not a whole parquet file (magic bytes missing)', action='rebuild'))
+        if not _parquet_ok(p): out.append(dict(path=str(p), why='not a whole parquet file (magic bytes missing)',
+                                               action='rebuild'))
     for p in sorted(products.rglob('*.json')):
         if p.name.startswith('.') or p.name in OWN_FILES or p.relative_to(products).parts[0] in OWN_DIRS: continue
         try: json.loads(p.read_bytes())
-        except (ValueError, OSError) as e: out.append(dict(path=str(p), why=f'not valid JSON ({str(e)[:60]})', action='rebuild'))
+        except (ValueError, OSError) as e: out.append(dict(path=str(p), why=f'not valid JSON ({str(e)[:60]})',
+                                                           action='rebuild'))
     for p in [products / h for h in HISTORIES] + [reports / h for h in REPORT_HISTORIES]:
         if not p.exists(): continue
         why = verify_digest(p)
@@ -294,7 +311,8 @@ def verify_products(products: str | Path, reports: str | Path) -> list[dict]:
     if db.exists() and (why := _sqlite_problem(db)):
         b = products / '.mlflow.db.bak'
         out.append(dict(path=str(db), why=why, action='stop',
-                        todo=(f"restore the copy of the last successful run with `cp {b} {db}`, then run again" if b.exists()
+                        todo=(f"restore the copy of the last successful run with `cp {b} {db}`, then run again"
+                              if b.exists()
                               else "restore it from a backup (the registry and every run's record are in it)")))
     return out
 
@@ -315,7 +333,8 @@ def backup_sqlite(db: str | Path) -> Path | None:
 # %% ../nbs/09b_ops.ipynb #23d525bb
 def _spool_path(products: str | Path) -> Path:
     import tempfile
-    return Path(tempfile.gettempdir()) / f"nepse-mlops-pending-{hashlib.sha256(str(Path(products).resolve()).encode()).hexdigest()[:12]}.jsonl"
+    return (Path(tempfile.gettempdir())
+            / f"nepse-mlops-pending-{hashlib.sha256(str(Path(products).resolve()).encode()).hexdigest()[:12]}.jsonl")
 
 def spool_record(products: str | Path, rec: dict) -> Path | None:
     "A run's record that its products folder had no room for (a full disk), kept in the temp folder until the next run."
@@ -344,7 +363,8 @@ def live_through_cached(products: str | Path, today: str | None, start: str, end
     return cache[key]
 
 # %% ../nbs/09b_ops.ipynb #6a583e86
-DAILY_RUN = dict(at='16:00', timezone='Asia/Kathmandu', utc_offset_minutes=5 * 60 + 45)   # an hour after NEPSE's 15:00 close
+# an hour after NEPSE's 15:00 close
+DAILY_RUN = dict(at='16:00', timezone='Asia/Kathmandu', utc_offset_minutes=5 * 60 + 45)
 _DAY_NAMES = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']
 
 def _session_days() -> list[int]:
@@ -370,7 +390,8 @@ def schedule_text(root: str | Path, python_bin: str | Path | None = None) -> str
     log_ = root / 'reports' / 'schedule.log'
     cmd = f"{exe} --root {root} run --wait --retries 2 --trigger schedule"
     ws = _session_days()
-    days = f"{_DAY_NAMES[ws[0]]}..{_DAY_NAMES[ws[-1]]}" if ws == list(range(ws[0], ws[-1] + 1)) else ','.join(_DAY_NAMES[w] for w in ws)
+    days = (f"{_DAY_NAMES[ws[0]]}..{_DAY_NAMES[ws[-1]]}" if ws == list(range(ws[0], ws[-1] + 1))
+            else ','.join(_DAY_NAMES[w] for w in ws))
     utc = daily_cron(utc=True).split()
     return f"""# --- cron (crontab -e): {int(utc[1]):02d}:{int(utc[0]):02d} UTC = {DAILY_RUN['at']} Nepal time, an hour after NEPSE's close, {days}
 {daily_cron(utc=True)}  cd {root} && {cmd} >> {log_} 2>&1
@@ -408,11 +429,13 @@ def is_transient(output: str) -> bool:
     return any(t in output for t in TRANSIENT)
 
 def with_retries(attempt, retries: int = 0, pause: float = 5.0) -> tuple[int, str, list[dict]]:
-    "Call `attempt()` -> (exit code, output) until it succeeds, fails for a non-transient reason, or `retries` are spent."
+    ("Call `attempt()` -> (exit code, output) until it succeeds, "
+     "fails for a non-transient reason, or `retries` are spent.")
     tries = []
     for k in range(retries + 1):
         t0 = time.time(); rc, out = attempt()
-        tries.append(dict(attempt=k + 1, exit_code=rc, seconds=round(time.time() - t0, 1), transient=bool(rc and is_transient(out))))
+        tries.append(dict(attempt=k + 1, exit_code=rc, seconds=round(time.time() - t0, 1),
+                          transient=bool(rc and is_transient(out))))
         if rc == 0 or not is_transient(out) or k == retries: return rc, out, tries
         log(f"transient failure (attempt {k + 1} of {retries + 1}); trying again in {pause * (k + 1):.0f} s")
         time.sleep(pause * (k + 1))

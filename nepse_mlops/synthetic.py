@@ -39,7 +39,8 @@ PLANTED = {'shock_prob': 0.25,    # share of high-volume sessions
            'listing_run': 3,      # sessions a new listing runs limit-up after its first
            'jump_prob': 0.02,     # news days: a move of 8-20% either way (clipped at the limit in force)
            'change_noise': 1.3,   # after a planted regime change, own noise is this much larger ...
-           'change_signal': -2.0, # ... and the signal is multiplied by this (it flips, and is stronger: a new regime a retrain can learn)
+           'change_signal': -2.0, # ... and the signal is multiplied by this (it flips,
+                                  # and is stronger: a new regime a retrain can learn)
            'market_sd': 0.009, 'sector_sd': 0.006, 'own_sd': 0.017}
 
 def _symbols(n: int) -> list[tuple[str, str]]:
@@ -78,18 +79,21 @@ def _simulate(dates, n_sym, rng, signal=1.0, change_at=None, change_every=None):
     shock = rng.random((T, n_sym)) < P['shock_prob']
     own = rng.normal(0, P['own_sd'], (T, n_sym))
     q = P['jump_prob']
-    jump = np.where(rng.random((T, n_sym)) < q, rng.choice([-1.0, 1.0], (T, n_sym)) * rng.uniform(0.08, 0.2, (T, n_sym)), 0.0)
+    jump = np.where(rng.random((T, n_sym)) < q,
+                    rng.choice([-1.0, 1.0], (T, n_sym)) * rng.uniform(0.08, 0.2, (T, n_sym)), 0.0)
     sd = np.sqrt((beta * P['market_sd']) ** 2 + P['sector_sd'] ** 2 + P['own_sd'] ** 2)
     changed = changed_regime(dates, planted_changes(change_at, change_every, str(dates[-1].date())))
     own[changed] *= P['change_noise']                          # after a regime change: noisier, and the signal flips
     sd_after = np.sqrt((beta * P['market_sd']) ** 2 + P['sector_sd'] ** 2 + (P['change_noise'] * P['own_sd']) ** 2)
     rets, p_up = np.zeros((T, n_sym)), np.full((T, n_sym), np.nan)
     for t in range(1, T):
-        k = np.where(shock[t - 1], P['after_shock'], P['after_calm']) * signal * (P['change_signal'] if changed[t] else 1.0)
+        k = np.where(shock[t - 1], P['after_shock'], P['after_calm']) * signal * (P['change_signal'] if changed[t]
+                                                                                  else 1.0)
         mu = beta * 0.0002 + k * rets[t - 1]                  # the only predictable part of tomorrow's return
         r = mu + beta * (mkt[t] - 0.0002) + sec[t, np.arange(n_sym) % 6] + own[t] + jump[t]
         rets[t] = np.clip(r, -lim[t], lim[t])                 # circuit limit in force
-        p_up[t - 1] = (1 - q) * norm.cdf(mu / (sd_after if changed[t] else sd)) + q / 2   # a jump (|move| >= 8%) swamps the drift
+        # a jump (|move| >= 8%) swamps the drift
+        p_up[t - 1] = (1 - q) * norm.cdf(mu / (sd_after if changed[t] else sd)) + q / 2
     return rets, shock, p_up
 
 # %% ../nbs/00a_synthetic.ipynb #c010
@@ -99,9 +103,12 @@ def make_market(n_symbols: int = 40,      # equity symbols (plus one promoter-sh
                 seed: int = 7,             # everything is deterministic given the seed
                 signal: float = 1.0,       # strength of the planted signal (0: a control market with none)
                 change_at: str | None = None, # from this date the signal flips and own noise grows (a regime change)
-                through: str | None = None,   # show only sessions up to this date; the market is still simulated to `end`,
-                                              # so a later `through` adds sessions and never rewrites earlier ones (a live market)
-                change_every: int | None = None, # the change recurs: the regime flips back and forth every this many days
+                through: str | None = None,   # show only sessions up to this date; the
+                                              # market is still simulated to `end`,
+                                              # so a later `through` adds sessions and
+                                              # never rewrites earlier ones (a live market)
+                change_every: int | None = None, # the change recurs: the regime flips
+                                                 # back and forth every this many days
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "A synthetic NEPSE-like market: (raw prices with quirks and the true `planted_p_up`, table of injected events)."
     rng = np.random.default_rng(seed)
@@ -133,11 +140,13 @@ def make_market(n_symbols: int = 40,      # equity symbols (plus one promoter-sh
         open_ = np.where(d < pd.Timestamp('2018-01-01'), prev, np.round(prev * (1 + rng.normal(0, 0.004, len(d))), 1))
         hi = np.round(np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.008, len(d)))), 1)
         lo = np.round(np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.008, len(d)))), 1)
-        vol = rng.lognormal(9, 0.5, len(d)) * np.where(shock[first:, j], PLANTED['shock_volume'], 1.0) * (1 + 10 * np.abs(r))
+        vol = rng.lognormal(9, 0.5, len(d)) * np.where(shock[first:, j], PLANTED['shock_volume'],
+                                                       1.0) * (1 + 10 * np.abs(r))
         if first: vol[1:run + 1] *= 0.05
         vol = np.round(vol)
         frames.append(pd.DataFrame({'date': d, 'symbol': sym, 'sector': sector, 'open': open_, 'high': hi, 'low': lo,
-                                    'close': close, 'volume': vol, 'turnover': np.round(vol * close, 1), 'planted_p_up': pu}))
+                                    'close': close, 'volume': vol, 'turnover': np.round(vol * close, 1),
+                                    'planted_p_up': pu}))
     promo = frames[0].iloc[::9].copy()                        # thinly traded promoter line
     promo['symbol'] = syms[0][0] + 'P'; promo['sector'] = 'Promoter_Share'; promo['planted_p_up'] = np.nan
     promo[['open', 'high', 'low', 'close']] = (promo[['open', 'high', 'low', 'close']] * 0.6).round(1)
@@ -154,15 +163,18 @@ def planted_description(signal: float = 1.0, change_at: str | None = None, chang
     "One paragraph saying what the generator planted, for reports."
     P = PLANTED
     if not signal: return 'SYNTHETIC control market: no signal planted (every session is a coin flip given the past).'
-    s = (f"SYNTHETIC market with a planted signal: after a high-volume session ({P['shock_prob']:.0%} of sessions, volume "
-         f"x{P['shock_volume']:g}) the next session reverses {-P['after_shock'] * signal:.0%} of the day's return; after any other "
-         f"session it continues {P['after_calm'] * signal:.0%} of it. Everything else is unpredictable noise. Circuit limit "
+    s = (f"SYNTHETIC market with a planted signal: after a high-volume session ({P['shock_prob']:.0%} of sessions, "
+         f"volume x{P['shock_volume']:g}) the next session reverses {-P['after_shock'] * signal:.0%} of the day's "
+         f"return; after any other session it continues {P['after_calm'] * signal:.0%} of it. Everything else is "
+         "unpredictable noise. Circuit limit "
          f"±{PLANTED_LIMITS[0][1]:.0%}" + ''.join(f", then ±{lim:.0%} from {d}" for d, lim in PLANTED_LIMITS[1:]) + '.')
-    if change_at: s += (f" From {change_at} (a planted regime change) the signal is multiplied by {P['change_signal']:g} (after a high-volume session "
-                        f"the next continues {P['after_shock'] * P['change_signal'] * signal:.0%}; after any other it reverses {-P['after_calm'] * P['change_signal'] * signal:.0%}) "
-                        f"and own noise grows {P['change_noise']:g}x.")
-    if change_at and change_every: s += (f" The regime recurs: every {int(change_every)} days after {change_at} it flips back, "
-                                         "then again (the changed regime holds in alternate spells).")
+    if change_at: s += (f" From {change_at} (a planted regime change) the signal is multiplied by "
+                        f"{P['change_signal']:g} (after a high-volume session the next continues "
+                        f"{P['after_shock'] * P['change_signal'] * signal:.0%}; after any other it reverses "
+                        f"{-P['after_calm'] * P['change_signal'] * signal:.0%}) and own noise grows "
+                        f"{P['change_noise']:g}x.")
+    if change_at and change_every: s += (f" The regime recurs: every {int(change_every)} days after {change_at} it "
+                                         "flips back, then again (the changed regime holds in alternate spells).")
     return s
 
 def live_through(today=None, start: str = '2019-01-01', end: str = '2027-12-31', seed: int = 7) -> str:
@@ -194,7 +206,8 @@ def _inject_row_quirks(df, rng):
     ev += [(df.at[i, 'symbol'], df.at[i, 'date'], 'conflicting_duplicate', 1.0) for i in conf_i]
     for i in stale_i:                                          # stale copy of the previous session
         p = i - 1
-        df.loc[i, ['open', 'high', 'low', 'close', 'volume', 'turnover']] = df.loc[p, ['open', 'high', 'low', 'close', 'volume', 'turnover']].values
+        df.loc[i, ['open', 'high', 'low', 'close', 'volume', 'turnover']] = df.loc[p, ['open', 'high', 'low', 'close',
+                                                                                       'volume', 'turnover']].values
         ev.append((df.at[i, 'symbol'], df.at[i, 'date'], 'stale_copy', 1.0))
     for i in hl_i:                                             # high < low bad tick
         df.loc[i, ['high', 'low']] = [df.at[i, 'low'] - 0.5, df.at[i, 'high']]
@@ -204,7 +217,8 @@ def _inject_row_quirks(df, rng):
         df.loc[i, ['open', 'high', 'low', 'close']] = 0.0
         ev.append((df.at[i, 'symbol'], df.at[i, 'date'], 'zero_price', 1.0))
     for i in spike_i:                                          # one-day bad tick that reverts
-        df.loc[i, ['open', 'high', 'low', 'close']] = (df.loc[i, ['open', 'high', 'low', 'close']] * 1.3).round(1).values
+        df.loc[i, ['open', 'high', 'low', 'close']] = (df.loc[i, ['open', 'high', 'low', 'close']]
+                                                       * 1.3).round(1).values
         ev.append((df.at[i, 'symbol'], df.at[i, 'date'], 'bad_tick', 1.3))
     sat = df.loc[pick(1)].copy()                               # a Saturday session
     sat['date'] = sat['date'] + pd.to_timedelta((5 - sat['date'].dt.dayofweek) % 7, 'D')
@@ -221,10 +235,12 @@ def _write_plain(g: pd.DataFrame, path: Path):
     pc = g.close.pct_change().mul(100).round(2)
     with open(path, 'w', newline='') as f:
         w = csv.writer(f, lineterminator='\n')
-        w.writerow(['published_date', 'open', 'high', 'low', 'close', 'per_change', 'traded_quantity', 'traded_amount', 'status'])
+        w.writerow(['published_date', 'open', 'high', 'low', 'close', 'per_change', 'traded_quantity', 'traded_amount',
+                    'status'])
         for row, p in zip(g.itertuples(), pc):
             w.writerow([row.date.strftime('%Y-%m-%d'), _fmt(row.open), _fmt(row.high), _fmt(row.low), _fmt(row.close),
-                        'nan' if pd.isna(p) else p, _fmt(row.volume), _fmt(row.turnover), int(np.sign(row.close - row.open))])
+                        'nan' if pd.isna(p) else p, _fmt(row.volume), _fmt(row.turnover),
+                        int(np.sign(row.close - row.open))])
 
 def _write_sharesansar(g: pd.DataFrame, path: Path):
     g = g.sort_values('date', ascending=False, kind='stable')
@@ -233,7 +249,8 @@ def _write_sharesansar(g: pd.DataFrame, path: Path):
         w = csv.writer(f, lineterminator='\n')
         w.writerow(['S.N.', 'Date', 'Open', 'High', 'Low', 'Ltp', '% Change', 'Qty', 'Turnover'])
         for n, (row, p) in enumerate(zip(g.itertuples(), pc), 1):
-            w.writerow([n, row.date.strftime('%Y-%m-%d'), *[f"{v:,.2f}" for v in (row.open, row.high, row.low, row.close)],
+            w.writerow([n, row.date.strftime('%Y-%m-%d'),
+                        *[f"{v:,.2f}" for v in (row.open, row.high, row.low, row.close)],
                         p, f"{row.volume:,.2f}", f"{row.turnover:,.2f}"])
 
 def write_market(prices: pd.DataFrame, # from `make_market`
@@ -250,7 +267,8 @@ def write_market(prices: pd.DataFrame, # from `make_market`
     return paths
 
 def regime_sessions(changes: list[str], start: str, end: str, seed: int = 7) -> list[str]:
-    "The first session of each planted regime (on or after each change day; a change on a holiday takes effect the next session)."
+    ("The first session of each planted regime (on or after each change "
+     "day; a change on a holiday takes effect the next session).")
     cal = synthetic_calendar(start, end, seed)
     i = cal.searchsorted(pd.DatetimeIndex(changes))
     return [str(cal[k].date()) for k in i if k < len(cal)]
@@ -266,15 +284,22 @@ def synthetic_source(folder: str | Path,            # where the raw files go
     market, events = make_market(n_symbols, start, end, seed, signal, change_at or None, through, change_every or None)
     write_market(market, Path(folder))
     events.to_csv(Path(folder).parent / 'synthetic_events.csv', index=False)
-    changes = regime_sessions(planted_changes(change_at, change_every, through), start, end, seed)   # those shown so far
+    # those shown so far
+    changes = regime_sessions(planted_changes(change_at, change_every, through), start, end, seed)
     met = [c for c in changes if sessions_between(start, c, through, seed, end) >= 20]
-    change = (met or changes)[-1] if changes else None   # what a replay of the latest sessions meets: the latest with 20 after it
+    # what a replay of the latest sessions meets: the latest with 20 after it
+    change = (met or changes)[-1] if changes else None
     back = sessions_between(start, change, through, seed, end) if change else None
     so_far = f" Changes so far: {', '.join(changes)}." if len(changes) > 1 else ''
     said = planted_description(signal, changes[0] if changes else None, change_every if changes else None)
-    planted = dict(synthetic=True, description=said + so_far + (f" The change of {change} is {back} sessions before the last session ({through})." if change else ''),
+    planted = dict(synthetic=True,
+                   description=said + so_far
+                   + (f" The change of {change} is {back} sessions before the last session ({through})." if change
+                      else ''),
                    signal=float(signal), change_at=change, change_sessions_back=back, changes=changes,
                    change_every=int(change_every) if changes and change_every else None, through=through)
-    label = f"SYNTHETIC NEPSE-like market ({n_symbols} symbols, {market.date.min():%Y-%m-%d} to {through}, seed {seed}) — not real data"
+    label = (f"SYNTHETIC NEPSE-like market ({n_symbols} symbols, "
+             f"{market.date.min():%Y-%m-%d} to {through}, seed {seed}) — not real data")
     return dict(inputs=[Path(folder)], label=label, planted=planted,
-                truth=market.loc[market.planted_p_up.notna(), ['date', 'symbol', 'planted_p_up']].reset_index(drop=True))
+                truth=market.loc[market.planted_p_up.notna(),
+                                 ['date', 'symbol', 'planted_p_up']].reset_index(drop=True))

@@ -19,13 +19,15 @@ from .core import TELEMETRY_OFF, log, tracking_kind
 # %% ../nbs/09d_tracking.ipynb #c5d9cb15
 _USERINFO = re.compile(r'(\b[a-zA-Z][\w+.-]*://[^\s/@:]*:)([^\s/@]+)(?=@)')
 SECRET_KEYS = ('password', 'passwd', 'pwd', 'token', 'secret', 'api_key', 'apikey', 'access_key', 'sslpassword')
-# key=value pairs in a query string, a libpq keyword string or a log line: `?password=x`, `&token=y`, `password=z dbname=...`
+# key=value pairs in a query string, a libpq keyword string or a
+# log line: `?password=x`, `&token=y`, `password=z dbname=...`
 _PAIR = re.compile(r'(?i)(\b[\w.-]*?(?:' + '|'.join(SECRET_KEYS) + r')\s*=\s*)("[^"]*"|\'[^\']*\'|[^\s&;,\'"]+)')
 
 def mask_secrets(text: str,            # a log line, a command line, a URI
                  known: tuple = (),    # secret values to hide wherever they appear (passwords from the environment)
                 ) -> str:
-    "`text` with every secret replaced by ***: `scheme://user:password@host`, `password=`/`token=`/... pairs, each of `known`."
+    ("`text` with every secret replaced by ***: `scheme://user:password@host`, "
+     "`password=`/`token=`/... pairs, each of `known`.")
     out = _PAIR.sub(lambda m: m[1] + '***', _USERINFO.sub(lambda m: m[1] + '***', str(text)))
     for s in sorted((k for k in known if k and len(k) >= 4), key=len, reverse=True): out = out.replace(s, '***')
     return out
@@ -40,9 +42,10 @@ def secret_in(text: str) -> str | None:
 def password_in_uri_error(tracking_uri: str) -> str | None:
     "Why `tracking_uri` must not be used as given (it carries a password in any form), or None."
     if not (kind := secret_in(str(tracking_uri))): return None
-    return (f"tracking_uri {mask_secrets(tracking_uri)} carries {kind}, which every executed notebook in reports/, Ploomber's "
-            "metadata and `ps` would show. Drop it from the URI and put it in the environment: PGPASSWORD (or ~/.pgpass) for "
-            "postgresql://, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for a tracking server.")
+    return (f"tracking_uri {mask_secrets(tracking_uri)} carries {kind}, which every executed notebook in reports/, "
+            "Ploomber's metadata and `ps` would show. Drop it from the URI and put it in the environment: PGPASSWORD "
+            "(or ~/.pgpass) for postgresql://, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for a tracking "
+            "server.")
 
 # %% ../nbs/09d_tracking.ipynb #90db1054
 def is_loopback(host: str) -> bool:
@@ -56,7 +59,8 @@ PERMISSIONS = ('READ', 'EDIT', 'MANAGE', 'NO_PERMISSIONS')
 
 def auth_ini(database_uri: str,             # where MLflow keeps users and permissions (default: the tracking database)
              admin_username: str = 'admin',
-             default_permission: str = 'READ', # what any logged-in user may do to experiments and models they did not create
+             default_permission: str = 'READ', # what any logged-in user may do to
+                                               # experiments and models they did not create
             ) -> str:
     "MLflow's basic-auth configuration file (MLFLOW_AUTH_CONFIG_PATH), without the admin password."
     if default_permission not in PERMISSIONS: raise ValueError(f"default_permission must be one of {PERMISSIONS}")
@@ -68,13 +72,15 @@ def auth_ini(database_uri: str,             # where MLflow keeps users and permi
             'authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n')
 
 def write_private(path: str | Path, text: str) -> Path:
-    "Write `text` to a new file that only its owner can read (mode 0600 from the start, never world-readable for a moment)."
+    ("Write `text` to a new file that only its owner can read (mode "
+     "0600 from the start, never world-readable for a moment).")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, 'w') as f: f.write(text)
     return Path(path)
 
 # %% ../nbs/09d_tracking.ipynb #c36169ca
-ENV_BACKEND, ENV_ARTIFACTS, ENV_AUTH_DB = 'NEPSE_MLOPS_BACKEND_URI', 'NEPSE_MLOPS_ARTIFACTS_DESTINATION', 'NEPSE_MLOPS_AUTH_DB_URI'
+ENV_BACKEND, ENV_ARTIFACTS, ENV_AUTH_DB = ('NEPSE_MLOPS_BACKEND_URI', 'NEPSE_MLOPS_ARTIFACTS_DESTINATION',
+                                           'NEPSE_MLOPS_AUTH_DB_URI')
 ENV_USER, ENV_PASSWORD = 'NEPSE_MLOPS_TRACKING_USER', 'NEPSE_MLOPS_TRACKING_PASSWORD'
 
 class TrackingServerError(ValueError):
@@ -99,15 +105,17 @@ def _artifacts(dest: str) -> str:
 def _backend(backend_uri: str | None, environ) -> str:
     "The backend store URI from the option, else the environment; a password only through the environment."
     if backend_uri and password_in_uri_error(backend_uri):
-        raise TrackingServerError(f"--backend-store-uri {mask_secrets(backend_uri)}: a password on the command line is visible to every "
-                                  f"user of this machine (ps). Put it in PGPASSWORD (or ~/.pgpass), or pass the whole URI in {ENV_BACKEND}.")
+        raise TrackingServerError(f"--backend-store-uri {mask_secrets(backend_uri)}: a password on the command line is "
+                                  "visible to every user of this machine (ps). Put it in PGPASSWORD (or ~/.pgpass), "
+                                  f"or pass the whole URI in {ENV_BACKEND}.")
     backend = backend_uri or environ.get(ENV_BACKEND, '')
     if not backend:
-        raise TrackingServerError(f"no backend store: pass --backend-store-uri postgresql://USER@HOST:5432/DB or set {ENV_BACKEND} "
-                                  "(the password in PGPASSWORD or ~/.pgpass, never in a committed file)")
+        raise TrackingServerError("no backend store: pass --backend-store-uri postgresql://USER@HOST:5432/DB or set "
+                                  f"{ENV_BACKEND} (the password in PGPASSWORD or ~/.pgpass, never in a committed file)")
     try: kind = tracking_kind(backend)
     except ValueError as e: raise TrackingServerError(f"backend store {mask_secrets(backend)}: {e}") from None
-    if kind == 'server': raise TrackingServerError(f"the backend store must be a database, not a tracking server: {mask_secrets(backend)}")
+    if kind == 'server': raise TrackingServerError("the backend store must be a database, not a tracking server: "
+                                                   f"{mask_secrets(backend)}")
     return backend
 
 def _admin(host: str, environ) -> tuple[str, str]:
@@ -115,21 +123,26 @@ def _admin(host: str, environ) -> tuple[str, str]:
     user, pw = environ.get(ENV_USER) or 'admin', environ.get(ENV_PASSWORD, '')
     if not pw:
         raise TrackingServerError(
-            f"refusing to serve the tracking store on {host} without a login: any address other than 127.0.0.1/localhost reaches other "
-            f"machines, so MLflow's basic auth is switched on and needs an admin. Set {ENV_PASSWORD} (at least 12 characters; the admin "
-            f"user is {ENV_USER}, default 'admin') in the environment, and give clients MLFLOW_TRACKING_USERNAME and "
-            "MLFLOW_TRACKING_PASSWORD. Or bind --host 127.0.0.1.")
-    if len(pw) < 12: raise TrackingServerError(f"{ENV_PASSWORD} is too short: MLflow's basic auth needs at least 12 characters")
+            f"refusing to serve the tracking store on {host} without a login: any address other than "
+            "127.0.0.1/localhost reaches other machines, so MLflow's basic auth is switched on and needs an admin. "
+            f"Set {ENV_PASSWORD} (at least 12 characters; the admin user is {ENV_USER}, default 'admin') in the "
+            "environment, and give clients MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD. Or bind --host "
+            "127.0.0.1.")
+    if len(pw) < 12: raise TrackingServerError(f"{ENV_PASSWORD} is too short: MLflow's basic auth needs at least 12 "
+                                               "characters")
     return user, pw
 
 # %% ../nbs/09d_tracking.ipynb #424c1914
 def plan_tracking_server(backend_uri: str | None = None,  # the database (default: $NEPSE_MLOPS_BACKEND_URI)
-                         artifacts: str | None = None,    # folder or s3://bucket/prefix (default: $NEPSE_MLOPS_ARTIFACTS_DESTINATION, else ./mlartifacts)
+                         artifacts: str | None = None,    # folder or s3://bucket/prefix (default:
+                                                          # $NEPSE_MLOPS_ARTIFACTS_DESTINATION, else ./mlartifacts)
                          host: str = '127.0.0.1', port: int = 5000,
                          workers: int = 1,                # uvicorn workers: 1 or 2 on a small machine
-                         auth_db_uri: str | None = None,  # users and permissions (default: $NEPSE_MLOPS_AUTH_DB_URI, else the backend)
+                         auth_db_uri: str | None = None,  # users and permissions (default:
+                                                          # $NEPSE_MLOPS_AUTH_DB_URI, else the backend)
                          default_permission: str = 'READ',
-                         allowed_hosts: str | None = None,# Host headers MLflow accepts (its default: localhost and private IPs)
+                         # Host headers MLflow accepts (its default: localhost and private IPs)
+                         allowed_hosts: str | None = None,
                          environ: dict | None = None,     # default os.environ
                         ) -> ServerPlan:
     "What `nepse-mlops tracking-server` would run, checked; raises `TrackingServerError` saying what to set."
@@ -137,16 +150,20 @@ def plan_tracking_server(backend_uri: str | None = None,  # the database (defaul
     backend = _backend(backend_uri, environ)
     dest = _artifacts(artifacts or environ.get(ENV_ARTIFACTS) or 'mlartifacts')
     if int(workers) not in (1, 2): raise TrackingServerError('--workers: 1 or 2 (each worker is a ~300 MB process)')
-    cmd = [str(Path(sys.executable).parent / 'mlflow'), 'server', '--host', host, '--port', str(port), '--workers', str(workers),
+    cmd = [str(Path(sys.executable).parent / 'mlflow'), 'server', '--host', host, '--port', str(port), '--workers',
+           str(workers),
            '--artifacts-destination', dest]
     env = TELEMETRY_OFF | {'MLFLOW_BACKEND_STORE_URI': backend, 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION': 'false'}
-    known = tuple(v for v in [urlsplit(backend).password, environ.get('PGPASSWORD'), environ.get('AWS_SECRET_ACCESS_KEY')] if v)
+    known = tuple(v for v in [urlsplit(backend).password, environ.get('PGPASSWORD'),
+                              environ.get('AWS_SECRET_ACCESS_KEY')] if v)
     ini = None
     if not is_loopback(host):
         user, pw = _admin(host, environ)
-        key = environ.get('MLFLOW_FLASK_SERVER_SECRET_KEY') or secrets.token_hex(32)   # CSRF; one server, so one per start will do
+        # CSRF; one server, so one per start will do
+        key = environ.get('MLFLOW_FLASK_SERVER_SECRET_KEY') or secrets.token_hex(32)
         cmd += ['--app-name', 'basic-auth']
-        env |= {'MLFLOW_AUTH_ADMIN_USERNAME': user, 'MLFLOW_AUTH_ADMIN_PASSWORD': pw, 'MLFLOW_FLASK_SERVER_SECRET_KEY': key}
+        env |= {'MLFLOW_AUTH_ADMIN_USERNAME': user, 'MLFLOW_AUTH_ADMIN_PASSWORD': pw,
+                'MLFLOW_FLASK_SERVER_SECRET_KEY': key}
         ini = auth_ini(auth_db_uri or environ.get(ENV_AUTH_DB) or backend, user, default_permission)
         known += (pw, key)
     if allowed_hosts: cmd += ['--allowed-hosts', allowed_hosts]
@@ -162,8 +179,10 @@ def startup_lock(backend: str, say=print):
     fresh database race on MLflow's migrations (`UniqueViolation` on `alembic_version`); under the lock they take turns."""
     if not backend.startswith(('postgresql:', 'postgresql+', 'postgres:')): yield; return
     import psycopg
-    try: conn = psycopg.connect(re.sub(r'^postgres(ql)?(\+\w+)?://', 'postgresql://', backend), autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as e:   # the server will say the same, in MLflow's words; nothing to serialise against
+    try: conn = psycopg.connect(re.sub(r'^postgres(ql)?(\+\w+)?://', 'postgresql://', backend), autocommit=True,
+                                connect_timeout=10)
+    # the server will say the same, in MLflow's words; nothing to serialise against
+    except psycopg.OperationalError as e:
         say(f"start-up lock not taken (cannot reach the database: {mask_secrets(str(e).strip())[:200]})"); yield; return
     try:
         if not conn.execute('SELECT pg_try_advisory_lock(%s)', (STARTUP_LOCK_KEY,)).fetchone()[0]:
@@ -191,13 +210,16 @@ def run_tracking_server(plan: ServerPlan) -> int:
             env['MLFLOW_AUTH_CONFIG_PATH'] = str(write_private(Path(tmp) / 'basic_auth.ini', plan.auth_ini))
         say = lambda msg: log(mask_secrets(msg, plan.secrets))
         say(f"tracking server on {plan.url} (backend {plan.backend}; artifacts {plan.artifacts}; "
-            + (f"basic auth on, admin {plan.env['MLFLOW_AUTH_ADMIN_USERNAME']})" if plan.auth_ini else "no login: loopback only)"))
-        say('clients: tracking_uri=' + plan.url + (' with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD' if plan.auth_ini else ''))
+            + (f"basic auth on, admin {plan.env['MLFLOW_AUTH_ADMIN_USERNAME']})" if plan.auth_ini
+               else "no login: loopback only)"))
+        say('clients: tracking_uri=' + plan.url
+            + (' with MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD' if plan.auth_ini else ''))
         say('running: ' + ' '.join(plan.cmd))
         def forward(proc):
             for line in proc.stdout: sys.stdout.write(mask_secrets(line, plan.secrets)); sys.stdout.flush()
         with startup_lock(plan.backend, say):
-            proc = subprocess.Popen(plan.cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            proc = subprocess.Popen(plan.cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    bufsize=1)
             pump = threading.Thread(target=forward, args=(proc,), daemon=True); pump.start()
             if plan.backend.startswith('postgres'): wait_until_up(plan.url.replace('//localhost', '//127.0.0.1'), proc)
         old = signal.signal(signal.SIGTERM, lambda s, f: proc.poll() is None and proc.send_signal(s))
@@ -212,11 +234,11 @@ def run_tracking_server(plan: ServerPlan) -> int:
 def ui_plan(tracking_uri: str, host: str = '127.0.0.1', port: int = 5000) -> tuple[list, dict] | str:
     "The `mlflow ui` command and the environment it adds, or (a tracking server, or a refused host) what to do instead."
     if tracking_kind(tracking_uri) == 'server':
-        return (f"tracking_uri is the tracking server {mask_secrets(tracking_uri)}: open it in a browser, it is the MLflow UI "
-                "(log in with the credentials its admin gave you when it runs basic auth)")
+        return (f"tracking_uri is the tracking server {mask_secrets(tracking_uri)}: open it in a browser, it is the "
+                "MLflow UI (log in with the credentials its admin gave you when it runs basic auth)")
     if not is_loopback(host):
-        return (f"refusing to open the MLflow UI on {host} without a login: use `nepse-mlops tracking-server --host {host}` "
-                f"(basic auth, {ENV_PASSWORD}) or bind 127.0.0.1")
+        return (f"refusing to open the MLflow UI on {host} without a login: use `nepse-mlops tracking-server --host "
+                f"{host}` (basic auth, {ENV_PASSWORD}) or bind 127.0.0.1")
     return ([str(Path(sys.executable).parent / 'mlflow'), 'ui', '--host', host, '--port', str(port), '--workers', '1'],
             TELEMETRY_OFF | {'MLFLOW_BACKEND_STORE_URI': tracking_uri, 'MLFLOW_SERVER_ENABLE_JOB_EXECUTION': 'false'})
 
@@ -250,23 +272,35 @@ No password is printed: every line goes through a masker. An older database need
 def add_tracking_parser(sub) -> argparse.ArgumentParser:
     "Add `tracking-server` to the `nepse-mlops` sub-commands."
     t = sub.add_parser('tracking-server', formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-                       help='an MLflow tracking server on PostgreSQL (basic auth off loopback) for tracking_uri=http://...',
-                       description='Start `mlflow server` with a database backend store (PostgreSQL), artifacts proxied to a folder or '
-                                   's3://, one worker and no job runner. It binds 127.0.0.1 unless --host says otherwise; any other '
-                                   "address switches MLflow's basic auth on and refuses to start without an admin password.")
-    t.add_argument('--backend-store-uri', metavar='URI', help=f'postgresql://USER@HOST:PORT/DB (default ${ENV_BACKEND}); no password here: PGPASSWORD')
-    t.add_argument('--artifacts-destination', metavar='DIR|URI', help=f'a folder or s3://bucket/prefix (default ${ENV_ARTIFACTS}, else ./mlartifacts)')
-    t.add_argument('--host', default='127.0.0.1', help='address to bind (default 127.0.0.1; anything else needs the admin credentials)')
+                       help='an MLflow tracking server on PostgreSQL (basic auth off loopback) for '
+                            'tracking_uri=http://...',
+                       description='Start `mlflow server` with a database backend store (PostgreSQL), artifacts '
+                                   'proxied to a folder or '
+                                   's3://, one worker and no job runner. It binds 127.0.0.1 unless --host says '
+                                   'otherwise; any other '
+                                   "address switches MLflow's basic auth on and refuses to start without an admin "
+                                   "password.")
+    t.add_argument('--backend-store-uri', metavar='URI',
+                   help=f'postgresql://USER@HOST:PORT/DB (default ${ENV_BACKEND}); no password here: PGPASSWORD')
+    t.add_argument('--artifacts-destination', metavar='DIR|URI',
+                   help=f'a folder or s3://bucket/prefix (default ${ENV_ARTIFACTS}, else ./mlartifacts)')
+    t.add_argument('--host', default='127.0.0.1',
+                   help='address to bind (default 127.0.0.1; anything else needs the admin credentials)')
     t.add_argument('--port', type=int, default=5000)
     t.add_argument('--workers', type=int, default=1, choices=[1, 2], help='uvicorn workers, ~300 MB each (default 1)')
-    t.add_argument('--auth-db-uri', metavar='URI', help=f'where basic auth keeps users (default ${ENV_AUTH_DB}, else the backend store)')
-    t.add_argument('--default-permission', default='READ', choices=PERMISSIONS, help='what a logged-in user may do to what others created (default READ)')
-    t.add_argument('--allowed-hosts', metavar='HOSTS', help="Host headers to accept, e.g. mlflow.corp,10.0.0.5:5000 (MLflow's default: localhost and private IPs)")
+    t.add_argument('--auth-db-uri', metavar='URI',
+                   help=f'where basic auth keeps users (default ${ENV_AUTH_DB}, else the backend store)')
+    t.add_argument('--default-permission', default='READ', choices=PERMISSIONS,
+                   help='what a logged-in user may do to what others created (default READ)')
+    t.add_argument('--allowed-hosts', metavar='HOSTS',
+                   help="Host headers to accept, e.g. mlflow.corp,10.0.0.5:5000 (MLflow's default: localhost and "
+                        "private IPs)")
     return t
 
 def tracking_main(args) -> int:
     "`nepse-mlops tracking-server`: plan, refuse with what to set, or run until stopped."
-    try: plan = plan_tracking_server(args.backend_store_uri, args.artifacts_destination, args.host, args.port, args.workers,
+    try: plan = plan_tracking_server(args.backend_store_uri, args.artifacts_destination, args.host, args.port,
+                                     args.workers,
                                      args.auth_db_uri, args.default_permission, args.allowed_hosts)
     except TrackingServerError as e: print(f"error: {e}", file=sys.stderr); return 2
     return run_tracking_server(plan)

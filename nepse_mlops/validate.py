@@ -21,21 +21,33 @@ from .ingest import QUARANTINE_COLUMNS
 RULES = {  # name: (severity, description)
     'bad_cell':              ('quarantine', 'a date or number that does not parse (from ingest)'),
     'malformed_row':         ('quarantine', 'wrong number of fields (from ingest)'),
-    'exact_duplicate':       ('fix',        'the same symbol, date and values more than once: one kept, the rest dropped'),
+    'exact_duplicate':       ('fix',
+                              'the same symbol, date and values more than once: one kept, the rest dropped'),
     'conflicting_duplicate': ('quarantine', 'one symbol and date with different values: all of them quarantined'),
     'missing_close':         ('quarantine', 'no close price'),
     'non_positive_price':    ('quarantine', 'an open, high, low or close that is zero or negative'),
     'high_below_low':        ('quarantine', 'high < low'),
     'close_outside_range':   ('quarantine', 'close outside [low, high]'),
-    'stale_copy':            ('quarantine', "a row repeating the previous session's open, high, low, close and volume exactly"),
-    'bad_tick':              ('quarantine', 'a rise beyond the circuit limit in force from the last kept close (impossible on the exchange)'),
-    'open_outside_range':    ('warn',       'open outside [low, high] (before 2018 open is usually the previous close)'),
-    'off_calendar':          ('warn',       'a session on a weekday NEPSE did not trade in that regime, or on a listed holiday'),
-    'unexplained_jump':      ('warn',       'a new level beyond the circuit limit confirmed by the next session: kept from there on'),
-    'corporate_action':      ('fix',        'a drop beyond the circuit limit in force from the last kept close: earlier prices back-adjusted'),
+    'stale_copy':            ('quarantine',
+                              "a row repeating the previous session's open, high, low, close and volume exactly"),
+    'bad_tick':              ('quarantine',
+                              'a rise beyond the circuit limit in force from the last kept close (impossible on the '
+                              'exchange)'),
+    'open_outside_range':    ('warn',
+                              'open outside [low, high] (before 2018 open is usually the previous close)'),
+    'off_calendar':          ('warn',
+                              'a session on a weekday NEPSE did not trade in that regime, or on a listed holiday'),
+    'unexplained_jump':      ('warn',
+                              'a new level beyond the circuit limit confirmed by the next session: kept from there on'),
+    'corporate_action':      ('fix',
+                              'a drop beyond the circuit limit in force from the last kept close: earlier prices '
+                              'back-adjusted'),
     'unknown_turnover':      ('fix',        'turnover 0 before 2011-03-20 means unknown: set to missing'),
-    'non_equity':            ('warn',       'promoter shares, debentures, funds, bonds and indices: kept, flagged, excluded from equity modelling'),
-    'stale_symbol':          ('warn',       'a symbol whose last session is more than 30 days before the last market session'),
+    'non_equity':            ('warn',
+                              'promoter shares, debentures, funds, bonds and indices: kept, flagged, excluded from '
+                              'equity modelling'),
+    'stale_symbol':          ('warn',
+                              'a symbol whose last session is more than 30 days before the last market session'),
     'no_rows':               ('error',      'no valid rows at all'),
 }
 
@@ -63,7 +75,8 @@ def load_holidays(path) -> pd.DatetimeIndex:
 CIRCUIT_LIMITS = [('1900-01-01', 0.10), ('2026-04-20', 0.15)]  # (first day in force, daily limit as a fraction)
 
 def _day(x):
-    "A first day as a Timestamp (NaT when it is not a date); 'YYYY-MM-DD' without pandas' parser (serving parses limits per request)."
+    ("A first day as a Timestamp (NaT when it is not a date); 'YYYY-MM-DD' "
+     "without pandas' parser (serving parses limits per request).")
     s = str(x)
     if len(s) == 10 and s[4] == s[7] == '-':
         try: return pd.Timestamp(np.datetime64(s, 'D'))
@@ -71,45 +84,55 @@ def _day(x):
     return pd.to_datetime(s, errors='coerce')
 
 def parse_limits(x=None) -> list[tuple[str, float]]:
-    "Circuit-limit regimes from a float (constant), None/'' (`CIRCUIT_LIMITS`), (from, limit) pairs, a {from: limit} mapping or a CSV `from,limit`."
+    ("Circuit-limit regimes from a float (constant), None/'' (`CIRCUIT_LIMITS`), "
+     "(from, limit) pairs, a {from: limit} mapping or a CSV `from,limit`.")
     if x is None or (isinstance(x, str) and not x.strip()): return list(CIRCUIT_LIMITS)
-    if isinstance(x, bool): raise ValueError(f"circuit_limits: {x!r} is not a limit; give a fraction such as 0.10, a list of [from, limit] pairs or a CSV path")
+    if isinstance(x, bool): raise ValueError(f"circuit_limits: {x!r} is not a limit; give a fraction such as 0.10, a "
+                                             "list of [from, limit] pairs or a CSV path")
     src = 'circuit_limits'
     if isinstance(x, str) and x.strip()[:1] in '[{':   # a list or mapping given as text, e.g. on the command line
         import ast
         try: x = ast.literal_eval(x.strip())
-        except (ValueError, SyntaxError): raise ValueError(f"circuit_limits: {x!r} is not a list of [from, limit] pairs or a {{from: limit}} mapping") from None
+        except (ValueError, SyntaxError): raise ValueError(f"circuit_limits: {x!r} is not a list of [from, limit] "
+                                                           "pairs or a {from: limit} mapping") from None
     if isinstance(x, str):
         try: x = float(x)
         except ValueError:
             p = Path(x)
-            if not p.is_file(): raise ValueError(f"circuit_limits: {x!r} is neither a number nor a CSV file (columns from,limit)") from None
+            if not p.is_file(): raise ValueError(f"circuit_limits: {x!r} is neither a number nor a CSV file (columns "
+                                                 "from,limit)") from None
             t = pd.read_csv(p); t.columns = [str(c).strip().lower() for c in t.columns]
-            if not {'from', 'limit'} <= set(t.columns): raise ValueError(f"{p}: needs columns from,limit (got {list(t.columns)})")
+            if not {'from', 'limit'} <= set(t.columns): raise ValueError(f"{p}: needs columns from,limit (got "
+                                                                         f"{list(t.columns)})")
             x, src = t[['from', 'limit']].values.tolist(), str(p)
     if isinstance(x, (int, float, np.number)): x = [('1900-01-01', x)]
     if isinstance(x, dict): x = list(x.items())   # {from: limit}, the form env.yaml uses
     if not isinstance(x, (list, tuple)) or not len(x):
-        raise ValueError(f"circuit_limits: {x!r} is not a limit; give a fraction such as 0.10, a list of [from, limit] pairs or a CSV path")
+        raise ValueError(f"circuit_limits: {x!r} is not a limit; give a fraction such as 0.10, a list of [from, limit] "
+                         "pairs or a CSV path")
     out = []
     for i, pair in enumerate(x):
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2: raise ValueError(f"{src}: entry {i + 1} {pair!r} is not a [from, limit] pair")
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2: raise ValueError(f"{src}: entry {i + 1} {pair!r} is "
+                                                                                   "not a [from, limit] pair")
         day = _day(pair[0])
         if pd.isna(day): raise ValueError(f"{src}: entry {i + 1}: {pair[0]!r} is not a date (YYYY-MM-DD)")
         try: lim = float(pair[1])
         except (TypeError, ValueError): raise ValueError(f"{src}: entry {i + 1}: limit {pair[1]!r} is not a number") from None
-        if not 0 < lim < 1: raise ValueError(f"{src}: entry {i + 1}: limit {lim} must be a fraction in (0, 1), e.g. 0.10 for ±10%")
+        if not 0 < lim < 1: raise ValueError(f"{src}: entry {i + 1}: limit {lim} must be a fraction in (0, 1), e.g. "
+                                             "0.10 for ±10%")
         out.append((str(day.date()), lim))
     out.sort()
     if len({d for d, _ in out}) < len(out): raise ValueError(f"{src}: a first day is listed twice")
     return out
 
 def limits_in_force(dates, limits=None) -> np.ndarray:
-    "The circuit limit in force on each date (the regime with the latest first day on or before it; the first regime before that)."
+    ("The circuit limit in force on each date (the regime with the "
+     "latest first day on or before it; the first regime before that).")
     lim = parse_limits(limits)
     starts = np.array([np.datetime64(d, 'ns') for d, _ in lim]); vals = np.array([v for _, v in lim], 'float64')
     d = np.asarray(dates)
-    d = d.astype('datetime64[ns]') if d.dtype.kind == 'M' else pd.to_datetime(d).to_numpy('datetime64[ns]') if len(d) else np.array([], 'datetime64[ns]')
+    d = (d.astype('datetime64[ns]') if d.dtype.kind == 'M' else pd.to_datetime(d).to_numpy('datetime64[ns]') if len(d)
+         else np.array([], 'datetime64[ns]'))
     return vals[np.clip(np.searchsorted(starts, d, side='right') - 1, 0, len(vals) - 1)]
 
 # %% ../nbs/02_validate.ipynb #c011
@@ -126,18 +149,21 @@ def _q(rows: pd.DataFrame, rule: str, reason: str, column: str = '') -> pd.DataF
     return pd.DataFrame({'source_file': rows.source_file.to_numpy(), 'source_line': rows.source_line.to_numpy(),
                          'column': column, 'rule': rule, 'reason': reason, 'symbol': rows.symbol.to_numpy(),
                          'date': rows.date.dt.strftime('%Y-%m-%d').to_numpy(),
-                         'raw': rows[['open', 'high', 'low', 'close', 'volume']].astype(str).agg(','.join, axis=1).to_numpy()
+                         'raw': rows[['open', 'high', 'low', 'close', 'volume']].astype(str).agg(','.join,
+                                                                                                 axis=1).to_numpy()
                          if len(rows) else []}, columns=QUARANTINE_COLUMNS)
 
 def _examples(rows: pd.DataFrame, n: int = 5) -> list[str]:
-    return [f"{r.symbol} {pd.Timestamp(r.date).date()} ({Path(r.source_file).name}:{r.source_line})" for r in rows.head(n).itertuples()]
+    return [f"{r.symbol} {pd.Timestamp(r.date).date()} ({Path(r.source_file).name}:{r.source_line})"
+            for r in rows.head(n).itertuples()]
 
 # %% ../nbs/02_validate.ipynb #c012
 PRICE_TOL = 1e-9                     # float slack when a close or open is compared with the day's high and low
 TURNOVER_KNOWN_FROM = '2011-03-20'   # before this, NEPSE's files write turnover 0 for "not recorded"
 
 def price_rule_masks(o, h, l, c) -> dict[str, np.ndarray]:
-    "Rows breaking each impossible-price rule (arrays in, masks out): the one definition `validate_prices` and the serving fast path share."
+    ("Rows breaking each impossible-price rule (arrays in, masks out): the "
+     "one definition `validate_prices` and the serving fast path share.")
     o, h, l, c = (np.asarray(x, 'float64') for x in (o, h, l, c))
     with np.errstate(invalid='ignore'):
         return {'missing_close': np.isnan(c),
@@ -146,7 +172,8 @@ def price_rule_masks(o, h, l, c) -> dict[str, np.ndarray]:
                 'close_outside_range': (c > h + PRICE_TOL) | (c < l - PRICE_TOL)}
 
 PRICE_RULE_COLUMNS = {'missing_close': ('close', 'close is missing'), 'non_positive_price': ('close', 'price <= 0'),
-                      'high_below_low': ('high', 'high < low'), 'close_outside_range': ('close', 'close outside [low, high]')}
+                      'high_below_low': ('high', 'high < low'),
+                      'close_outside_range': ('close', 'close outside [low, high]')}
 
 def _basic_rules(df, rec):
     "Duplicates and impossible prices."
@@ -178,7 +205,8 @@ def _first_rows(sym: np.ndarray) -> np.ndarray:
 
 def _stale_rows(df):
     "Stale copies in a table sorted by symbol, then date."
-    return pd.Series(stale_mask(df[['open', 'high', 'low', 'close', 'volume']].to_numpy('float64'), _first_rows(df.symbol.to_numpy(object))), index=df.index)
+    return pd.Series(stale_mask(df[['open', 'high', 'low', 'close', 'volume']].to_numpy('float64'),
+                                _first_rows(df.symbol.to_numpy(object))), index=df.index)
 
 SLACK = 0.005  # half a percent of rounding slack on top of the limit in force
 KEPT, BAD_TICK, ACTION, REBASE = 0, 1, 2, 3
@@ -188,14 +216,16 @@ def _circuit(sym: np.ndarray,    # rows sorted by symbol, then date
              lim: np.ndarray,    # the circuit limit in force on each row's date
              uf: np.ndarray | None = None, # user corporate-action factor on each row's date (1 where none)
             ) -> tuple[np.ndarray, np.ndarray]:
-    "Point-in-time circuit rule: each row against its symbol's last kept close. Returns (kind per row, detected factor per row)."
+    ("Point-in-time circuit rule: each row against its symbol's last "
+     "kept close. Returns (kind per row, detected factor per row).")
     n = len(close); uf = np.ones(n) if uf is None else np.asarray(uf, 'float64')
     first = _first_rows(sym)
     thr = lim + SLACK
     kind, factor = np.zeros(n, np.int8), np.ones(n)
     with np.errstate(divide='ignore', invalid='ignore'):
         r = close / (np.r_[np.nan, close[:-1]] * uf) - 1
-    cand = np.flatnonzero(~first & (np.abs(r) > thr))   # a row can only differ from "kept" here or right after a quarantined row
+    # a row can only differ from "kept" here or right after a quarantined row
+    cand = np.flatnonzero(~first & (np.abs(r) > thr))
     if not len(cand): return kind, factor
     lk, act, pre, i = -1, -1, np.nan, int(cand[0])
     while True:
@@ -259,8 +289,10 @@ def normalise_actions(actions: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFra
 # %% ../nbs/02_validate.ipynb #c020
 def validate_prices(prices: pd.DataFrame,             # canonical rows from ingest
                     ingest_quarantine: pd.DataFrame | None = None, # rows ingest already rejected
-                    circuit_limits=None,               # NEPSE's daily price limits: None (`CIRCUIT_LIMITS`), a float, [(from, limit)] or a CSV
-                    actions: pd.DataFrame | None = None, # user corporate actions: symbol, date and factor or bonus_pct/right_ratio
+                    circuit_limits=None,               # NEPSE's daily price limits: None (`CIRCUIT_LIMITS`),
+                                                       # a float, [(from, limit)] or a CSV
+                    actions: pd.DataFrame | None = None, # user corporate actions: symbol, date
+                                                         # and factor or bonus_pct/right_ratio
                     today: str | None = None,          # for freshness (default: now)
                     holidays=None,                     # dates NEPSE was closed (flagged if a session is seen on them)
                    ) -> Validation:
@@ -270,10 +302,12 @@ def validate_prices(prices: pd.DataFrame,             # canonical rows from inge
     counts, examples, qs = {}, {}, [iq]
     for rule in ['bad_cell', 'malformed_row']:
         counts[rule] = int((iq.rule == rule).sum()) if len(iq) else 0
-        examples[rule] = [f"{Path(r.source_file).name}:{r.source_line} {r.column} {r.reason}" for r in iq[iq.rule == rule].head(5).itertuples()] if len(iq) else []
+        examples[rule] = [f"{Path(r.source_file).name}:{r.source_line} {r.column} {r.reason}"
+                          for r in iq[iq.rule == rule].head(5).itertuples()] if len(iq) else []
     def rec(rule, rows, column='', why='', quarantine=True):
         counts[rule] = counts.get(rule, 0) + len(rows); examples.setdefault(rule, []).extend(_examples(rows))
-        if quarantine and RULES[rule][0] == 'quarantine' and len(rows): qs.append(_q(rows, rule, why or RULES[rule][1], column))
+        if quarantine and RULES[rule][0] == 'quarantine' and len(rows): qs.append(_q(rows, rule, why or RULES[rule][1],
+                                                                                     column))
     n_in = len(prices) + len(iq)
     df = prices.sort_values(['symbol', 'date', 'source_file', 'source_line'], kind='stable').reset_index(drop=True)
     log(f"validate: {len(df):,} rows, {df.symbol.nunique()} symbols")
@@ -281,7 +315,8 @@ def validate_prices(prices: pd.DataFrame,             # canonical rows from inge
     zero_t = early & (df.turnover == 0)
     rec('unknown_turnover', df[zero_t]); df.loc[zero_t, 'turnover'] = np.nan
     df, dropped = _basic_rules(df, rec)
-    stale = _stale_rows(df); rec('stale_copy', df[stale], 'close', 'repeats the previous session exactly'); df = df[~stale]
+    stale = _stale_rows(df); rec('stale_copy', df[stale], 'close',
+                                 'repeats the previous session exactly'); df = df[~stale]
     df = df.reset_index(drop=True)
     user = pd.DataFrame(columns=['symbol', 'date', 'factor', 'source'])
     if actions is not None and len(actions):
@@ -300,7 +335,8 @@ def validate_prices(prices: pd.DataFrame,             # canonical rows from inge
     df['adj_factor'] = adjustment_factors(df, events).to_numpy()
     one = df.adj_factor.to_numpy() == 1.0
     for c in ['open', 'high', 'low', 'close']:   # rows with no later action keep their prices exactly
-        df[f'adj_{c}'] = np.where(one, df[c].to_numpy('float64'), _round_sig(df[c].to_numpy('float64') * df.adj_factor.to_numpy()))
+        df[f'adj_{c}'] = np.where(one, df[c].to_numpy('float64'),
+                                  _round_sig(df[c].to_numpy('float64') * df.adj_factor.to_numpy()))
     df['flag_open_outside_range'] = ((df.open > df.high + PRICE_TOL) | (df.open < df.low - PRICE_TOL)).fillna(False)
     df['flag_off_calendar'] = off_calendar(df.date, holidays).to_numpy()
     rec('open_outside_range', df[df.flag_open_outside_range]); rec('off_calendar', df[df.flag_off_calendar])
@@ -317,7 +353,8 @@ def _report(df, quarantine, dropped, n_in, counts, examples, today):
     last_market = eq.date.max() if len(eq) else pd.NaT
     last_by_sym = eq.groupby('symbol').date.max()
     stale_syms = last_by_sym[last_by_sym < last_market - pd.Timedelta(days=30)]
-    counts['stale_symbol'] = len(stale_syms); examples['stale_symbol'] = [f"{s} last {d.date()}" for s, d in stale_syms.head(5).items()]
+    counts['stale_symbol'] = len(stale_syms); examples['stale_symbol'] = [f"{s} last {d.date()}" for s,
+                                                                          d in stale_syms.head(5).items()]
     today = pd.Timestamp(today) if today else pd.Timestamp(market_today())   # Kathmandu's date, whatever the host's TZ
     rules = [dict(rule=k, severity=RULES[k][0], description=RULES[k][1], rows=int(counts.get(k, 0)),
                   examples=examples.get(k, [])[:5]) for k in RULES]
@@ -334,7 +371,8 @@ def _report(df, quarantine, dropped, n_in, counts, examples, today):
                 rules=rules)
 
 # %% ../nbs/02_validate.ipynb #48c7175a
-def passes_unchanged(r: dict,             # arrays: date, symbol, open, high, low, close, volume[, turnover]; sorted by symbol, then date
+def passes_unchanged(r: dict,             # arrays: date, symbol, open, high, low, close,
+                                          # volume[, turnover]; sorted by symbol, then date
                      circuit_limits=None,  # as `validate_prices`
                     ) -> bool:
     "True when `validate_prices` would keep every row as sent: nothing dropped, fixed, quarantined or adjusted."
@@ -357,8 +395,10 @@ def report_html(report: dict, title: str = 'Validation report') -> str:
                    f"<td>{r['description']}</td><td>{'<br>'.join(r['examples'])}</td></tr>" for r in report['rules'])
     bal = (f"rows in {report['rows_in']:,} = kept {report['rows_kept']:,} + quarantined {report['rows_quarantined']:,} "
            f"+ duplicates dropped {report['rows_dropped']:,} — {'balanced' if report['balanced'] else 'NOT BALANCED'}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
-            f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;vertical-align:top}}</style></head>"
+    return (f"<!doctype html><html><head><meta "
+            f"charset='utf-8'><title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
+            f"table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px "
+            f"8px;vertical-align:top}}</style></head>"
             f"<body><h1>{title}</h1><p><b>{bal}</b></p><p>Last market session {report['last_market_session']} "
             f"(data age {report['data_age_days']} days); {report['equity_symbols']} equity symbols.</p>"
             f"<table><tr><th>rule</th><th>severity</th><th>rows</th><th>what</th><th>examples</th></tr>{rows}</table></body></html>")
@@ -375,24 +415,28 @@ def write_validation(v: Validation, out: str | Path, manifest: pd.DataFrame | No
     save_frame(v.quarantine, paths['quarantine'])
     save_frame(v.adjustments, paths['adjustments'])
     rep = dict(v.report)
-    if manifest is not None: rep['inputs'] = manifest[['file', 'sha256', 'bytes', 'status', 'reason']].to_dict('records')
+    if manifest is not None: rep['inputs'] = manifest[['file', 'sha256', 'bytes', 'status',
+                                                       'reason']].to_dict('records')
     write_json(rep, paths['report'])
     paths['html'].write_text(report_html(rep))
     return paths
 
 # %% ../nbs/02_validate.ipynb #bd57d02a
 def validation_memo(r: dict, digest: str, prev: dict | None, planted: dict, seconds: float) -> str:
-    "The validate report's opening summary: what ran on which data, the balance of rows, what changed, what to check next."
-    changed = ('First validation in this products folder.' if not prev else 'Same snapshot as the previous run.' if prev.get('digest') == digest
-               else f"Previous snapshot: {prev.get('rows', 0):,} rows to {prev.get('last_market_session')}; now {r['rows_kept']:,} rows to {r['last_market_session']}.")
-    return (f"# Validate: what was kept, what was quarantined and why\n\n"
-            f"- **Data:** {planted.get('description', '')} Last market session **{r['last_market_session']}** (age {r['data_age_days']} days), "
-            f"{r['equity_symbols']} equity symbols.\n"
-            f"- **Rows in** {r['rows_in']:,} = **kept** {r['rows_kept']:,} + **quarantined** {r['rows_quarantined']:,} + **duplicates dropped** "
-            f"{r['rows_dropped']:,} ({'balanced: nothing lost' if r['balanced'] else '**NOT BALANCED**'}).\n"
-            f"- **Snapshot** `{digest[:16]}` · took {seconds:.1f}s.\n- **What changed:** {changed}\n"
-            "- **Check next:** the quarantine file (every rejected row with file, line, column and reason), the corporate actions "
-            "detected in `adjustments.csv` (compare with announced book closures), and symbols flagged stale.")
+    ("The validate report's opening summary: what ran on which "
+     "data, the balance of rows, what changed, what to check next.")
+    changed = ('First validation in this products folder.' if not prev else 'Same snapshot as the previous run.'
+               if prev.get('digest') == digest
+               else f"Previous snapshot: {prev.get('rows', 0):,} rows to {prev.get('last_market_session')}; now "
+                    f"{r['rows_kept']:,} rows to {r['last_market_session']}.")
+    return (f"# Validate: what was kept, what was quarantined and why\n\n- **Data:** {planted.get('description', '')} "
+            f"Last market session **{r['last_market_session']}** (age {r['data_age_days']} days), "
+            f"{r['equity_symbols']} equity symbols.\n- **Rows in** {r['rows_in']:,} = **kept** {r['rows_kept']:,} + "
+            f"**quarantined** {r['rows_quarantined']:,} + **duplicates dropped** {r['rows_dropped']:,} "
+            f"({'balanced: nothing lost' if r['balanced'] else '**NOT BALANCED**'}).\n- **Snapshot** `{digest[:16]}` · "
+            f"took {seconds:.1f}s.\n- **What changed:** {changed}\n- **Check next:** the quarantine file (every "
+            "rejected row with file, line, column and reason), the corporate actions detected in `adjustments.csv` "
+            "(compare with announced book closures), and symbols flagged stale.")
 
 # %% ../nbs/02_validate.ipynb #4a11b777
 @dataclass
@@ -410,7 +454,8 @@ class ValidateSettings:
         return cls(**settings_kwargs(cls, params))
 
 def validate_stage(upstream: dict, product: dict, s: ValidateSettings) -> dict:
-    "The validate stage: every rule applied to the ingested rows; kept rows, quarantine, adjustments, report and snapshot written to `product`."
+    ("The validate stage: every rule applied to the ingested rows; kept rows, "
+     "quarantine, adjustments, report and snapshot written to `product`.")
     import time
     from nepse_mlops.core import frame_digest, write_json, read_json
     from nepse_mlops.ingest import merge_actions   # the user's actions plus the source's own dividend/right tables
@@ -418,13 +463,16 @@ def validate_stage(upstream: dict, product: dict, s: ValidateSettings) -> dict:
     prev = read_json(product['snapshot']) if Path(product['snapshot']).exists() else None
     iq = pd.read_csv(upstream['ingest']['quarantine'], dtype={'date': str, 'raw': str, 'column': str})
     acts = merge_actions(pd.read_csv(s.actions) if s.actions else None, pd.read_csv(upstream['ingest']['actions']))
-    v = validate_prices(pd.read_parquet(upstream['ingest']['prices']), iq, circuit_limits=s.circuit_limits, today=s.today or None,
+    v = validate_prices(pd.read_parquet(upstream['ingest']['prices']), iq, circuit_limits=s.circuit_limits,
+                        today=s.today or None,
                         actions=acts, holidays=load_holidays(s.holidays) if s.holidays else None)
     paths = write_validation(v, Path(product['prices']).parent, pd.read_csv(upstream['ingest']['manifest']))
     if s.validation_html: Path(s.validation_html).write_text(paths['html'].read_text())
     digest = frame_digest(v.prices[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover']])
-    write_json({'digest': digest, 'rows': len(v.prices), 'last_market_session': v.report['last_market_session']}, product['snapshot'])
-    return dict(v=v, paths=paths, digest=digest, previous=prev, planted=read_json(upstream['ingest']['planted']), seconds=time.time() - t0)
+    write_json({'digest': digest, 'rows': len(v.prices), 'last_market_session': v.report['last_market_session']},
+               product['snapshot'])
+    return dict(v=v, paths=paths, digest=digest, previous=prev, planted=read_json(upstream['ingest']['planted']),
+                seconds=time.time() - t0)
 
 def validate_report(r: dict) -> None:
     "The validate stage's memo and rows per rule; then stop the build on a validation error."
@@ -436,5 +484,7 @@ def validate_report(r: dict) -> None:
     hit = tbl[tbl.rows > 0].set_index('rule')
     display(hit)
     if len(hit):
-        hit.rows.sort_values().plot.barh(figsize=(8, 3.5), logx=True, title='Rows per rule (log scale)'); plt.tight_layout(); plt.show()
+        hit.rows.sort_values().plot.barh(figsize=(8, 3.5), logx=True, title='Rows per rule (log scale)')
+        plt.tight_layout()
+        plt.show()
     if rep['errors']: raise RuntimeError(f"validation errors: {rep['errors']} — see {r['paths']['html']}")

@@ -40,7 +40,8 @@ def test_a_champion_never_crosses_markets(tmp_path):
 
     real = tmp_path / 'real'; real.mkdir()
     for s in SYMBOLS: shutil.copy(COMPANY / f'{s}.csv', real / f'{s}.csv')
-    res = build(tmp_path, '--data', str(real), *CHEAP, '--set', 'n_windows=4')   # CI time: not the real-data profile's 10
+    # CI time: not the real-data profile's 10
+    res = build(tmp_path, '--data', str(real), *CHEAP, '--set', 'n_windows=4')
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     market = f'files:{real.resolve()}'
     run = json.loads((tmp_path / 'products/train/run.json').read_text())

@@ -1,0 +1,22 @@
+"tools/check_lines.py: every line over 120 characters in notebook code cells and Python files, by file and line."
+import json, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+def test_check_lines_lists_long_lines(tmp_path):
+    "A long line in a code cell is found at its line in the .ipynb; markdown cells and short lines are not."
+    (tmp_path / 'tools').mkdir(); (tmp_path / 'nbs').mkdir(); (tmp_path / 'tests').mkdir()
+    (tmp_path / 'tools' / 'check_lines.py').write_text((ROOT / 'tools' / 'check_lines.py').read_text())
+    nb = {'cells': [{'cell_type': 'markdown', 'id': 'a', 'metadata': {}, 'source': ['x' * 200]},
+                    {'cell_type': 'code', 'execution_count': None, 'id': 'b', 'metadata': {}, 'outputs': [],
+                     'source': ['ok = 1\n', 'y = ' + '1' * 130]}],
+          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    (tmp_path / 'nbs' / '01_x.ipynb').write_text(json.dumps(nb, indent=1))
+    (tmp_path / 'tests' / 'test_x.py').write_text('a = 1\n' + '# ' + 'z' * 121 + '\n')
+    run = lambda: subprocess.run([sys.executable, 'tools/check_lines.py'], cwd=tmp_path, capture_output=True, text=True)
+    r = run()
+    assert (r.returncode, r.stdout.splitlines()) == (1, ['nbs/01_x.ipynb:19: 134 chars', 'tests/test_x.py:2: 123 chars'])
+    (tmp_path / 'tests' / 'test_x.py').write_text('a = 1\n'); nb['cells'].pop()
+    (tmp_path / 'nbs' / '01_x.ipynb').write_text(json.dumps(nb, indent=1))
+    assert (run().returncode, run().stdout) == (0, '')
