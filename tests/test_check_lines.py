@@ -16,7 +16,8 @@ def test_check_lines_lists_long_lines(tmp_path):
     (tmp_path / 'tests' / 'test_x.py').write_text('a = 1\n' + '# ' + 'z' * 121 + '\n')
     run = lambda: subprocess.run([sys.executable, 'tools/check_lines.py'], cwd=tmp_path, capture_output=True, text=True)
     r = run()
-    assert (r.returncode, r.stdout.splitlines()) == (1, ['nbs/01_x.ipynb:19: 134 chars', 'tests/test_x.py:2: 123 chars'])
+    assert (r.returncode, r.stdout.splitlines()) == (1, ['nbs/01_x.ipynb:19: 134 chars',
+                                                         'tests/test_x.py:2: 123 chars'])
     (tmp_path / 'tests' / 'test_x.py').write_text('a = 1\n'); nb['cells'].pop()
     (tmp_path / 'nbs' / '01_x.ipynb').write_text(json.dumps(nb, indent=1))
     assert (run().returncode, run().stdout) == (0, '')

@@ -53,7 +53,8 @@ def test_a_damaged_tracking_store_stops_the_run_and_status_says_so(built):
     keep = built / 'mlflow.db.good'; shutil.copy(db, keep)
     with open(db, 'r+b') as f: f.seek(100); f.write(b'\x00' * 4096)   # the schema page overwritten
     res = build(built, '--sample', '--set', 'replay_sessions=0')
-    assert res.returncode == 2 and str(db) in res.stderr and '.mlflow.db.bak' in res.stderr, res.stdout[-1500:] + res.stderr[-1500:]
+    assert res.returncode == 2 and str(db) in res.stderr and '.mlflow.db.bak' in res.stderr, (res.stdout[-1500:]
+                                                                                              + res.stderr[-1500:])
     st = cli(built, 'status')
     assert 'Traceback' not in st.stdout + st.stderr, st.stdout + st.stderr
     out = json.loads(st.stdout)

@@ -57,7 +57,8 @@ def changed(tmp_path_factory):
 
 
 def test_the_default_places_the_change_inside_the_replay():
-    assert CAL[-SPAN] < pd.Timestamp(CHANGE) < CAL[-40], 'the replay must start before the planted change, with sessions to spare after it'
+    assert CAL[-SPAN] < pd.Timestamp(CHANGE) < CAL[-40], ('the replay must start before the planted change, with '
+                                                          'sessions to spare after it')
     assert int((CAL >= pd.Timestamp(CHANGE)).sum()) == 120
 
 

@@ -216,7 +216,8 @@ def test_non_loopback_bind_needs_credentials_and_basic_auth(built, pg):
                              capture_output=True,
                              text=True, timeout=120,
                              env=env_with(NEPSE_MLOPS_BACKEND_URI=pg['uri'], PGPASSWORD=pg['password']))
-    assert refused.returncode != 0 and 'NEPSE_MLOPS_TRACKING_PASSWORD' in refused.stderr, refused.stdout + refused.stderr
+    assert (refused.returncode != 0 and 'NEPSE_MLOPS_TRACKING_PASSWORD' in refused.stderr), (refused.stdout
+                                                                                             + refused.stderr)
     print(f"\nno credentials on 0.0.0.0: exit {refused.returncode}: {refused.stderr.strip()[:160]}...")
 
     admin = secrets.token_urlsafe(18)
