@@ -1,7 +1,7 @@
 """First paint of the Voila dashboard in headless Chromium (Debian's /usr/bin/chromium), and a full-page screenshot.
 
     .venv/bin/python benchmarks/bench_dashboard.py [--products DIR] [--runs 3] [--screenshot out/dashboard.png]
-    .venv/bin/python benchmarks/bench_dashboard.py --real          # full real history (source 1), built once, then reused
+    .venv/bin/python benchmarks/bench_dashboard.py --real   # full real history (source 1), built once, then reused
     .venv/bin/python benchmarks/bench_dashboard.py --real --voila-arg=--preheat_kernel=True   # try a Voila option
 
 Per page view it prints: the server's own render time (the whole HTML over plain HTTP, i.e. kernel start + running the

@@ -1,6 +1,6 @@
 """Wall time and peak memory of the pipeline: a cold `ploomber build`, a no-op rebuild, and the same stages as plain
-Python functions: every stage, replay included, called as the notebooks call them (the ratio is what Ploomber and papermill
-cost on top). The last line is `ratio cold_dag/plain_all_stages = X.XX`. Prints figures; asserts nothing.
+Python functions: every stage, replay included, called as the notebooks call them (the ratio is what Ploomber and
+papermill cost on top). The last line is `ratio cold_dag/plain_all_stages = X.XX`. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--data synthetic|real|both] [--keep DIR] [--stages-only]
 
@@ -33,22 +33,30 @@ from nepse_mlops.predict import PredictSettings, predict_stage
 from nepse_mlops.monitor import MonitorSettings, monitor_stage
 from nepse_mlops.replay import ReplayTask, replay_stage
 root, data, w = sys.argv[1], sys.argv[2], Path(sys.argv[3]) / 'plain'
-env = load_env(root, {'products': str(w), 'tracking_uri': f'sqlite:///{w}/mlflow.db'}) | {'data': data, 'artifact_root': str(w / 'mlartifacts')}
+env = (load_env(root, {'products': str(w), 'tracking_uri': f'sqlite:///{w}/mlflow.db'})
+       | {'data': data, 'artifact_root': str(w / 'mlartifacts')})
 P = lambda *a: str(w.joinpath(*a))
-prod = {'ingest': {k: P('ingest', f) for k, f in [('prices', 'prices_raw.parquet'), ('quarantine', 'quarantine.csv'), ('manifest', 'manifest.csv'),
-                                                   ('actions', 'actions.csv'), ('truth', 'truth.parquet'), ('planted', 'planted.json')]},
-        'validate': {k: P('validate', f) for k, f in [('prices', 'prices.parquet'), ('quarantine', 'quarantine.csv'), ('adjustments', 'adjustments.csv'),
-                                                       ('report', 'report.json'), ('snapshot', 'snapshot.json')]},
+prod = {'ingest': {k: P('ingest', f) for k, f in [('prices', 'prices_raw.parquet'), ('quarantine', 'quarantine.csv'),
+                                                   ('manifest', 'manifest.csv'), ('actions', 'actions.csv'),
+                                                   ('truth', 'truth.parquet'), ('planted', 'planted.json')]},
+        'validate': {k: P('validate', f) for k, f in [('prices', 'prices.parquet'), ('quarantine', 'quarantine.csv'),
+                                                       ('adjustments', 'adjustments.csv'), ('report', 'report.json'),
+                                                       ('snapshot', 'snapshot.json')]},
         'features': {'features': P('features', 'features.parquet'), 'market': P('features', 'market.parquet')},
-        'train': {k: P('train', f) for k, f in [('windows', 'windows.csv'), ('predictions', 'oos.parquet'), ('backtest', 'backtest.csv'), ('run', 'run.json'),
+        'train': {k: P('train', f) for k, f in [('windows', 'windows.csv'), ('predictions', 'oos.parquet'),
+                                                 ('backtest', 'backtest.csv'), ('run', 'run.json'),
                                                  ('nb_html', '04_train.html')]},
         'register': {'nb': P('register', '05_register.ipynb'), 'decision': P('register', 'decision.json')},
         'predict': {'predictions': P('predict', 'predictions.csv'), 'summary': P('predict', 'summary.json')},
-        'monitor': {k: P('monitor', f) for k, f in [('summary', 'summary.json'), ('drift_columns', 'drift_columns.csv'), ('performance', 'performance.csv'),
-                                                     ('retrain', 'retrain.json'), ('drift_sectors', 'drift_sectors.csv')]},
-        'replay': {k: P('replay', f) for k, f in [('timeline', 'timeline.csv'), ('ledger', 'ledger.jsonl'), ('predictions', 'predictions.parquet'), ('summary', 'summary.json')]}}
+        'monitor': {k: P('monitor', f) for k, f in [('summary', 'summary.json'), ('drift_columns', 'drift_columns.csv'),
+                                                     ('performance', 'performance.csv'), ('retrain', 'retrain.json'),
+                                                     ('drift_sectors', 'drift_sectors.csv')]},
+        'replay': {k: P('replay', f) for k, f in [('timeline', 'timeline.csv'), ('ledger', 'ledger.jsonl'),
+                                                   ('predictions', 'predictions.parquet'),
+                                                   ('summary', 'summary.json')]}}
 for d in prod: (w / d).mkdir(parents=True, exist_ok=True)
-Path(prod['train']['nb_html']).write_text('<html></html>')   # the DAG attaches the executed train report to the run; here a stand-in
+# the DAG attaches the executed train report to the run; here a stand-in
+Path(prod['train']['nb_html']).write_text('<html></html>')
 t['imports'] = time.time() - t0; s = time.time()
 def lap(k):
     global s
@@ -57,17 +65,28 @@ with stage_log(path=P('plain.log')):
     ingest_stage(prod['ingest'], IngestSettings.from_params(env)); lap('ingest')
     validate_stage(prod, prod['validate'], ValidateSettings.from_params(env | {'validation_html': ''})); lap('validate')
     f = features_stage(prod, prod['features'], env['horizon'])['feats']; lap('features')
-    r = train_stage(prod, prod['train'], TrainSettings.from_params(env | {'retrain_decision': P('monitor', 'retrain.json')})); lap('train')
-    register_stage(prod, prod['register'], RegisterSettings.from_params(env | {'ledger': P('ledger.jsonl')})); lap('register')
-    predict_stage(prod, prod['predict'], PredictSettings.from_params(env | {'prediction_log': P('prediction_log.parquet')})); lap('predict')
-    monitor_stage(prod, prod['monitor'], MonitorSettings.from_params(env | {'experiment': env['monitor_experiment'], 'prediction_log': P('prediction_log.parquet'),
-                                                                            'drift_html': P('drift.html'), 'alert_log': P('alerts.jsonl')})); lap('monitor')
-    replay_stage(prod, prod['replay'], ReplayTask.from_params(env | {'experiment': env['replay_experiment'], 'policy': env['replay_policy']})); lap('replay')
+    r = train_stage(prod, prod['train'],
+                    TrainSettings.from_params(env | {'retrain_decision': P('monitor', 'retrain.json')}))
+    lap('train')
+    register_stage(prod, prod['register'], RegisterSettings.from_params(env | {'ledger': P('ledger.jsonl')}))
+    lap('register')
+    predict_stage(prod, prod['predict'],
+                  PredictSettings.from_params(env | {'prediction_log': P('prediction_log.parquet')}))
+    lap('predict')
+    monitor_stage(prod, prod['monitor'], MonitorSettings.from_params(
+        env | {'experiment': env['monitor_experiment'], 'prediction_log': P('prediction_log.parquet'),
+               'drift_html': P('drift.html'), 'alert_log': P('alerts.jsonl')}))
+    lap('monitor')
+    replay_stage(prod, prod['replay'],
+                 ReplayTask.from_params(env | {'experiment': env['replay_experiment'], 'policy': env['replay_policy']}))
+    lap('replay')
 t['total'] = time.time() - t0
 pooled = r['pooled']
-print(json.dumps({'seconds': t, 'rows': int(json.load(open(prod['validate']['report']))['rows_in']), 'labelled_rows': int(f.target.notna().sum()),
+print(json.dumps({'seconds': t, 'rows': int(json.load(open(prod['validate']['report']))['rows_in']),
+                  'labelled_rows': int(f.target.notna().sum()),
                   'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  'pooled_auc': pooled['roc_auc'].round(4).to_dict(), 'pooled_accuracy': pooled['accuracy'].round(4).to_dict()}))
+                  'pooled_auc': pooled['roc_auc'].round(4).to_dict(),
+                  'pooled_accuracy': pooled['accuracy'].round(4).to_dict()}))
 """
 
 

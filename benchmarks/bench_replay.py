@@ -145,7 +145,8 @@ def main():
     ch = tl[tl.champion_after.notna() & (tl.champion_after.astype(str) != tl.champion.astype(str))]
     if not len(ch): print('  (no champion change)')
     for r in ch.itertuples():
-        print(f"  {r.session.date()}: {'none' if pd.isna(r.champion) else 'v' + str(r.champion)} -> v{r.champion_after}")
+        was = 'none' if pd.isna(r.champion) else 'v' + str(r.champion)
+        print(f"  {r.session.date()}: {was} -> v{r.champion_after}")
     last = tl.champion_after.iloc[-1] if pd.notna(tl.champion_after.iloc[-1]) else tl.champion.iloc[-1]
     print(f"  champion at the end: {'none' if pd.isna(last) else 'v' + str(last)}")
 

@@ -1,14 +1,17 @@
-"""REST throughput and latency of the champion beside the floor, at 1, 4, 16 and 64 clients, and batch scoring of all symbols.
+"""REST throughput and latency of the champion beside the floor, at 1, 4, 16 and 64 clients, and batch scoring of all
+symbols.
 
 Two servers run side by side on loopback, each with the same number of worker processes:
   champion   `nepse-mlops serve --workers N` (MLflow's scoring app behind the request guard, /metrics, the request log),
              one symbol's raw rows per request
-  floor      a trivial two-feature scikit-learn LogisticRegression through `mlflow models serve -w N`, one row per request
+  floor      a trivial two-feature scikit-learn LogisticRegression through `mlflow models serve -w N`,
+             one row per request
 For each client count, the champion then the floor are driven for `--seconds` by that many keep-alive clients (threads
 spread over up to 4 client processes); prints a table of answers/s, p50, p99 and non-200 answers (503 = the queue cap),
 the ratios (targets on a quiet machine: champion x1.5 from 1 to 16 clients; at 16, >= 0.8x the floor's throughput and
 p99 <= 1.5x the floor's), the servers' resident memory before and after, batch scoring in process, and a /metrics
-excerpt. Asserts nothing. A loaded machine (other builds running) depresses every figure, and the clients share its cores.
+excerpt. Asserts nothing. A loaded machine (other builds running) depresses every figure, and the clients share its
+cores.
 
     .venv/bin/python benchmarks/bench_serving.py [--products DIR] [--workers N] [--seconds 5] [--clients 1,4,16,64]
                                                  [--tracking-uri URI]

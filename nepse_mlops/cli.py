@@ -357,7 +357,8 @@ from pathlib import Path
 from ploomber.env.envdict import EnvDict
 from ploomber.spec import DAGSpec
 spec_path, overrides = sys.argv[1], json.loads(sys.argv[2])
-env = EnvDict(str(Path(spec_path).with_name('env.yaml')), path_to_here=str(Path(spec_path).parent))._replace_flatten_keys(overrides)
+env = EnvDict(str(Path(spec_path).with_name('env.yaml')),
+              path_to_here=str(Path(spec_path).parent))._replace_flatten_keys(overrides)
 dag = DAGSpec(spec_path, env=env).to_dag()   # as `ploomber build --env--KEY VALUE` loads it
 out = []
 for name, t in dag.items():
@@ -365,7 +366,8 @@ for name, t in dag.items():
     if not p.exists(): why = 'a product is missing'
     elif p._outdated_code_dependency(): why = 'its notebook or its parameters changed since it last ran'
     elif p._outdated_data_dependencies():
-        ups = [u for u, ut in t.upstream.items() if ut.product._is_outdated() or (ut.product.metadata.timestamp or 0) > (p.metadata.timestamp or 0)]
+        ups = [u for u, ut in t.upstream.items()
+               if ut.product._is_outdated() or (ut.product.metadata.timestamp or 0) > (p.metadata.timestamp or 0)]
         why = 'upstream ' + ', '.join(ups) + ' will re-run or is newer'
     else: continue
     out.append(dict(task=name, why=why))
@@ -489,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--wait', action='store_true',
                    help='if another run holds the products folder, queue behind it (default: exit 75 at once)')
     r.add_argument('--retries', type=int, default=0, metavar='N',
-                   help='re-run a build that failed on a transient error (database is locked, a time-out) up to N times')
+                   help='re-run a build that failed on a transient error (database is locked, a time-out) up to N '
+                        'times')
     r.add_argument('--trigger', choices=['manual', 'schedule', 'replay', 'ci'],
                    help='recorded in the run ledger (default: $NEPSE_MLOPS_TRIGGER or manual)')
     r.add_argument('--task', metavar='NAME',
@@ -677,7 +680,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'status':
         out = status(env | _parse_set(args.set))
         if args.why:
-            try: out['outdated'] = why_outdated(root, resolve_settings(env, _parse_set(args.set))) or 'nothing: the next run would skip every task'
+            try: out['outdated'] = (why_outdated(root, resolve_settings(env, _parse_set(args.set)))
+                                    or 'nothing: the next run would skip every task')
             except RuntimeError as e: out['outdated'] = f"could not ask Ploomber: {e}"
         print(json.dumps(out, indent=2, default=str)); return 0
     if args.command == 'history':

@@ -86,7 +86,8 @@ CSS = """<style>
 .nm-row{display:flex;gap:10px;flex-wrap:wrap}.nm-row>.nm-card{flex:1;min-width:260px}
 table.nm-t{border-collapse:collapse;font-size:.9em}
 table.nm-t.nm-t th,table.nm-t.nm-t td{padding:2px 8px;text-align:left;border-bottom:1px solid #eaeef2}
-table.nm-t.nm-t td.n{text-align:right;font-variant-numeric:tabular-nums}table.nm-t.nm-t tr.nm-sel td{background:#fff8c5;font-weight:600}
+table.nm-t.nm-t td.n{text-align:right;font-variant-numeric:tabular-nums}
+table.nm-t.nm-t tr.nm-sel td{background:#fff8c5;font-weight:600}
 .nm-scroll{max-height:420px;overflow-y:auto}
 .nm-banner{background:#fff1c2;border:2px solid #d4a72c;border-radius:8px;padding:8px 14px;margin:6px 0;font-size:1.05em}
 .nm-plain{font-size:1.02em;line-height:1.45;background:#f6f8fa;border-radius:6px;padding:6px 10px}
@@ -146,7 +147,8 @@ def freshness_card(summary: dict, run: dict | None = None) -> str:
     elif run: body += ("<p>Last pipeline run: <b "
                        f"class='{'nm-ok' if run.get('status') == 'success' else 'nm-bad'}'>{run.get('status')}</b> at "
                        f"{run.get('finished_at')} ({run.get('seconds', '?')} s)</p>")
-    else: body += "<p>Last pipeline run: not recorded (run it with <code>make run</code> to record status and duration)</p>"
+    else: body += ("<p>Last pipeline run: not recorded (run it with <code>make run</code> to record status and "
+                   "duration)</p>")
     body += f"<div class='nm-muted'>monitoring computed at {summary.get('generated_at')}</div>"
     return card('Data freshness and last run', body)
 
@@ -223,7 +225,8 @@ def ledger_table(ledger: list[dict], events: int = 5) -> str:
 def rest_line(rest: dict | None) -> str:
     ("One line on the REST answers monitoring read from the request "
      "log: how many, which versions, whether they agree with the batch.")
-    if not rest or not rest.get('requests'): return "<div class='nm-muted'>REST: no answer logged yet (<code>make serve</code>).</div>"
+    if not rest or not rest.get('requests'):
+        return "<div class='nm-muted'>REST: no answer logged yet (<code>make serve</code>).</div>"
     vs = ', '.join(f"v{html.escape(str(k))}: {v:,}" for k, v in (rest.get('by_version') or {}).items())
     agree = ('' if not rest.get('matched_batch') else
              f" · {rest['matched_batch']:,} checked against the batch: "
@@ -266,9 +269,11 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
         body = (_champion_head(c) +
                 f"<div class='nm-muted'>promoted {c.get('promoted_at')} · trained on data before "
                 f"{c.get('train_end')}</div>"
-                + (_baseline_sentence(c, (train or {}).get('label', 'absolute')) if c.get('kind') == 'baseline_rule' else plain_sentence(c, train)) + _reasons(c.get('reasons')) +
+                + (_baseline_sentence(c, (train or {}).get('label', 'absolute')) if c.get('kind') == 'baseline_rule'
+                   else plain_sentence(c, train)) + _reasons(c.get('reasons')) +
                 f"<table class='nm-t'><tr><th>gate "
-                f"window</th><th>{'served rule' if c.get('kind') == 'baseline_rule' else 'model'}</th>{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
+                f"window</th><th>{'served rule' if c.get('kind') == 'baseline_rule' else 'model'}</th>"
+                f"{''.join(f'<th>{b}</th>' for b in rules)}</tr>{rows}</table>")
     body += rest_line(summary.get('rest'))
     if last and str(last.get('version')) != str((c or {}).get('version')):
         body += ("<p class='nm-warn'>The registry has changed since monitoring ran: "
@@ -349,8 +354,8 @@ def _yfmt(v: float, span: float) -> str:
 def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hline: float | None = None,
               width: int = 820, height: int = 260, vlines: list[tuple] = ()) -> str:
     """A small self-contained SVG time chart: `lines` are (label, [(date, y), ...], colour, dashed);
-    `points` are (date, y, 'up'|'down', colour, legend label[, tooltip]) drawn as triangles; `vlines` are (date, colour, label)
-    marks across the plot. No plotting library needed."""
+    `points` are (date, y, 'up'|'down', colour, legend label[, tooltip]) drawn as triangles; `vlines` are
+    (date, colour, label) marks across the plot. No plotting library needed."""
     xs = [_ord(d) for _, pts, *_ in lines for d, _ in pts] + [_ord(p[0]) for p in points] + [_ord(v[0]) for v in vlines]
     ys = ([y for _, pts, *_ in lines for _, y in pts if y is not None] + [p[1] for p in points]
           + ([hline] if hline is not None else []))
@@ -358,7 +363,8 @@ def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hli
     head = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
             f"viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='11'>")
     head += f"<text x='{width / 2}' y='14' text-anchor='middle' font-size='13' font-weight='600'>{esc(title)}</text>"
-    if not xs or not ys: return head + f"<text x='{width / 2}' y='{height / 2}' text-anchor='middle' fill='#57606a'>no data</text></svg>"
+    if not xs or not ys:
+        return head + f"<text x='{width / 2}' y='{height / 2}' text-anchor='middle' fill='#57606a'>no data</text></svg>"
     L, R, T, B = 58, 40, 40, 24
     x0, x1 = min(xs), max(xs); x1 += x1 == x0
     y0, y1 = min(ys), max(ys); pad = (y1 - y0) * 0.06 or abs(y0) * 0.05 or 1; y0, y1 = y0 - pad, y1 + pad
@@ -434,7 +440,8 @@ def query_symbol(query: str | None = None) -> str | None:
 
 def price_svg(prices: list[tuple], log: list[dict], latest: dict | None, symbol: str) -> str:
     """Adjusted close of `symbol` (`prices`: [(date, close)]), its past predictions from the prediction log marked at
-    the session they were for (green right, red wrong, grey not settled), and the latest prediction for the next session."""
+    the session they were for (green right, red wrong, grey not settled), and the latest prediction for the next
+    session."""
     close = dict(prices)
     pts = []
     first = prices[0][0] if prices else None
@@ -459,8 +466,8 @@ def price_svg(prices: list[tuple], log: list[dict], latest: dict | None, symbol:
 
 def _rows_of(path: Path, columns: list[str], **equal) -> list[dict]:
     """Rows of a parquet file where each `column=value` in `equal` holds, as dicts of `columns`.
-    Plain `ParquetFile.read` + `pyarrow.compute`: `filters=` would import pyarrow.dataset and `pa.scalar` pandas (~2 s together),
-    so the comparison values are taken from the column's own unique values instead."""
+    Plain `ParquetFile.read` + `pyarrow.compute`: `filters=` would import pyarrow.dataset and `pa.scalar` pandas
+    (~2 s together), so the comparison values are taken from the column's own unique values instead."""
     import pyarrow as pa, pyarrow.parquet as pq, pyarrow.compute as pc
     f = pq.ParquetFile(path)
     t = f.read(columns=[c for c in dict.fromkeys(columns + list(equal)) if c in f.schema_arrow.names])
@@ -535,7 +542,8 @@ def filter_predictions(preds: list[dict], sector: str = 'all', symbol: str = '')
 def predictions_table(preds: list[dict], selected: str | None = None) -> str:
     "The predictions as an HTML table (class `nm-preds`), the selected symbol highlighted."
     if not preds: return "<p class='nm-muted'>No prediction matches this filter.</p>"
-    return f"<div class='nm-scroll'>{html_table(preds, [c for c in PRED_COLUMNS if c in preds[0]], 'nm-t nm-preds', selected)}</div>"
+    table = html_table(preds, [c for c in PRED_COLUMNS if c in preds[0]], 'nm-t nm-preds', selected)
+    return f"<div class='nm-scroll'>{table}</div>"
 
 def symbol_notice(wanted: str | None, symbols: list[str], shown: str | None) -> str:
     "A line saying that the `?symbol=` asked for has no prediction and which symbol is shown instead; '' otherwise."

@@ -43,7 +43,8 @@ def _sets(items: list[str]) -> list[str]:
     return [it for it in items if it.split('=', 1)[0] != 'image']
 
 # %% ../nbs/09c_export.ipynb #e00a7cf7
-AIRFLOW_TEMPLATE = '''"""The nepse_mlops pipeline on Apache Airflow 3, written by `nepse-mlops export airflow` from {pipeline}.
+AIRFLOW_TEMPLATE = '''"""The nepse_mlops pipeline on Apache Airflow 3, written by `nepse-mlops export airflow` \
+from {pipeline}.
 
 One Airflow task per Ploomber task, with Ploomber's dependencies. Each runs the project's own command for that one task
 in the project's environment (`nepse-mlops run --task NAME`): it takes the project's run lock (a manual run and Airflow

@@ -313,8 +313,9 @@ def features_from_raw(rows: pd.DataFrame,           # date, symbol, open, high, 
 
 def feature_arrays_from_raw(rows: pd.DataFrame, horizon: int = 1, sectors: dict | None = None, circuit_limits=None,
                             require_market: bool = True) -> dict[str, np.ndarray]:
-    """`features_from_raw` as a dict of arrays sorted by symbol and date: the REST path, where a DataFrame of every row costs
-    more than the model. `rows` may also be a dict of columns (lists or arrays), as the REST server passes them."""
+    """`features_from_raw` as a dict of arrays sorted by symbol and date: the REST path, where a DataFrame of every row
+    costs more than the model. `rows` may also be a dict of columns (lists or arrays), as the REST server passes
+    them."""
     missing = [c for c in ['date', 'symbol', 'close'] if c not in rows]
     if missing: raise ValueError(f"missing columns {missing}; send date, symbol, open, high, low, close, volume")
     n = len(rows['symbol'])

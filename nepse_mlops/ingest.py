@@ -156,7 +156,8 @@ GENERIC_NAMES = {'prices', 'price', 'data', 'history', 'pricehistory', 'historic
 
 def symbol_from_path(path: Path, root: Path | None = None) -> tuple[str, str, str]:
     "(symbol, rule that named it, sector folder) for a file without a symbol column."
-    below = lambda d: root is not None and d.resolve() != Path(root).resolve() and Path(root).resolve() in d.resolve().parents
+    below = lambda d: (root is not None and d.resolve() != Path(root).resolve()
+                       and Path(root).resolve() in d.resolve().parents)
     if norm_name(path.stem) not in GENERIC_NAMES:
         return path.stem, 'file name', (path.parent.name if below(path.parent) else '')
     return path.parent.name, 'folder', (path.parent.parent.name if below(path.parent.parent) else '')
@@ -249,7 +250,8 @@ def parse_ratio(s: pd.Series) -> pd.Series:
 def _action_frame(path, root, header, rows, line_no, kind) -> tuple[pd.DataFrame, list[dict], str, str]:
     cols = _find(header, ACTION_ALIASES)
     rows_ok = [(n, r) for n, r in zip(line_no, rows) if len(r) == len(header)]
-    col = lambda c: pd.Series([r[cols[c]] for _, r in rows_ok], dtype='object') if c in cols else pd.Series([None] * len(rows_ok), dtype='object')
+    col = lambda c: (pd.Series([r[cols[c]] for _, r in rows_ok], dtype='object') if c in cols
+                     else pd.Series([None] * len(rows_ok), dtype='object'))
     sym, rule, _ = symbol_from_path(path, root)
     a = pd.DataFrame({'symbol': col('symbol').fillna(sym) if 'symbol' in cols else sym,
                       'source_line': [n for n, _ in rows_ok]}, index=range(len(rows_ok)))
@@ -279,7 +281,8 @@ def place_actions(actions: pd.DataFrame, prices: pd.DataFrame, tolerance: float 
                                                                   agrees=pd.NA)
     p = prices[['symbol', 'date', 'close']].dropna().drop_duplicates(['symbol', 'date'])
     p = p.astype({'symbol': object, 'date': 'datetime64[ns]'}).sort_values('date')
-    a = actions.drop(columns='date').astype({'symbol': object, 'announced': 'datetime64[ns]'}).sort_values('announced').reset_index(drop=True)
+    a = (actions.drop(columns='date').astype({'symbol': object, 'announced': 'datetime64[ns]'})
+         .sort_values('announced').reset_index(drop=True))
     a = pd.merge_asof(a, p.rename(columns={'date': 'ex'}), left_on='announced', right_on='ex', by='symbol',
                       direction='forward')
     prev = pd.merge_asof(a[['symbol', 'ex']].dropna().sort_values('ex'),

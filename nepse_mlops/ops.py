@@ -27,9 +27,9 @@ class RunBusy(RuntimeError):
                          f"{holder.get('started_at')}: {holder.get('command')}); lock {path}. {hint}")
 
 def _alive(pid, since: float | None = None) -> bool:
-    """Whether process `pid` is running: a stale lock's holder, or a writer whose temporary file `sweep_temp` would delete.
-    A zombie (killed, not yet reaped: kill(pid, 0) still succeeds on it) is not; nor, given `since`, a process that
-    started after that time (the pid was reused)."""
+    """Whether process `pid` is running: a stale lock's holder, or a writer whose temporary file `sweep_temp` would
+    delete. A zombie (killed, not yet reaped: kill(pid, 0) still succeeds on it) is not; nor, given `since`, a process
+    that started after that time (the pid was reused)."""
     try: pid = int(pid)
     except (ValueError, TypeError): return False
     try: stat = Path(f'/proc/{pid}/stat').read_text()
@@ -140,7 +140,9 @@ def history_table(runs: list[dict], n: int = 10) -> str:
             ('exit', 'exit_code', 4), ('secs', 'seconds', 6), ('ran', 'ran', 4), ('task', 'task', 8),
             ('champion', 'champions', 9), ('data', 'data_digest', 16)]
     def val(r, k):
-        if k == 'ran': return str(sum(bool(t.get('ran')) for t in (r.get('tasks') or {}).values())) if r.get('tasks') is not None else '-'
+        if k == 'ran':
+            if r.get('tasks') is None: return '-'
+            return str(sum(bool(t.get('ran')) for t in (r.get('tasks') or {}).values()))
         if k == 'champions': return f"{r.get('champion_before') or '-'}->{r.get('champion_after') or '-'}"
         if k == 'data_digest' and not r.get(k):   # the synthetic market has no input files to digest: say which market
             return f"{'sample ' if (r.get('overrides') or {}).get('sample') else ''}{r.get('data') or '-'}"
@@ -245,7 +247,8 @@ def inputs_stamp(root: str | Path, products: str | Path, reports: str | Path, se
             for name in sorted(files):
                 if name in OWN_FILES and Path(dirpath) == base: continue
                 st = os.stat(os.path.join(dirpath, name))
-                h.update(f"{os.path.relpath(os.path.join(dirpath, name), base)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                rel = os.path.relpath(os.path.join(dirpath, name), base)
+                h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 def up_to_date(products: str | Path, stamp: str) -> dict | None:
@@ -393,7 +396,8 @@ def schedule_text(root: str | Path, python_bin: str | Path | None = None) -> str
     days = (f"{_DAY_NAMES[ws[0]]}..{_DAY_NAMES[ws[-1]]}" if ws == list(range(ws[0], ws[-1] + 1))
             else ','.join(_DAY_NAMES[w] for w in ws))
     utc = daily_cron(utc=True).split()
-    return f"""# --- cron (crontab -e): {int(utc[1]):02d}:{int(utc[0]):02d} UTC = {DAILY_RUN['at']} Nepal time, an hour after NEPSE's close, {days}
+    return f"""# --- cron (crontab -e): {int(utc[1]):02d}:{int(utc[0]):02d} UTC = {DAILY_RUN['at']} Nepal time, \
+an hour after NEPSE's close, {days}
 {daily_cron(utc=True)}  cd {root} && {cmd} >> {log_} 2>&1
 
 # --- or systemd: ~/.config/systemd/user/nepse-mlops.service

@@ -28,8 +28,9 @@ def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days:
     return rows, dict(inactive=int((~active).sum()), short_history=int((active & ~enough).sum()))
 
 def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
-    """Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol. The log is a
-    history: read only when it matches the digest recorded at its last write, and each write keeps a copy (`core.record_digest`)."""
+    """Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol. The log is
+    a history: read only when it matches the digest recorded at its last write, and each write keeps a copy
+    (`core.record_digest`)."""
     from nepse_mlops.core import read_history_parquet, record_digest
     p = Path(log_path)
     old = read_history_parquet(p) if p.exists() else pd.DataFrame(columns=preds.columns)

@@ -178,8 +178,9 @@ def planted_description(signal: float = 1.0, change_at: str | None = None, chang
     return s
 
 def live_through(today=None, start: str = '2019-01-01', end: str = '2027-12-31', seed: int = 7) -> str:
-    """The last synthetic session strictly before `today` (default: `core.market_cutoff()`, the first day whose session has not
-    closed on NEPSE's clock, whatever the host's time zone), within the simulated `end`: where a live market stops."""
+    """The last synthetic session strictly before `today` (default: `core.market_cutoff()`, the first day whose session
+    has not closed on NEPSE's clock, whatever the host's time zone), within the simulated `end`: where a live market
+    stops."""
     t = pd.Timestamp(today or market_cutoff())
     cal = synthetic_calendar(start, end, seed)
     past = cal[cal < t]

@@ -175,8 +175,9 @@ STARTUP_LOCK_KEY = 0x6E6570736531   # pg_advisory_lock key ('nepse1'): one track
 
 @contextmanager
 def startup_lock(backend: str, say=print):
-    """Hold a PostgreSQL advisory lock while inside (a no-op for other stores): two `mlflow server`s started at once on a
-    fresh database race on MLflow's migrations (`UniqueViolation` on `alembic_version`); under the lock they take turns."""
+    """Hold a PostgreSQL advisory lock while inside (a no-op for other stores): two `mlflow server`s started at once on
+    a fresh database race on MLflow's migrations (`UniqueViolation` on `alembic_version`); under the lock they take
+    turns."""
     if not backend.startswith(('postgresql:', 'postgresql+', 'postgres:')): yield; return
     import psycopg
     try: conn = psycopg.connect(re.sub(r'^postgres(ql)?(\+\w+)?://', 'postgresql://', backend), autocommit=True,
@@ -259,7 +260,8 @@ EPILOG = f"""examples:
   # shared on the network: basic auth is switched on and needs an admin password (>= 12 characters)
   export {ENV_USER}=admin {ENV_PASSWORD}=...
   nepse-mlops tracking-server --host 0.0.0.0 --allowed-hosts mlflow.corp --artifacts-destination s3://ml-bucket/nepse
-  # clients: MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=... nepse-mlops run --set tracking_uri=http://mlflow.corp:5000
+  # clients (one command):
+  MLFLOW_TRACKING_USERNAME=admin MLFLOW_TRACKING_PASSWORD=... nepse-mlops run --set tracking_uri=http://mlflow.corp:5000
 
 environment:
   {ENV_BACKEND}      backend store URI (instead of --backend-store-uri; may carry the password)

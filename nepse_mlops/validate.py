@@ -117,7 +117,8 @@ def parse_limits(x=None) -> list[tuple[str, float]]:
         day = _day(pair[0])
         if pd.isna(day): raise ValueError(f"{src}: entry {i + 1}: {pair[0]!r} is not a date (YYYY-MM-DD)")
         try: lim = float(pair[1])
-        except (TypeError, ValueError): raise ValueError(f"{src}: entry {i + 1}: limit {pair[1]!r} is not a number") from None
+        except (TypeError, ValueError):
+            raise ValueError(f"{src}: entry {i + 1}: limit {pair[1]!r} is not a number") from None
         if not 0 < lim < 1: raise ValueError(f"{src}: entry {i + 1}: limit {lim} must be a fraction in (0, 1), e.g. "
                                              "0.10 for ±10%")
         out.append((str(day.date()), lim))
@@ -321,7 +322,8 @@ def validate_prices(prices: pd.DataFrame,             # canonical rows from inge
     user = pd.DataFrame(columns=['symbol', 'date', 'factor', 'source'])
     if actions is not None and len(actions):
         user = normalise_actions(actions, df).assign(source='user')[['symbol', 'date', 'factor', 'source']]
-    uf = (user.groupby(['symbol', 'date']).factor.prod().reindex(pd.MultiIndex.from_frame(df[['symbol', 'date']])).fillna(1.0).to_numpy()
+    uf = (user.groupby(['symbol', 'date']).factor.prod().reindex(pd.MultiIndex.from_frame(df[['symbol', 'date']]))
+          .fillna(1.0).to_numpy()
           if len(user) else None)
     lim = limits_in_force(df.date, limits)
     kind, fac = _circuit(df.symbol.to_numpy(object), df.close.to_numpy('float64'), lim, uf)
@@ -401,7 +403,8 @@ def report_html(report: dict, title: str = 'Validation report') -> str:
             f"8px;vertical-align:top}}</style></head>"
             f"<body><h1>{title}</h1><p><b>{bal}</b></p><p>Last market session {report['last_market_session']} "
             f"(data age {report['data_age_days']} days); {report['equity_symbols']} equity symbols.</p>"
-            f"<table><tr><th>rule</th><th>severity</th><th>rows</th><th>what</th><th>examples</th></tr>{rows}</table></body></html>")
+            "<table><tr><th>rule</th><th>severity</th><th>rows</th><th>what</th><th>examples</th></tr>"
+            f"{rows}</table></body></html>")
 
 def write_validation(v: Validation, out: str | Path, manifest: pd.DataFrame | None = None) -> dict:
     "Write the validation products into folder `out`; return their paths."

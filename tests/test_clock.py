@@ -1,6 +1,7 @@
 """One clock for the market: the live synthetic market's last session, the cached resolution `nepse-mlops run` uses and
 data freshness come from NEPSE's calendar in Asia/Kathmandu, whatever the host's TZ. Each case runs in a fresh process
-under a different TZ at a pinned instant around the 15:00 close (the instant is pinned by wrapping `core.market_now`)."""
+under a different TZ at a pinned instant around the 15:00 close (the instant is pinned by wrapping
+`core.market_now`)."""
 import json, os, subprocess, sys
 import pytest
 from conftest import ROOT
@@ -16,7 +17,8 @@ for s in json.loads(sys.argv[1]):
     at = datetime.fromisoformat(s).replace(tzinfo=timezone.utc)
     core.market_now = lambda now=None: real(at if now is None else now)
     with tempfile.TemporaryDirectory() as d:
-        out.append([live_through(), live_through_cached(d, None, '2019-01-01', '2027-12-31', 7), str(core.market_today())])
+        out.append([live_through(), live_through_cached(d, None, '2019-01-01', '2027-12-31', 7),
+                    str(core.market_today())])
 print(json.dumps(out))
 """
 # (UTC instant, expected last session, Kathmandu date): 09:14 UTC

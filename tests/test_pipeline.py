@@ -21,8 +21,7 @@ def test_every_stage_has_an_executed_report(sample_build):
         html = (tmp / 'reports' / f'{s}.html').read_text()
         assert "upstream['" not in html and 'test_eq(' not in html, f'{s}: code in the HTML report'
         tests = [c for c in nb['cells'] if c['cell_type'] == 'code'
-                 and is_test_cell(c['source'] if isinstance(c['source'], list)
-                                                                                       else c['source'].splitlines(True))]
+                 and is_test_cell(c['source'] if isinstance(c['source'], list) else c['source'].splitlines(True))]
         assert tests and not any(c.get('outputs') for c in tests), f'{s}: the pipeline run executed its tests'
     assert 'SYNTHETIC' in (tmp / 'reports' / '01_ingest.html').read_text()   # labelled as synthetic
     assert (tmp / 'reports' / 'dashboard.html').exists() and (tmp / 'reports' / 'drift_report.html').exists()
@@ -72,7 +71,8 @@ def test_train_report_has_baselines_and_lineage(sample_build):
     tmp, _ = sample_build
     run = json.loads((tmp / 'products/train/run.json').read_text())
     assert {'always_up', 'persistence', 'logistic', 'model'} <= set(run['gate_metrics'])
-    assert run['intervals']['roc_auc']['model_ci'][0] <= run['intervals']['roc_auc']['model'] <= run['intervals']['roc_auc']['model_ci'][1]
+    auc = run['intervals']['roc_auc']
+    assert auc['model_ci'][0] <= auc['model'] <= auc['model_ci'][1], auc
     import mlflow
     mlflow.set_tracking_uri(f'sqlite:///{tmp}/products/mlflow.db')
     r = mlflow.get_run(run['run_id'])
@@ -100,7 +100,8 @@ def test_second_build_is_a_noop(sample_build):
     res = build(tmp, '--sample')
     assert res.returncode == 0, res.stderr[-2000:]
     assert 'True' not in [line.split()[1] for line in res.stdout.splitlines() if line.split()[:1] and line.split()[0] in
-                          ('ingest', 'validate', 'features', 'train', 'replay', 'register', 'predict', 'monitor', 'dashboard') and len(line.split()) > 2]
+                          ('ingest', 'validate', 'features', 'train', 'replay', 'register', 'predict', 'monitor',
+                           'dashboard') and len(line.split()) > 2]
     assert before == {p: p.stat().st_mtime_ns for p in (tmp / 'reports').glob('*.html')}
 
 

@@ -150,7 +150,8 @@ def test_replay_sees_no_future_and_is_deterministic(tmp_path):
     replay(features_of(mk, '2025-01-01'), cal[-25], t, settings=small, out=tmp_path / 'c', progress=False)
     a, b, c = (pd.read_parquet(tmp_path / x / 'predictions.parquet') for x in 'abc')
     assert len(a) and a.feature_date.max() == t
-    assert not features_of(noisy, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'].equals(features_of(mk, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'])
+    assert not features_of(noisy, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'].equals(
+        features_of(mk, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'])
     cols = ['feature_date', 'symbol', 'prob_up', 'model_version']
     pd.testing.assert_frame_equal(a[cols], b[cols])        # the future was perturbed: nothing up to t changed
     pd.testing.assert_frame_equal(a[cols], c[cols])        # the same replay twice: the same predictions

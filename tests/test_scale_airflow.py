@@ -1,7 +1,7 @@
-"""Scale-out on Apache Airflow 3: the DAG written by `nepse-mlops export airflow`, run by `airflow dags test` on the sample
-market, cold and then again with nothing changed. Airflow lives in its own venv (`make airflow-venv`, .venv-airflow/:
-its pins clash with the project's), its home and metadata DB in a temporary folder, the products and reports too.
-`pytest -s` prints each run's task lines and durations. About 6 minutes on 2 cores (make test-scale)."""
+"""Scale-out on Apache Airflow 3: the DAG written by `nepse-mlops export airflow`, run by `airflow dags test` on the
+sample market, cold and then again with nothing changed. Airflow lives in its own venv (`make airflow-venv`,
+.venv-airflow/: its pins clash with the project's), its home and metadata DB in a temporary folder, the products and
+reports too. `pytest -s` prints each run's task lines and durations. About 6 minutes on 2 cores (make test-scale)."""
 import json, os, re, sqlite3, subprocess, sys, time
 from pathlib import Path
 import pytest

@@ -1,7 +1,7 @@
-"""REST for real traffic: a corpus of malformed and hostile requests sent over real HTTP to `nepse-mlops serve` (each gets its
-4xx and one short sentence, the server stays up, nothing wrong is ever answered 200 or logged), many clients at once on
-worker processes (every answer right), a full queue (503 with Retry-After), and a request past its timeout (504; its work
-stops)."""
+"""REST for real traffic: a corpus of malformed and hostile requests sent over real HTTP to `nepse-mlops serve` (each
+gets its 4xx and one short sentence, the server stays up, nothing wrong is ever answered 200 or logged), many clients
+at once on worker processes (every answer right), a full queue (503 with Retry-After), and a request past its timeout
+(504; its work stops)."""
 import http.client, json, os, subprocess, threading, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
