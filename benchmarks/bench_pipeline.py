@@ -64,7 +64,7 @@ def lap(k):
 with stage_log(path=P('plain.log')):
     ingest_stage(prod['ingest'], IngestSettings.from_params(env)); lap('ingest')
     validate_stage(prod, prod['validate'], ValidateSettings.from_params(env | {'validation_html': ''})); lap('validate')
-    f = features_stage(prod, prod['features'], env['horizon'])['feats']; lap('features')
+    f = features_stage(prod, prod['features'], env['horizon']).feats; lap('features')
     r = train_stage(prod, prod['train'],
                     TrainSettings.from_params(env | {'retrain_decision': P('monitor', 'retrain.json')}))
     lap('train')

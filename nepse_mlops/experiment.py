@@ -234,7 +234,7 @@ def _features(products: Path, ws: Path, horizon: int, label: str = 'absolute',
                                 "(an experiment uses its snapshot)")
     f = features_stage(up, {'features': str(ws / 'features.parquet'), 'market': str(ws / 'market.parquet')}, horizon,
                        label=label, circuit_limits=circuit_limits)
-    return pd.read_parquet(up['validate']['prices']), f['feats'], f['market']
+    return pd.read_parquet(up['validate']['prices']), f.feats, f.market
 
 def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | None, products: Path, ws: Path) -> dict:
     "Walk forward, compare side by side, fit the final model and ask the gate: everything the memo and the run need."

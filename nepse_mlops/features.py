@@ -7,7 +7,7 @@ __all__ = ['FEATURES', 'MARKET_FEATURES', 'CROSS_SECTIONAL', 'RANKING_INPUTS', '
            'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX', 'PRICE_INPUTS', 'AUTO', 'market_index',
            'relative_target', 'build_features', 'computed_features', 'check_no_lookahead', 'features_from_raw',
            'feature_arrays_from_raw', 'request_rows', 'resolve_auto', 'is_real_data', 'what_is_predicted',
-           'features_memo', 'features_stage', 'features_report']
+           'features_memo', 'FeaturesResult', 'features_stage', 'features_report']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -408,8 +408,20 @@ def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, secon
             "be compared with it.")
 
 # %% ../nbs/03_features.ipynb #b2ea88b7
+from dataclasses import dataclass
+
+@dataclass
+class FeaturesResult:
+    "What the features stage made, and what its memo reports."
+    feats: pd.DataFrame   # the feature table: FEATURES, target and outcome per symbol and session
+    market: pd.DataFrame  # the derived indices (NEPSE, SECTOR:<sector>)
+    horizon: int          # sessions ahead the target looks
+    cut: str | None       # the leakage guard perturbed every row after this date (None: no rows)
+    seconds: float        # time to build the indices and features
+    label: str            # the label the target follows: 'absolute' or 'relative'
+
 def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols: int = 20, label: str = 'absolute',
-                   circuit_limits=None, data: str = 'synthetic') -> dict:
+                   circuit_limits=None, data: str = 'synthetic') -> FeaturesResult:
     ("The features stage: indices and features from the validated prices, "
      "written to `product`; the leakage guard re-run on `leak_symbols` symbols.")
     import time
@@ -429,15 +441,15 @@ def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols
                                int(horizon)) if cut else []
     if leaks: raise AssertionError(f"look-ahead: perturbing rows after {cut} changed {leaks}; the features must use "
                                    "the past only")
-    return dict(feats=feats, market=market, horizon=int(horizon), cut=cut, seconds=seconds, label=label)
+    return FeaturesResult(feats=feats, market=market, horizon=int(horizon), cut=cut, seconds=seconds, label=label)
 
-def features_report(r: dict) -> None:
+def features_report(r: FeaturesResult) -> None:
     "The features stage's memo: summary, the leakage guard's verdict, a table of every feature, plots."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown
-    feats, market = r['feats'], r['market']
-    display(Markdown(features_memo(feats, market, r['horizon'], r['seconds'], r.get('label', 'absolute'))
-                     + f"\n\n**Leakage guard:** every row after {r['cut']} perturbed and the features recomputed: none "
+    feats, market = r.feats, r.market
+    display(Markdown(features_memo(feats, market, r.horizon, r.seconds, r.label)
+                     + f"\n\n**Leakage guard:** every row after {r.cut} perturbed and the features recomputed: none "
                        "at or before it changed."))
     display(feats[FEATURES].describe().T[['count', 'mean', 'std', 'min', 'max']].round(4))
     fig, ax = plt.subplots(1, 3, figsize=(14, 3))

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PREDICTION_COLUMNS', 'serving_rows', 'update_log', 'model_horizon', 'model_label', 'predict_next', 'predict_memo',
-           'PredictSettings', 'predict_stage', 'predict_report']
+           'PredictSettings', 'PredictResult', 'predict_stage', 'predict_report']
 
 # %% ../nbs/06_predict.ipynb #c003
 import os
@@ -141,7 +141,14 @@ def _kind_summary(name: str, version) -> dict:
     k = champion_kind(mlflow.MlflowClient(), name, version)
     return {'champion_kind': k['kind'], 'champion_rule': k['rule']}
 
-def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
+@dataclass
+class PredictResult:
+    "What the predict stage made: the predictions, the summary written beside them, and the prices' last session."
+    preds: pd.DataFrame  # one row per active symbol (PREDICTION_COLUMNS); empty when nothing is served
+    summary: dict        # what summary.json holds: champion, n, prediction_for, left_out, seconds, refused, ...
+    last_session: str    # the last session of the validated prices, 'YYYY-MM-DD'
+
+def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> PredictResult:
     ("The predict stage: the champion's prediction for every active "
      "symbol's next session, logged and written to `product`.")
     import time, mlflow
@@ -167,16 +174,16 @@ def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
                'prediction_for': preds.prediction_for.iat[0] if len(preds) else None,
                'market': data_market, 'refused': refused, 'what': what} | _kind_summary(s.model_name, version)
     write_json(summary, product['summary'])
-    return dict(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
+    return PredictResult(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
 
-def predict_report(r: dict) -> None:
+def predict_report(r: PredictResult) -> None:
     "The predict stage's memo, the most bullish symbols and the spread of probabilities."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown
-    preds = r['preds']
-    display(Markdown(predict_memo(r['summary'], r['last_session'])))
+    preds = r.preds
+    display(Markdown(predict_memo(r.summary, r.last_session)))
     if len(preds):
-        rule = r['summary'].get('champion_kind') == 'baseline_rule'   # a rule's ranking: no 'up/down' call shown
+        rule = r.summary.get('champion_kind') == 'baseline_rule'   # a rule's ranking: no 'up/down' call shown
         cols = (['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up'] + ([] if rule else ['direction'])
                 + ['model_version'])
         display(preds.head(15)[cols].rename(columns={'prob_up': 'ranking score'} if rule else {}))

@@ -77,11 +77,11 @@ def test_a_champion_never_crosses_markets(tmp_path):
     assert 'never crosses markets' in lines[0]
     print(f"serve: {lines[0]}")
     out = predict_again(tmp_path)
-    assert out['summary']['champion'] is None and len(out['preds']) == 0
-    assert out['summary']['refused'].startswith(f'champion v{synth_v} was trained on market'), out['summary']
+    assert out.summary['champion'] is None and len(out.preds) == 0
+    assert out.summary['refused'].startswith(f'champion v{synth_v} was trained on market'), out.summary
 
 
-def predict_again(tmp: Path) -> dict:
+def predict_again(tmp: Path):
     "The predict stage on the real run's products, into a scratch folder (the production products stay as they are)."
     from nepse_mlops.predict import predict_stage, PredictSettings
     p = tmp / 'products'
