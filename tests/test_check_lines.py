@@ -21,3 +21,13 @@ def test_check_lines_lists_long_lines(tmp_path):
     (tmp_path / 'tests' / 'test_x.py').write_text('a = 1\n'); nb['cells'].pop()
     (tmp_path / 'nbs' / '01_x.ipynb').write_text(json.dumps(nb, indent=1))
     assert (run().returncode, run().stdout) == (0, '')
+
+
+def test_check_lines_leaves_nbdev_all_alone(tmp_path):
+    "nbdev wraps `__all__` at 120 and then prefixes `__all__ = `: no notebook line makes it, so it is not reported."
+    (tmp_path / 'tools').mkdir(); (tmp_path / 'nepse_mlops').mkdir()
+    (tmp_path / 'tools' / 'check_lines.py').write_text((ROOT / 'tools' / 'check_lines.py').read_text())
+    names = ', '.join(f"'name_{i:03d}'" for i in range(11))
+    (tmp_path / 'nepse_mlops' / 'm.py').write_text(f"__all__ = [{names},\n           'last']\nx = '{'y' * 120}'\n")
+    r = subprocess.run([sys.executable, 'tools/check_lines.py'], cwd=tmp_path, capture_output=True, text=True)
+    assert len(f"__all__ = [{names},") > 120 and r.stdout.splitlines() == ['nepse_mlops/m.py:3: 126 chars'], r.stdout
