@@ -17,8 +17,8 @@ BIN = Path(sys.executable).parent
 SOURCE_1 = 'shared/data/nepse/Aabishkar2__nepse-data/data/company-wise'
 # ../shared (a worktree: further up)
 REAL = next((d / SOURCE_1 for d in ROOT.parents if (d / SOURCE_1).exists()), ROOT.parent / SOURCE_1)
+# as `make run`: .pyc files are written into .venv once, not compiled per kernel
 QUIET = {'PLOOMBER_STATS_ENABLED': 'false', 'PLOOMBER_VERSION_CHECK_DISABLED': '1', 'MLFLOW_DISABLE_TELEMETRY': 'true',
-         # as `make run`: .pyc files are written into .venv once, not compiled per kernel
          'PYTHONDONTWRITEBYTECODE': ''}
 TARGET = 180.0
 TRIVIAL = {'cells': [{'cell_type': 'code', 'execution_count': None, 'id': 'floor', 'metadata': {}, 'outputs': [],

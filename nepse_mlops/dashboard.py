@@ -259,9 +259,9 @@ def champion_card(summary: dict, ledger: list[dict] | None = None, events: int =
     else:
         gm, gb = c.get('gate_metrics', {}), c.get('gate_baselines', {})
         shown = ['roc_auc', 'accuracy', 'brier']
+        # every naive rule the train stage scored
         rules = sorted({k.removesuffix(f'_{m}') for k in gb for m in shown if k.endswith(f'_{m}')
                         and not k.endswith(f'balanced_{m}')},
-                       # every naive rule the train stage scored
                        key=lambda b: ORDER.index(b) if b in ORDER else len(ORDER))
         rows = ''.join(f"<tr><td>{m}</td><td><b>{gm.get(m, float('nan')):.4f}</b></td>"
                        + ''.join(f"<td>{gb.get(f'{b}_{m}', float('nan')):.4f}</td>" for b in rules) + '</tr>'

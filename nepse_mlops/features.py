@@ -260,8 +260,8 @@ from functools import lru_cache
 @lru_cache(maxsize=1)
 def computed_features() -> tuple[str, ...]:
     "Every feature column this code computes (`FEATURES` is only the list a new model trains on)."
+    # one row: the columns, not values
     one = {'symbol': np.array(['A'], object), 'date': np.array(['2024-01-01'], 'datetime64[ns]'),
-           # one row: the columns, not values
            'sector': np.array([None], object)} | {c: np.ones(1) for c in PRICE_INPUTS}
     return tuple(c for c in _feature_arrays(one, 1, {}) if c not in ID_COLUMNS + OUTCOME_COLUMNS)
 

@@ -623,8 +623,8 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
                                s.synth_change_at or None,
                                s.synth_through or None, s.today or None, every) if s.data == 'synthetic'
                                else real_source(s.data))
+    # its models' market (core)
     source['planted']['market'] = market_identity(s.data, s.sample, s.seed, s.synth_signal, s.synth_change_at,
-                                                  # its models' market (core)
                                                   s.synth_symbols, s.synth_start, every or '')
     res = ingest_paths(source['inputs'], cache_dir=out / 'cache')
     sectors = None

@@ -227,9 +227,9 @@ STAMP = '.noop_stamp.json'
 # the REST request log (the model server appends to it at any time; monitor
 OWN_DIRS = {'serving', 'experiments', 'lab'}
 # reads it, no task makes it), `nepse-mlops experiment` workspaces and JupyterLab's scratch copies: no task makes them
+# written around runs, not by them
 OWN_FILES = {RUNS, STAMP, '.run.lock', '.fingerprint_cache.json', '.live_through.json', 'run_status.json',
              'schedule.log',
-             # written around runs, not by them
              '.run_current.json', f'.{RUNS}.digest', f'.{RUNS}.bak', '.mlflow.db.bak'}
 
 def inputs_stamp(root: str | Path, products: str | Path, reports: str | Path, settings: dict, data_digest: str) -> str:

@@ -530,8 +530,8 @@ class ChampionWatch(threading.Thread):
             return True
         except Exception as e:
             from nepse_mlops.train import ModelContractError
-            why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)   # a feature contract
-                   # this code cannot keep
+            # ModelContractError: the new champion has a feature contract this code cannot keep
+            why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)
                    else f"registry not reachable ({type(e).__name__}: {e})")
             if not self.failed: print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
             self.failed = True

@@ -152,8 +152,8 @@ def test_training_metrics_reproduce(sample_build):
     data = feats[feats.target.notna().to_numpy() & serving_eligible(feats)].reset_index(drop=True)
     run = json.loads((tmp / 'products/train/run.json').read_text())
     # the sample build's pinned test_sessions and
+    # equal weights (conftest.PINNED)
     per_window, _ = walk_forward(data, env['model_params'], env['n_windows'], 40,
-                                 # equal weights (conftest.PINNED)
                                  max(env['embargo'], env['horizon']), env['min_train_sessions'], env['seed'], None)
     saved = pd.read_csv(tmp / 'products/train/windows.csv', float_precision='round_trip')
     for m in ['accuracy', 'roc_auc', 'brier', 'log_loss']:

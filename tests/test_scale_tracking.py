@@ -256,9 +256,9 @@ def test_postgresql_tracking_uri_directly(built, pg):
     fresh = f"postgresql://postgres@127.0.0.1:{pg['port']}/mlflow_direct"
     code = (f"import sys; from nepse_mlops.core import setup_tracking; "
             f"print(setup_tracking({fresh!r}, 'exp' + sys.argv[1], {str(built['tmp'] / 'direct-artifacts')!r}))")
+    # the DAG's two tasks creating the tables at once
     procs = [subprocess.Popen([sys.executable, '-c', code, str(k)], env=env_with(PGPASSWORD=pg['password']),
                               stdout=subprocess.PIPE,
-                              # the DAG's two tasks creating the tables at once
                               stderr=subprocess.PIPE, text=True) for k in range(2)]
     # read while waiting: no pipe can fill
     outs = [(lambda out, err, p=p: (p.returncode, out, err))(*p.communicate(timeout=120)) for p in procs]

@@ -144,9 +144,9 @@ def test_champion_watch_follows_promotion_and_rollback(sample_build, tmp_path):
     v1 = client.get_model_version_by_alias('nepse_direction', 'champion')
     v2 = client.create_model_version('nepse_direction', v1.source, run_id=v1.run_id)   # the same model, a new version
     port = free_port()
+    # one watch: the reload count below is its
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port),
                              '--watch-every', '0.5',
-                             # one watch: the reload count below is its
                              '--workers', '1',
                              '--set', f'tracking_uri={uri}', '--set', f'products={tmp_path}'],
                             env=os.environ | QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
