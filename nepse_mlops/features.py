@@ -7,7 +7,7 @@ __all__ = ['FEATURES', 'MARKET_FEATURES', 'CROSS_SECTIONAL', 'RANKING_INPUTS', '
            'ID_COLUMNS', 'OUTCOME_COLUMNS', 'MARKET', 'SECTOR_PREFIX', 'PRICE_INPUTS', 'AUTO', 'market_index',
            'relative_target', 'build_features', 'computed_features', 'check_no_lookahead', 'features_from_raw',
            'feature_arrays_from_raw', 'request_rows', 'resolve_auto', 'is_real_data', 'what_is_predicted',
-           'features_memo', 'FeaturesResult', 'features_stage', 'features_report']
+           'features_memo', 'FeaturesStageResult', 'features_stage', 'features_report']
 
 # %% ../nbs/03_features.ipynb #c003
 import numpy as np
@@ -411,7 +411,7 @@ def features_memo(feats: pd.DataFrame, market: pd.DataFrame, horizon: int, secon
 from dataclasses import dataclass
 
 @dataclass
-class FeaturesResult:
+class FeaturesStageResult:
     "What the features stage made, and what its memo reports."
     feats: pd.DataFrame   # the feature table: FEATURES, target and outcome per symbol and session
     market: pd.DataFrame  # the derived indices (NEPSE, SECTOR:<sector>)
@@ -421,7 +421,7 @@ class FeaturesResult:
     label: str            # the label the target follows: 'absolute' or 'relative'
 
 def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols: int = 20, label: str = 'absolute',
-                   circuit_limits=None, data: str = 'synthetic') -> FeaturesResult:
+                   circuit_limits=None, data: str = 'synthetic') -> FeaturesStageResult:
     ("The features stage: indices and features from the validated prices, "
      "written to `product`; the leakage guard re-run on `leak_symbols` symbols.")
     import time
@@ -441,9 +441,9 @@ def features_stage(upstream: dict, product: dict, horizon: int = 1, leak_symbols
                                int(horizon)) if cut else []
     if leaks: raise AssertionError(f"look-ahead: perturbing rows after {cut} changed {leaks}; the features must use "
                                    "the past only")
-    return FeaturesResult(feats=feats, market=market, horizon=int(horizon), cut=cut, seconds=seconds, label=label)
+    return FeaturesStageResult(feats=feats, market=market, horizon=int(horizon), cut=cut, seconds=seconds, label=label)
 
-def features_report(r: FeaturesResult) -> None:
+def features_report(r: FeaturesStageResult) -> None:
     "The features stage's memo: summary, the leakage guard's verdict, a table of every feature, plots."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown

@@ -10,7 +10,7 @@ __all__ = ['ALIASES', 'REQUIRED', 'NULL_TOKENS', 'DATE_FORMATS', 'FOLDER_TYPES',
            'parse_ratio', 'place_actions', 'merge_actions', 'load_sector_map', 'apply_sector_map',
            'sector_map_from_folders', 'parse_raw', 'read_price_file', 'canonical_schema', 'IngestResult', 'discover',
            'read_any', 'conflicting_files', 'ingest_paths', 'ingest_summary', 'real_source', 'write_ingest',
-           'ingest_memo', 'IngestSettings', 'ingest_stage', 'ingest_report']
+           'ingest_memo', 'IngestSettings', 'IngestStageResult', 'ingest_stage', 'ingest_report']
 
 # %% ../nbs/01_ingest.ipynb #c003
 import csv, io, re
@@ -609,7 +609,16 @@ class IngestSettings:
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
-def ingest_stage(product: dict, s: IngestSettings) -> dict:
+@_dataclass
+class IngestStageResult:
+    "What the ingest stage read, and what its memo reports."
+    res: IngestResult         # canonical rows, parse quarantine, manifest, the source's actions, file errors
+    source: dict              # the source: inputs, label, planted (the known answer and the market's identity)
+    settings: IngestSettings  # the task's parameters
+    seconds: float            # time to read every file
+    sectors: dict | None      # the sector map applied (path, symbols, rows filled, quarantined), or None
+
+def ingest_stage(product: dict, s: IngestSettings) -> IngestStageResult:
     ("The ingest stage: the source (synthetic or real) read into the canonical "
      "table, the parse quarantine and the manifest, written to `product`.")
     import time
@@ -638,16 +647,16 @@ def ingest_stage(product: dict, s: IngestSettings) -> dict:
             f"{len(sq)} map rows quarantined")
         if 'sectors_quarantine' in product: save_frame(sq, product['sectors_quarantine'])
     write_ingest(res, source, product)
-    return dict(res=res, source=source, settings=s, seconds=time.time() - t0, sectors=sectors)
+    return IngestStageResult(res=res, source=source, settings=s, seconds=time.time() - t0, sectors=sectors)
 
-def ingest_report(r: dict) -> None:
+def ingest_report(r: IngestStageResult) -> None:
     "The ingest stage's memo, a table per instrument type and the symbols per date; then stop if a named input failed."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown
-    res = r['res']
-    display(Markdown(ingest_memo(res, r['source'], r['settings'].data_fingerprint, r['seconds'])))
-    if r.get('sectors'):
-        sm = r['sectors']
+    res = r.res
+    display(Markdown(ingest_memo(res, r.source, r.settings.data_fingerprint, r.seconds)))
+    if r.sectors:
+        sm = r.sectors
         display(Markdown(f"**Sector map** `{sm['path']}`: {sm['symbols']} symbols; {sm['rows_filled']:,} rows "
                          f"without a sector were given one ({sm['symbols_filled']} of the data's symbols in the map); "
                          f"{sm['quarantined']} map rows "

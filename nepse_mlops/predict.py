@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PREDICTION_COLUMNS', 'serving_rows', 'update_log', 'model_horizon', 'model_label', 'predict_next', 'predict_memo',
-           'PredictSettings', 'PredictResult', 'predict_stage', 'predict_report']
+           'PredictSettings', 'PredictStageResult', 'predict_stage', 'predict_report']
 
 # %% ../nbs/06_predict.ipynb #c003
 import os
@@ -142,13 +142,13 @@ def _kind_summary(name: str, version) -> dict:
     return {'champion_kind': k['kind'], 'champion_rule': k['rule']}
 
 @dataclass
-class PredictResult:
+class PredictStageResult:
     "What the predict stage made: the predictions, the summary written beside them, and the prices' last session."
     preds: pd.DataFrame  # one row per active symbol (PREDICTION_COLUMNS); empty when nothing is served
     summary: dict        # what summary.json holds: champion, n, prediction_for, left_out, seconds, refused, ...
     last_session: str    # the last session of the validated prices, 'YYYY-MM-DD'
 
-def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> PredictResult:
+def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> PredictStageResult:
     ("The predict stage: the champion's prediction for every active "
      "symbol's next session, logged and written to `product`.")
     import time, mlflow
@@ -174,9 +174,9 @@ def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> PredictR
                'prediction_for': preds.prediction_for.iat[0] if len(preds) else None,
                'market': data_market, 'refused': refused, 'what': what} | _kind_summary(s.model_name, version)
     write_json(summary, product['summary'])
-    return PredictResult(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
+    return PredictStageResult(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
 
-def predict_report(r: PredictResult) -> None:
+def predict_report(r: PredictStageResult) -> None:
     "The predict stage's memo, the most bullish symbols and the spread of probabilities."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown

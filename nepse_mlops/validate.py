@@ -7,7 +7,7 @@ __all__ = ['RULES', 'CIRCUIT_LIMITS', 'PRICE_TOL', 'TURNOVER_KNOWN_FROM', 'PRICE
            'ACTION', 'REBASE', 'off_calendar', 'load_holidays', 'parse_limits', 'limits_in_force', 'Validation',
            'price_rule_masks', 'stale_mask', 'adjustment_factors', 'normalise_actions', 'validate_prices',
            'passes_unchanged', 'report_html', 'write_validation', 'validation_memo', 'ValidateSettings',
-           'validate_stage', 'validate_report']
+           'ValidateStageResult', 'validate_stage', 'validate_report']
 
 # %% ../nbs/02_validate.ipynb #c003
 from dataclasses import dataclass, field
@@ -456,7 +456,17 @@ class ValidateSettings:
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
-def validate_stage(upstream: dict, product: dict, s: ValidateSettings) -> dict:
+@dataclass
+class ValidateStageResult:
+    "What the validate stage made, and what its memo reports."
+    v: Validation          # kept rows, quarantine, adjustments and the report
+    paths: dict            # the files written (prices, quarantine, adjustments, report, html)
+    digest: str            # content digest of the kept prices (the snapshot)
+    previous: dict | None  # the snapshot of the run before, if any
+    planted: dict          # the source's planted answer (synthetic) or its label (real)
+    seconds: float         # time to validate
+
+def validate_stage(upstream: dict, product: dict, s: ValidateSettings) -> ValidateStageResult:
     ("The validate stage: every rule applied to the ingested rows; kept rows, "
      "quarantine, adjustments, report and snapshot written to `product`.")
     import time
@@ -474,15 +484,15 @@ def validate_stage(upstream: dict, product: dict, s: ValidateSettings) -> dict:
     digest = frame_digest(v.prices[['date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover']])
     write_json({'digest': digest, 'rows': len(v.prices), 'last_market_session': v.report['last_market_session']},
                product['snapshot'])
-    return dict(v=v, paths=paths, digest=digest, previous=prev, planted=read_json(upstream['ingest']['planted']),
-                seconds=time.time() - t0)
+    return ValidateStageResult(v=v, paths=paths, digest=digest, previous=prev,
+                               planted=read_json(upstream['ingest']['planted']), seconds=time.time() - t0)
 
-def validate_report(r: dict) -> None:
+def validate_report(r: ValidateStageResult) -> None:
     "The validate stage's memo and rows per rule; then stop the build on a validation error."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown
-    rep = r['v'].report
-    display(Markdown(validation_memo(rep, r['digest'], r['previous'], r['planted'], r['seconds'])))
+    rep = r.v.report
+    display(Markdown(validation_memo(rep, r.digest, r.previous, r.planted, r.seconds)))
     tbl = pd.DataFrame(rep['rules'])[['rule', 'severity', 'rows', 'description']]
     hit = tbl[tbl.rows > 0].set_index('rule')
     display(hit)
@@ -490,4 +500,4 @@ def validate_report(r: dict) -> None:
         hit.rows.sort_values().plot.barh(figsize=(8, 3.5), logx=True, title='Rows per rule (log scale)')
         plt.tight_layout()
         plt.show()
-    if rep['errors']: raise RuntimeError(f"validation errors: {rep['errors']} — see {r['paths']['html']}")
+    if rep['errors']: raise RuntimeError(f"validation errors: {rep['errors']} — see {r.paths['html']}")
