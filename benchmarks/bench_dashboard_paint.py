@@ -7,8 +7,8 @@ one on the dashboard notebook, one on a trivial notebook (a markdown title and o
 run on the same machine. Per page view it times, from `page.goto` to the element being in the DOM: the champion card
 (`.nm-card` titled "Champion model", since 2026-12-06 the server's first paint of it) for the dashboard, the
 displayed line for the floor. Between page views it waits `--pause` seconds so the pool has its next kernel ready
-(a view that finds the pool empty starts a kernel, and is reported as such by its time). The target on a quiet machine is <= 1.0 s; on a busy one, read the dashboard beside the
-floor: what Voila itself costs there is the floor.
+(a view that finds the pool empty starts a kernel, and is reported as such by its time). The target on a quiet
+machine is <= 1.0 s; on a busy one, read the dashboard beside the floor: what Voila itself costs there is the floor.
 """
 import argparse, json, os, signal, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path

@@ -15,9 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SOURCE_1 = 'shared/data/nepse/Aabishkar2__nepse-data/data/company-wise'
-REAL = next((d / SOURCE_1 for d in ROOT.parents if (d / SOURCE_1).exists()), ROOT.parent / SOURCE_1)   # ../shared (a worktree: further up)
+# ../shared (a worktree: further up)
+REAL = next((d / SOURCE_1 for d in ROOT.parents if (d / SOURCE_1).exists()), ROOT.parent / SOURCE_1)
+# as `make run`: .pyc files are written into .venv once, not compiled per kernel
 QUIET = {'PLOOMBER_STATS_ENABLED': 'false', 'PLOOMBER_VERSION_CHECK_DISABLED': '1', 'MLFLOW_DISABLE_TELEMETRY': 'true',
-         'PYTHONDONTWRITEBYTECODE': ''}   # as `make run`: .pyc files are written into .venv once, not compiled per kernel
+         'PYTHONDONTWRITEBYTECODE': ''}
 TARGET = 180.0
 TRIVIAL = {'cells': [{'cell_type': 'code', 'execution_count': None, 'id': 'floor', 'metadata': {}, 'outputs': [],
                       'source': ['import nepse_mlops, numpy, pandas']}],
@@ -50,30 +52,36 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--data', default=str(REAL), help='real price files (default: source 1)')
     ap.add_argument('--keep', help='build into this (new) folder and keep it, instead of a temporary folder')
-    ap.add_argument('--set', action='append', default=['n_windows=10'], help='an env.yaml override (default n_windows=10)')
+    ap.add_argument('--set', action='append', default=['n_windows=10'],
+                    help='an env.yaml override (default n_windows=10)')
     a = ap.parse_args()
     if not Path(a.data).exists():
-        print(f'skipped: the real data is not at {a.data} (source 1 lives in ../shared/data/nepse; it is never copied into the repo)')
+        print(f'skipped: the real data is not at {a.data} (source 1 lives in ../shared/data/nepse; it is never copied '
+              'into the repo)')
         return
     work = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix='nepse-cold-'))
     if (work / 'products').exists(): raise SystemExit(f'{work}/products exists: a cold run needs a fresh folder')
     work.mkdir(parents=True, exist_ok=True)
-    sets = [f'products={work}/products', f'reports={work}/reports', f'tracking_uri=sqlite:///{work}/products/mlflow.db', *a.set]
+    sets = [f'products={work}/products', f'reports={work}/reports', f'tracking_uri=sqlite:///{work}/products/mlflow.db',
+            *a.set]
     cmd = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run', '--data', str(Path(a.data).resolve())]
     for s in sets: cmd += ['--set', s]
     load0 = os.getloadavg()[0]
     wall, cpu, p = timed(cmd)
     load1 = os.getloadavg()[0]
-    if p.returncode: print(p.stdout[-3000:], p.stderr[-3000:]); raise SystemExit(f'the cold run failed (exit {p.returncode})')
+    if p.returncode: print(p.stdout[-3000:], p.stderr[-3000:]); raise SystemExit('the cold run failed (exit '
+                                                                                 f'{p.returncode})')
     runs = [json.loads(l) for l in (work / 'products/runs.jsonl').read_text().splitlines() if l.strip()]
     tasks = runs[-1].get('tasks', {})
     one, fl = floor(work, len(tasks))
     print(f'== real cold run: {a.data} ({", ".join(a.set)}) ==')
     print('per task (s): ' + ', '.join(f"{k} {v['seconds']:.1f}" for k, v in tasks.items()))
-    print(f'total wall {wall:.1f} s; CPU of every process of the run {cpu:.1f} s (2 tasks run at a time on {os.cpu_count()} cores)')
+    print(f'total wall {wall:.1f} s; CPU of every process of the run {cpu:.1f} s (2 tasks run at a time on '
+          f'{os.cpu_count()} cores)')
     print(f'floor: a papermill run of a notebook importing the package {one:.1f} s x {len(tasks)} tasks = {fl:.1f} s '
           f'(serial; two at a time ~{fl / 2:.1f} s)')
-    print(f'load average before {load0:.1f}, after {load1:.1f} ({"loaded: other jobs ran" if max(load0, load1) > 2.5 else "quiet"})')
+    print(f'load average before {load0:.1f}, after {load1:.1f} '
+          f'({"loaded: other jobs ran" if max(load0, load1) > 2.5 else "quiet"})')
     print(f'target {TARGET:.0f} s: {"met" if wall <= TARGET else "NOT met"} ({wall / TARGET:.2f} of it)')
     print(f'products in {work}' + ('' if a.keep else ' (temporary)'))
 

@@ -32,7 +32,8 @@ TARGET_S, TARGET_SESSIONS, TARGET_NO_RETRAIN_S = 600.0, 250, 1.0
 
 
 def build_features_table(data: Path, env: dict):
-    "ingest -> validate -> features as plain functions (the calls of bench_pipeline.py's --stages-only); (features, seconds)."
+    ("ingest -> validate -> features as plain functions (the calls "
+     "of bench_pipeline.py's --stages-only); (features, seconds).")
     from nepse_mlops.ingest import ingest_paths
     from nepse_mlops.validate import validate_prices
     from nepse_mlops.features import build_features
@@ -50,21 +51,28 @@ def trunc(x, n=80):
 
 
 def failing(gate_reasons: str) -> str:
-    "The gate's failing reasons, compact: 'gate window loses to reversal -0.0429, logistic -0.0896; walk-forward not shown better than ...'."
+    ("The gate's failing reasons, compact: 'gate window loses to reversal "
+     "-0.0429, logistic -0.0896; walk-forward not shown better than ...'.")
     import re
     parts = [x.strip() for x in str(gate_reasons).split(' | ')]
     gw = [f'{m[1]} {m[2]}' for x in parts if (m := re.match(r'gate window: does not beat (\S+) on \S+: (\S+)', x))]
     wf = [m[1] for x in parts if (m := re.match(r'walk-forward: not shown better than (\S+):', x))]
-    other = [x for x in parts if not re.match(r'(gate window|walk-forward):|no champion yet|beats champion|champion v\S+ no longer', x)]
-    out = ([f"gate window loses to {', '.join(gw)}"] if gw else []) + ([f"walk-forward not shown better than {', '.join(wf)}"] if wf else [])
+    other = [x for x in parts
+             if not re.match(r'(gate window|walk-forward):|no champion yet|beats champion|champion v\S+ no longer', x)]
+    out = ([f"gate window loses to {', '.join(gw)}"] if gw else []) + (["walk-forward not shown better than "
+                                                                        f"{', '.join(wf)}"] if wf else [])
     return '; '.join(out + other)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sessions', type=int, default=250, help='replay the last N sessions of the data (default 250)')
-    ap.add_argument('--out', help='folder for the replay products (default: a fresh temporary folder); must not hold an earlier replay')
-    ap.add_argument('--mlflow', action='store_true', help='register versions in MLflow (SQLite store in the out folder) instead of the in-memory LocalRegistry')
+    ap.add_argument('--out',
+                    help='folder for the replay products (default: a fresh temporary folder); must not hold an earlier '
+                         'replay')
+    ap.add_argument('--mlflow', action='store_true',
+                    help='register versions in MLflow (SQLite store in the out folder) instead of the in-memory '
+                         'LocalRegistry')
     ap.add_argument('--data', default=str(REAL), help=f'folder of per-symbol CSVs (default: real source 1, {REAL})')
     a = ap.parse_args()
     data = Path(a.data)
@@ -90,17 +98,20 @@ def main():
           f"({features.date.min().date()} to {features.date.max().date()})", flush=True)
 
     from nepse_mlops.replay import replay, ReplaySettings, ReplayRegistry, LocalRegistry
-    settings = ReplaySettings.from_env(dict(policy, model_params=env['model_params']))   # as `nepse-mlops replay` (run_replay) builds them
+    # as `nepse-mlops replay` (run_replay) builds them
+    settings = ReplaySettings.from_env(dict(policy, model_params=env['model_params']))
     sessions = np.sort(features.date.unique())
     n = min(a.sessions, len(sessions))
     start = pd.Timestamp(sessions[-n])
     if a.mlflow:
-        registry = ReplayRegistry(f'sqlite:///{out.resolve()}/mlflow.db', env['model_name'], out.resolve() / 'mlartifacts', fresh=True)
+        registry = ReplayRegistry(f'sqlite:///{out.resolve()}/mlflow.db', env['model_name'],
+                                  out.resolve() / 'mlartifacts', fresh=True)
         reg_name = f'MLflow ({out}/mlflow.db)'
     else: registry, reg_name = LocalRegistry(), 'LocalRegistry (in memory)'
     print(f'\n== replay: last {n} sessions, {start.date()} to {pd.Timestamp(sessions[-1]).date()} ==')
     print(f'policy (env.yaml replay_policy): {policy}')
-    print(f'registry: {reg_name}; out: {out}; OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "(unset)")}; cores: {os.cpu_count()}', flush=True)
+    print(f'registry: {reg_name}; out: {out}; OMP_NUM_THREADS={os.environ.get("OMP_NUM_THREADS", "(unset)")}; cores: '
+          f'{os.cpu_count()}', flush=True)
     t0 = time.time()
     tl = replay(features, start, end=None, settings=settings, out=out, registry=registry, progress=True)
     wall = time.time() - t0
@@ -112,26 +123,30 @@ def main():
     print(f'\n== figures ==')
     print(f'replay wall time {wall:.1f} s ({wall / 60:.1f} min) for {len(tl)} sessions; '
           f'sum of per-session seconds {tl.seconds.sum():.1f} s (setup and the rest {wall - tl.seconds.sum():.1f} s)')
-    print(f'retrains {int(retr.sum())} (gate: ' + ', '.join(f'{k} {v}' for k, v in gate[retr].fillna('none').value_counts().items())
+    print(f'retrains {int(retr.sum())} (gate: '
+          + ', '.join(f'{k} {v}' for k, v in gate[retr].fillna('none').value_counts().items())
           + f'); promotions {promotions}')
     if len(quiet):
-        print(f'sessions without a retrain ({len(quiet)}): median {quiet.median():.2f} s, p95 {quiet.quantile(0.95):.2f} s, '
-              f'max {quiet.max():.2f} s, mean {quiet.mean():.2f} s')
+        print(f'sessions without a retrain ({len(quiet)}): median {quiet.median():.2f} s, p95 '
+              f'{quiet.quantile(0.95):.2f} s, max {quiet.max():.2f} s, mean {quiet.mean():.2f} s')
     if len(busy):
-        print(f'sessions with a retrain ({len(busy)}): mean {busy.mean():.1f} s, min {busy.min():.1f} s, max {busy.max():.1f} s, '
-              f'total {busy.sum():.1f} s ({busy.sum() / max(tl.seconds.sum(), 1e-9):.0%} of the per-session seconds)')
+        print(f'sessions with a retrain ({len(busy)}): mean {busy.mean():.1f} s, min {busy.min():.1f} s, max '
+              f'{busy.max():.1f} s, total {busy.sum():.1f} s ({busy.sum() / max(tl.seconds.sum(), 1e-9):.0%} of the '
+              'per-session seconds)')
     ra = tl.get('realised_auc')
     if ra is not None and ra.notna().any():
         rr = tl.realised_reversal_auc
-        print(f'realised ROC AUC of the champion (last {settings.realised_window} sessions of settled predictions), over the '
-              f'{int(ra.notna().sum())} sessions judged: median {ra.median():.4f}, last {ra.dropna().iloc[-1]:.4f}; '
-              f'reversal rule on the same rows: median {rr.median():.4f}, last {rr.dropna().iloc[-1]:.4f}')
+        print(f'realised ROC AUC of the champion (last {settings.realised_window} sessions of settled predictions), '
+              f'over the {int(ra.notna().sum())} sessions judged: median {ra.median():.4f}, last '
+              f'{ra.dropna().iloc[-1]:.4f}; reversal rule on the same rows: median {rr.median():.4f}, last '
+              f'{rr.dropna().iloc[-1]:.4f}')
 
     print('\nchampion timeline (session: old -> new):')
     ch = tl[tl.champion_after.notna() & (tl.champion_after.astype(str) != tl.champion.astype(str))]
     if not len(ch): print('  (no champion change)')
     for r in ch.itertuples():
-        print(f"  {r.session.date()}: {'none' if pd.isna(r.champion) else 'v' + str(r.champion)} -> v{r.champion_after}")
+        was = 'none' if pd.isna(r.champion) else 'v' + str(r.champion)
+        print(f"  {r.session.date()}: {was} -> v{r.champion_after}")
     last = tl.champion_after.iloc[-1] if pd.notna(tl.champion_after.iloc[-1]) else tl.champion.iloc[-1]
     print(f"  champion at the end: {'none' if pd.isna(last) else 'v' + str(last)}")
 
@@ -142,14 +157,16 @@ def main():
         for r in tl[retr].itertuples():
             ga = '' if pd.isna(r.gate_auc) else f'{r.gate_auc:.4f}'
             print(f"  {str(r.session.date()):<10}  {r.seconds:7.1f}  {trunc(r.gate, 9):<9} {ga:>8}  {trunc(r.reasons)}")
-            if r.gate != 'promoted' and pd.notna(r.gate_reasons): print(f"  {'':<10}  {'':>7}  why: {trunc(failing(r.gate_reasons), 140)}")
+            if r.gate != 'promoted' and pd.notna(r.gate_reasons): print(f"  {'':<10}  {'':>7}  why: "
+                                                                        f"{trunc(failing(r.gate_reasons), 140)}")
 
     tgt = f'target {TARGET_S:.0f} s' if n == TARGET_SESSIONS else \
           f'target {TARGET_S:.0f} s for {TARGET_SESSIONS}, pro rata {TARGET_S * n / TARGET_SESSIONS:.0f} s'
     print(f'\nfeatures build (ingest + validate + features): {build_s:.1f} s')
     print(f'replay {len(tl)} sessions: {wall:.1f} s ({tgt})')
     if len(quiet):
-        print(f'session without retrain: median {quiet.median():.2f} s, p95 {quiet.quantile(0.95):.2f} s (target {TARGET_NO_RETRAIN_S:.0f} s)')
+        print(f'session without retrain: median {quiet.median():.2f} s, p95 {quiet.quantile(0.95):.2f} s (target '
+              f'{TARGET_NO_RETRAIN_S:.0f} s)')
     print(f'products in {out}')
 
 

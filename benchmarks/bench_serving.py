@@ -1,14 +1,17 @@
-"""REST throughput and latency of the champion beside the floor, at 1, 4, 16 and 64 clients, and batch scoring of all symbols.
+"""REST throughput and latency of the champion beside the floor, at 1, 4, 16 and 64 clients, and batch scoring of all
+symbols.
 
 Two servers run side by side on loopback, each with the same number of worker processes:
   champion   `nepse-mlops serve --workers N` (MLflow's scoring app behind the request guard, /metrics, the request log),
              one symbol's raw rows per request
-  floor      a trivial two-feature scikit-learn LogisticRegression through `mlflow models serve -w N`, one row per request
+  floor      a trivial two-feature scikit-learn LogisticRegression through `mlflow models serve -w N`,
+             one row per request
 For each client count, the champion then the floor are driven for `--seconds` by that many keep-alive clients (threads
 spread over up to 4 client processes); prints a table of answers/s, p50, p99 and non-200 answers (503 = the queue cap),
 the ratios (targets on a quiet machine: champion x1.5 from 1 to 16 clients; at 16, >= 0.8x the floor's throughput and
 p99 <= 1.5x the floor's), the servers' resident memory before and after, batch scoring in process, and a /metrics
-excerpt. Asserts nothing. A loaded machine (other builds running) depresses every figure, and the clients share its cores.
+excerpt. Asserts nothing. A loaded machine (other builds running) depresses every figure, and the clients share its
+cores.
 
     .venv/bin/python benchmarks/bench_serving.py [--products DIR] [--workers N] [--seconds 5] [--clients 1,4,16,64]
                                                  [--tracking-uri URI]
@@ -37,7 +40,10 @@ def wait(port: int, proc: subprocess.Popen, timeout: float = 600):   # worker pr
     while time.time() - t0 < timeout:
         if proc.poll() is not None: raise SystemExit(f'server on port {port} exited with {proc.returncode}')
         try:
-            c = http.client.HTTPConnection('127.0.0.1', port, timeout=2); c.request('GET', '/ping'); c.getresponse().read(); return
+            c = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
+            c.request('GET', '/ping')
+            c.getresponse().read()
+            return
         except OSError: time.sleep(0.3)
     raise SystemExit(f'server on port {port} did not answer /ping in {timeout} s')
 
@@ -92,7 +98,8 @@ def drive(port: int, body: bytes, threads: int, seconds: float) -> tuple[list[fl
 
 
 def load(port: int, body: bytes, clients: int, seconds: float, pool: ProcessPoolExecutor, procs: int) -> dict:
-    "Drive one server with `clients` clients spread over `procs` client processes; throughput, percentiles, non-200 counts."
+    ("Drive one server with `clients` clients spread over `procs` "
+     "client processes; throughput, percentiles, non-200 counts.")
     split = [clients // procs + (i < clients % procs) for i in range(procs)]
     t0 = time.perf_counter()
     parts = list(pool.map(drive, *zip(*[(port, body, n, seconds) for n in split if n])))
@@ -100,7 +107,8 @@ def load(port: int, body: bytes, clients: int, seconds: float, pool: ProcessPool
     lat = np.array([x for p in parts for x in p[0]]); codes = {}
     for _, cs in parts:
         for k, v in cs.items(): codes[k] = codes.get(k, 0) + v
-    return dict(rps=len(lat) / seconds, p50=pct(lat, 50) if len(lat) else float('nan'), p99=pct(lat, 99) if len(lat) else float('nan'),
+    return dict(rps=len(lat) / seconds, p50=pct(lat, 50) if len(lat) else float('nan'),
+                p99=pct(lat, 99) if len(lat) else float('nan'),
                 other={k: v for k, v in codes.items() if k != 200}, wall=wall)
 
 
@@ -111,16 +119,20 @@ def rss_mb(pid: int) -> float:
         p = todo.pop()
         try:
             total += int(open(f'/proc/{p}/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-            todo += [int(c) for t in os.listdir(f'/proc/{p}/task') for c in open(f'/proc/{p}/task/{t}/children').read().split()]
+            todo += [int(c) for t in os.listdir(f'/proc/{p}/task')
+                     for c in open(f'/proc/{p}/task/{t}/children').read().split()]
         except OSError: pass
     return total / 1e6
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--products', default=str(ROOT / 'products'), help='a built products folder (mlflow.db with a champion)')
-    ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)), help='worker processes of each server (default: cores)')
-    ap.add_argument('--seconds', type=float, default=5.0, help='how long each client count drives each server (default 5)')
+    ap.add_argument('--products', default=str(ROOT / 'products'),
+                    help='a built products folder (mlflow.db with a champion)')
+    ap.add_argument('--workers', type=int, default=len(os.sched_getaffinity(0)),
+                    help='worker processes of each server (default: cores)')
+    ap.add_argument('--seconds', type=float, default=5.0,
+                    help='how long each client count drives each server (default 5)')
     ap.add_argument('--clients', default='1,4,16,64', help='client counts (default 1,4,16,64)')
     ap.add_argument('--tracking-uri', help='where the champion is registered (default: sqlite:///PRODUCTS/mlflow.db)')
     a = ap.parse_args()
@@ -136,21 +148,27 @@ def main():
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model('models:/nepse_direction@champion')
     t = time.perf_counter(); model.predict(rows); batch = time.perf_counter() - t
-    print(f'batch scoring, in process: {len(model.predict(rows))} symbols ({len(rows):,} raw + index rows) in {batch:.3f} s (target <= 1 s)')
+    print(f'batch scoring, in process: {len(model.predict(rows))} symbols ({len(rows):,} raw + index rows) in '
+          f'{batch:.3f} s (target <= 1 s)')
     inproc = []
     for _ in range(200):
         t = time.perf_counter(); model.predict(one); inproc.append((time.perf_counter() - t) * 1000)
-    print(f'one symbol in process (validate-or-check -> features -> model): p50 {pct(inproc, 50):.1f} ms, p99 {pct(inproc, 99):.1f} ms')
+    print(f'one symbol in process (validate-or-check -> features -> model): p50 {pct(inproc, 50):.1f} ms, p99 '
+          f'{pct(inproc, 99):.1f} ms')
 
     tmp = Path(tempfile.mkdtemp(prefix='bench_serving_'))
     floor_uri = floor_model(tmp)
     env = os.environ | QUIET | {'PATH': f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     pc, pf = free_port(), free_port()
-    champ = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(pc), '--set', f'tracking_uri={uri}',
-                              '--set', f'products={prod}', '--request-log', str(tmp / 'requests.jsonl'), '--workers', str(a.workers)],
+    champ = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(pc), '--set',
+                              f'tracking_uri={uri}',
+                              '--set', f'products={prod}', '--request-log', str(tmp / 'requests.jsonl'), '--workers',
+                              str(a.workers)],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    floor = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', floor_uri, '--env-manager', 'local', '-w', str(a.workers),
-                              '--host', '127.0.0.1', '--port', str(pf)], env=env | {'MLFLOW_TRACKING_URI': f'sqlite:///{tmp}/floor.db'},
+    floor = subprocess.Popen([str(BIN / 'mlflow'), 'models', 'serve', '-m', floor_uri, '--env-manager', 'local', '-w',
+                              str(a.workers),
+                              '--host', '127.0.0.1', '--port', str(pf)],
+                              env=env | {'MLFLOW_TRACKING_URI': f'sqlite:///{tmp}/floor.db'},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait(pc, champ); wait(pf, floor)
@@ -162,13 +180,14 @@ def main():
         levels = [int(x) for x in a.clients.split(',')]
         res = {}
         with ProcessPoolExecutor(min(4, max(levels))) as pool:
-            list(pool.map(time.sleep, [0] * 4))                                             # client processes started before timing
+            # client processes started before timing
+            list(pool.map(time.sleep, [0] * 4))
             for n in levels:
                 for name, port, body in (('champion', pc, cbody), ('floor', pf, fbody)):
                     res[name, n] = load(port, body, n, a.seconds, pool, min(4, n))
         mem1 = {'champion': rss_mb(champ.pid), 'floor': rss_mb(floor.pid)}
-        print(f'\nREST on loopback, {a.workers} worker process(es) per server, {a.seconds:g} s per cell, keep-alive clients '
-              f'(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):')
+        print(f'\nREST on loopback, {a.workers} worker process(es) per server, {a.seconds:g} s per cell, keep-alive '
+              f'clients (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):')
         print(f"  {'clients':>7}  {'server':<9} {'answers/s':>9} {'p50 ms':>8} {'p99 ms':>8}  non-200")
         for n in levels:
             for name in ('champion', 'floor'):
@@ -186,8 +205,10 @@ def main():
         t = time.perf_counter(); st, _ = cc.post(allbody)
         print(f'REST all symbols in one request: {time.perf_counter() - t:.3f} s (status {st})')
         metrics = cc.get('/metrics')
-        keep = [l for l in metrics.splitlines() if l.startswith(('nepse_serving_requests_total', 'nepse_serving_predictions_total',
-                                                                  'nepse_serving_model_info', 'nepse_serving_request_seconds_count',
+        keep = [l for l in metrics.splitlines()
+                if l.startswith(('nepse_serving_requests_total', 'nepse_serving_predictions_total',
+                                                                  'nepse_serving_model_info',
+                                                                  'nepse_serving_request_seconds_count',
                                                                   'nepse_serving_request_seconds_sum'))]
         print('/metrics excerpt (merged over the workers):\n  ' + '\n  '.join(keep))
         n = sum(1 for _ in open(tmp / 'requests.jsonl'))
@@ -196,7 +217,8 @@ def main():
         for p in (champ, floor): p.terminate()
         for p in (champ, floor):
             try: p.wait(60)
-            except subprocess.TimeoutExpired: os.killpg(p.pid, 9); p.wait()   # workers still starting ignore a polite stop
+            # workers still starting ignore a polite stop
+            except subprocess.TimeoutExpired: os.killpg(p.pid, 9); p.wait()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,5 @@
-"""The known answer on five seeds of the embedded synthetic market: best possible ROC AUC, the model's, the gate's decision.
+"""The known answer on five seeds of the embedded synthetic market: best possible ROC AUC, the model's, the gate's
+decision.
 
     .venv/bin/python benchmarks/known_answer.py [--seeds 7 8 9 10 11] [--signal 1.0]
     .venv/bin/python benchmarks/known_answer.py --shipped [--seeds 42 7 8 9 10]   # share of the edge only
@@ -25,13 +26,15 @@ if a.shipped:
         print(f"seed {seed:>3}: best ROC AUC {ka['best_auc']:.4f}, model {ka['model_auc']:.4f}, share of the edge "
               f"{ka['share_of_edge']:.0%} ({time.time() - t0:.0f} s)", flush=True)
     sys.exit(0)
-print(f"{'seed':>4} {'best AUC':>9} {'model AUC':>9} {'share of edge':>13} {'model minus the closest rule [95%]':>34}  decision  seconds")
+print(f"{'seed':>4} {'best AUC':>9} {'model AUC':>9} {'share of edge':>13} {'model minus the closest rule [95%]':>34}  "
+      "decision  seconds")
 for seed in a.seeds:
     t0 = time.time()
     r = evaluate(seed=seed, signal=a.signal)
     ka, ev = r['known'], r['evidence']
     worst = min(ev['diffs'].items(), key=lambda kv: kv[1]['roc_auc']['ci'][0])
     d = worst[1]['roc_auc']
+    vs = f"{worst[0]} {d['diff']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]"
     print(f"{seed:>4} {ka['best_auc']:>9.4f} {ka['model_auc']:>9.4f} {ka['share_of_edge']:>13.0%} "
-          f"{worst[0] + ' ' + format(d['diff'], '+.4f') + ' [' + format(d['ci'][0], '+.4f') + ', ' + format(d['ci'][1], '+.4f') + ']':>34}  "
+          f"{vs:>34}  "
           f"{r['decision']['decision']:<8}  {time.time() - t0:.0f}", flush=True)

@@ -52,7 +52,8 @@ def main():
     from bench_serving import floor_model
     prod = Path(a.products)
     mlflow.set_tracking_uri(f'sqlite:///{prod.resolve()}/mlflow.db')
-    prices = pd.read_parquet(prod / 'validate/prices.parquet'); market = pd.read_parquet(prod / 'features/market.parquet')
+    prices = pd.read_parquet(prod / 'validate/prices.parquet')
+    market = pd.read_parquet(prod / 'features/market.parquet')
     sym = sorted(prices[prices.instrument_type == 'equity'].symbol.unique())[0]
     one = request_rows(prices, market, [sym])
     body = json.dumps({'dataframe_split': json.loads(one.to_json(orient='split', index=False))}).encode()
@@ -69,11 +70,14 @@ def main():
     loop = asyncio.new_event_loop()
     champion, old, flo = asgi_call(app, body, loop), asgi_call(app.app.app, body, loop), asgi_call(floor, fbody, loop)
     assert champion() == 200 and old() == 200 and flo() == 200
-    rows = [('parse + check the body (check_request)', lambda: S.check_request(body, served.universe, S.latest_session())),
+    rows = [('parse + check the body (check_request)',
+             lambda: S.check_request(body, served.universe, S.latest_session())),
             ('rows -> columns (lists)', lambda: dict(zip(split['columns'], map(list, zip(*split['data']))))),
-            ('rows -> DataFrame (as MLflow parses)', lambda: pd.DataFrame(columns=split['columns'], data=split['data'])),
+            ('rows -> DataFrame (as MLflow parses)',
+             lambda: pd.DataFrame(columns=split['columns'], data=split['data'])),
             ('features from columns', lambda: feature_arrays_from_raw(cols, m['horizon'], m.get('sectors'), limits)),
-            ('features from the DataFrame', lambda: feature_arrays_from_raw(frame, m['horizon'], m.get('sectors'), limits)),
+            ('features from the DataFrame',
+             lambda: feature_arrays_from_raw(frame, m['horizon'], m.get('sectors'), limits)),
             ('model answer from columns (features + trees)', lambda: py.answer(cols)),
             ('score: columns, answer, metrics, JSON', lambda: served.score(split)),
             ('WHOLE REQUEST champion (guard answers it)', champion),
@@ -84,7 +88,8 @@ def main():
     res = dict(zip([r[0] for r in rows], timed([r[1] for r in rows], a.n)))
     for name, _ in rows:
         print(f"  {name:<46} min {res[name][0]:6.3f} ms   median {res[name][1]:6.3f} ms")
-    c, o, fl = (res[k] for k in ('WHOLE REQUEST champion (guard answers it)', "whole request through MLflow's app (before)",
+    c, o, fl = (res[k] for k in ('WHOLE REQUEST champion (guard answers it)',
+                                 "whole request through MLflow's app (before)",
                                  'WHOLE REQUEST floor (MLflow\'s app, 1 row)'))
     print(f"champion / floor: min {c[0] / fl[0]:.2f}, median {c[1] / fl[1]:.2f}; "
           f"before / floor: min {o[0] / fl[0]:.2f}, median {o[1] / fl[1]:.2f}")

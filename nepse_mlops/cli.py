@@ -13,7 +13,8 @@ from pathlib import Path
 from .core import TELEMETRY_OFF, find_root, load_env, log, write_json, read_json
 
 # %% ../nbs/09_cli.ipynb #c005
-from .ops import data_fingerprint   # by content (sha256, cached by size and mtime): its home and tests are in 09b_ops
+# by content (sha256, cached by size and mtime): its home and tests are in 09b_ops
+from .ops import data_fingerprint
 
 # %% ../nbs/09_cli.ipynb #c008
 def _env_args(settings: dict) -> list[str]:
@@ -24,13 +25,16 @@ def _env_args(settings: dict) -> list[str]:
     flat |= {k.replace('.', '--'): v for k, v in settings.items() if not isinstance(v, dict)}
     return [a for k, v in flat.items() for a in (f"--env--{k}", text(v))]
 
-QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipynb product ignores the HTML report's export options
+QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipynb product ignores
+                                                           # the HTML report's export options
          'Kernel is running over TCP without encryption',   # ipykernel: papermill's local kernel
          'DAG build with warnings', 'serial.py', 'warnings.warn(', 'PYTHONWARNINGS',
          'KeyboardInterrupt caught in kernel',              # ipykernel: papermill shutting a finished kernel down
          'Finished 0 out of', 'Remaining: ',                # the parallel executor's start-up listing
-         "unused in the spec: {'image'}",                   # env.yaml's container image is for `nepse-mlops export argo`, not a task
-         "unused in the spec: {'image', 'real_data'}",      # ... and real_data is applied by resolve_settings, not by Ploomber
+         "unused in the spec: {'image'}",                   # env.yaml's container image is for
+                                                            # `nepse-mlops export argo`, not a task
+         "unused in the spec: {'image', 'real_data'}",      # ... and real_data is applied by
+                                                            # resolve_settings, not by Ploomber
          "unused in the spec: {'real_data', 'image'}")
 
 # The DAG runs two tasks at a time (pipeline.yaml's executor). Two gradient-boosting processes with OpenMP's default
@@ -39,15 +43,18 @@ QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipyn
 BUILD_ENV = {'OMP_NUM_THREADS': '1'}
 
 def _build_env() -> dict:
-    return {k: v for k, v in BUILD_ENV.items() if not os.environ.get(k)} | {k: v for k, v in os.environ.items() if v or k not in BUILD_ENV} | TELEMETRY_OFF
+    return {k: v for k, v in BUILD_ENV.items() if not os.environ.get(k)} | {k: v for k, v in os.environ.items() if v
+                                                                            or k not in BUILD_ENV} | TELEMETRY_OFF
 
 def _build(cmd: list[str], root: Path) -> tuple[int, str]:
     "Run `ploomber build`, passing its output through except the known, harmless notices; (exit code, full output)."
-    p = subprocess.Popen(cmd, cwd=root, env=_build_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    p = subprocess.Popen(cmd, cwd=root, env=_build_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         bufsize=1)
     seen = []
     for line in p.stdout:
         seen.append(line); t = line.strip()
-        if (not t or any(q in line for q in QUIET) or set(t) == {'='} or t.startswith(('- NotebookRunner:', 'NotebookRunner:'))
+        if (not t or any(q in line for q in QUIET) or set(t) == {'='}
+            or t.startswith(('- NotebookRunner:', 'NotebookRunner:'))
                 or (t.startswith('---') and t.endswith('---'))): continue   # the headers of those notices
         sys.stdout.write(line); sys.stdout.flush()
     return p.wait(), ''.join(seen)
@@ -68,14 +75,18 @@ def real_data_settings(env: dict,   # env.yaml
     return out
 
 def resolve_settings(env: dict, settings: dict) -> dict:
-    "The settings a run passes to Ploomber: those given, the input data's content digest, and (synthetic) the live market's last session."
+    ("The settings a run passes to Ploomber: those given, the input data's "
+     "content digest, and (synthetic) the live market's last session.")
     from nepse_mlops.ops import live_through_cached
     settings = dict(settings); get = lambda k: settings.get(k, env.get(k))
-    settings = real_data_settings(env, settings, str(get('data')) != 'synthetic') | settings   # real data: its own profile
+    # real data: its own profile
+    settings = real_data_settings(env, settings, str(get('data')) != 'synthetic') | settings
     products = Path(get('products'))
     settings['data_fingerprint'] = data_fingerprint(str(get('data')), products / '.fingerprint_cache.json')
-    if str(get('data')) == 'synthetic' and not get('synth_through'):   # a live market: today's run shows one more session than yesterday's
-        settings['synth_through'] = live_through_cached(products, get('today') or None, get('synth_start'), get('synth_end'), int(get('seed')))
+    # a live market: today's run shows one more session than yesterday's
+    if str(get('data')) == 'synthetic' and not get('synth_through'):
+        settings['synth_through'] = live_through_cached(products, get('today') or None, get('synth_start'),
+                                                        get('synth_end'), int(get('seed')))
     return settings
 
 def _champion_on_disk(products: Path) -> str | None:
@@ -85,13 +96,15 @@ def _champion_on_disk(products: Path) -> str | None:
     except (OSError, ValueError): return None
 
 def noop_verdict(root: Path, settings: dict) -> dict | None:
-    "What `nepse-mlops run` with these settings would decide without Ploomber: the record of the run it is up to date since, or None."
+    ("What `nepse-mlops run` with these settings would decide without "
+     "Ploomber: the record of the run it is up to date since, or None.")
     from nepse_mlops.ops import inputs_stamp, up_to_date
     env = load_env(root); s = resolve_settings(env, settings); get = lambda k: s.get(k, env.get(k))
     return up_to_date(get('products'), inputs_stamp(root, get('products'), get('reports'), s, s['data_fingerprint']))
 
 def _check_products(products: Path, reports: Path) -> str | None:
-    "Verify the products (ops.verify_products): remove a damaged task product so its task re-runs; one line per damaged history."
+    ("Verify the products (ops.verify_products): remove a damaged "
+     "task product so its task re-runs; one line per damaged history.")
     from nepse_mlops.ops import verify_products
     bad = verify_products(products, reports)
     for b in bad:
@@ -102,8 +115,10 @@ def _check_products(products: Path, reports: Path) -> str | None:
     return ' | '.join(stops) or None
 
 def run_pipeline(root: Path, data: str | None = None, sample: bool = False, force: bool = False,
-                 settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0, task: str | None = None) -> int:
-    "Build the DAG with Ploomber, one run at a time; return at once when nothing changed; record every run in products/runs.jsonl."
+                 settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0,
+                 task: str | None = None) -> int:
+    ("Build the DAG with Ploomber, one run at a time; return at once "
+     "when nothing changed; record every run in products/runs.jsonl.")
     import errno
     started = time.strftime('%Y-%m-%dT%H:%M:%S%z')
     try: return _run_pipeline(root, data, sample, force, settings, trigger, wait, retries, task)
@@ -111,17 +126,22 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
         if e.errno != errno.ENOSPC: raise
         from nepse_mlops.ops import spool_record, new_run_id
         products = Path(dict(settings or {}).get('products') or load_env(root)['products'])
-        kept = spool_record(products, dict(run_id=new_run_id(), trigger=trigger or os.environ.get('NEPSE_MLOPS_TRIGGER') or 'manual',
-                                           started_at=started, status='failed', exit_code=1, error='no space left on device',
+        kept = spool_record(products, dict(run_id=new_run_id(),
+                                           trigger=trigger or os.environ.get('NEPSE_MLOPS_TRIGGER') or 'manual',
+                                           started_at=started, status='failed', exit_code=1,
+                                           error='no space left on device',
                                            tasks={}, seconds=0))
-        print(f"error: no space left on device under {products}: the run stopped before changing anything. Free space there and "
-              f"run again{' (this run is recorded then)' if kept else ''}.", file=sys.stderr)
+        print(f"error: no space left on device under {products}: the run stopped before changing anything. Free space "
+              f"there and run again{' (this run is recorded then)' if kept else ''}.", file=sys.stderr)
         return 1
 
 def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, force: bool = False,
-                  settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0, task: str | None = None) -> int:
-    "Build the DAG with Ploomber, one run at a time; return at once when nothing changed; record every run in products/runs.jsonl."
-    from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, record_killed, inputs_stamp, up_to_date,
+                  settings: dict | None = None, trigger: str | None = None, wait: bool = False, retries: int = 0,
+                  task: str | None = None) -> int:
+    ("Build the DAG with Ploomber, one run at a time; return at once "
+     "when nothing changed; record every run in products/runs.jsonl.")
+    from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, record_killed, inputs_stamp,
+                                 up_to_date,
                                  save_stamp, with_retries, parse_task_summary)
     from nepse_mlops.core import git_commit, kill_point
     env = load_env(root)
@@ -140,73 +160,98 @@ def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, for
     try:
         current = products / '.run_current.json'
         record_killed(products, run_id, champion_after=_champion_on_disk(products))   # a killed run: the ledger says so
-        from nepse_mlops.ops import sweep_temp, flush_spool   # a killed writer's temporary files (no writer is alive: we hold the lock)
+        # a killed writer's temporary files (no writer is alive: we hold the lock)
+        from nepse_mlops.ops import sweep_temp, flush_spool
         flush_spool(products)   # the record of a run that found the disk full
-        if (left := sweep_temp(products)): log(f"removed {len(left)} half-written file(s) of a killed run: {', '.join(left[:3])}")
-        if (stop := _check_products(products, reports)):   # a damaged history or tracking store: never "up to date" on top of it
-            try: record_run(products, dict(run_id=run_id, trigger=trigger, started_at=started, status='failed', exit_code=2, seconds=0,
+        if (left := sweep_temp(products)): log(f"removed {len(left)} half-written file(s) of a killed run: "
+                                               f"{', '.join(left[:3])}")
+        # a damaged history or tracking store: never "up to date" on top of it
+        if (stop := _check_products(products, reports)):
+            try: record_run(products, dict(run_id=run_id, trigger=trigger, started_at=started, status='failed',
+                                           exit_code=2, seconds=0,
                                            data=str(get('data')), error=stop, tasks={}))
             except (OSError, ValueError): pass
             return 2
-        write_json(dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')), overrides=dict(settings),
+        write_json(dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')),
+                        overrides=dict(settings),
                         champion_before=_champion_on_disk(products)), current)
-        os.environ['NEPSE_MLOPS_RUN_PGID'] = str(os.getpgid(0))   # the tasks' processes know the run's process group (crash tests)
+        # the tasks' processes know the run's process group (crash tests)
+        os.environ['NEPSE_MLOPS_RUN_PGID'] = str(os.getpgid(0))
         given = dict(settings)
         settings = resolve_settings(env, settings)
-        rec = dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')), data_digest=settings['data_fingerprint'],
+        rec = dict(run_id=run_id, trigger=trigger, started_at=started, data=str(get('data')),
+                   data_digest=settings['data_fingerprint'],
                    git_commit=git_commit(root), overrides=given, champion_before=_champion_on_disk(products))
         if task: rec['task'] = task
-        same = None if force else up_to_date(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']))
+        same = None if force else up_to_date(products, inputs_stamp(root, products, reports, settings,
+                                                                    settings['data_fingerprint']))
         if same:
             secs = round(time.time() - t0, 2)
-            record_run(products, rec | dict(status='noop', exit_code=0, finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'), seconds=secs,
-                                            tasks={}, champion_after=rec['champion_before'], up_to_date_since=same['run_id']))
-            print(f"up to date since run {same['run_id']} ({same['saved_at']}): no notebook, setting, input file or product changed; "
-                  f"nothing to do ({secs} s). `nepse-mlops run --force` re-runs everything.")
+            record_run(products, rec | dict(status='noop', exit_code=0,
+                                            finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'), seconds=secs,
+                                            tasks={}, champion_after=rec['champion_before'],
+                                            up_to_date_since=same['run_id']))
+            print(f"up to date since run {same['run_id']} ({same['saved_at']}): no notebook, setting, input file or "
+                  f"product changed; nothing to do ({secs} s). `nepse-mlops run --force` re-runs everything.")
             return 0
-        cmd = [str(Path(sys.executable).parent / 'ploomber'), 'build', '--entry-point', str(root / 'pipeline.yaml'), *_env_args(settings)]
+        cmd = [str(Path(sys.executable).parent / 'ploomber'), 'build', '--entry-point', str(root / 'pipeline.yaml'),
+               *_env_args(settings)]
         if force: cmd.append('--force')
-        if task: cmd += ['--partially', task, '--skip-upstream']   # this task alone (Ploomber skips it when up to date), upstream as they are
+        # this task alone (Ploomber skips it when up to date), upstream as they are
+        if task: cmd += ['--partially', task, '--skip-upstream']
         log(f"run {run_id}: {' '.join(cmd[1:])}")
-        write_json(dict(status='running', started_at=started, run_id=run_id, data=str(get('data'))), products / 'run_status.json')   # the run's own dashboard snapshot says so
+        # the run's own dashboard snapshot says so
+        write_json(dict(status='running', started_at=started, run_id=run_id, data=str(get('data'))),
+                   products / 'run_status.json')
         rc, out, attempts = with_retries(lambda: _build(cmd, root), int(retries))
         tasks = parse_task_summary(out)
         if task: tasks = {k: v for k, v in tasks.items() if k == task}   # the summary also lists the skipped upstream
         full = 'No space left on device' in out
         if rc: sweep_temp(products)   # the failed task's writers are gone: their half-written files go (and free space)
-        status = dict(status='success' if rc == 0 else 'failed', started_at=started, finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+        status = dict(status='success' if rc == 0 else 'failed', started_at=started,
+                      finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                       seconds=round(time.time() - t0, 1), data=str(get('data')), exit_code=rc, run_id=run_id)
         if full: status['error'] = 'no space left on device'
         try:
             write_json(status, products / 'run_status.json')
             kill_point('run_recorded')
-            record_run(products, rec | status | dict(tasks={k: v | ({} if v['ran'] else {'why': 'up to date'}) for k, v in tasks.items()},
+            record_run(products, rec | status
+                       | dict(tasks={k: v | ({} if v['ran'] else {'why': 'up to date'}) for k, v in tasks.items()},
                                                       attempts=attempts, champion_after=_champion_on_disk(products)))
             if rc == 0 and not task:
-                save_stamp(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']), run_id)
+                save_stamp(products, inputs_stamp(root, products, reports, settings, settings['data_fingerprint']),
+                           run_id)
                 if str(get('tracking_uri')).startswith('sqlite:///'):
                     from nepse_mlops.ops import backup_sqlite
-                    backup_sqlite(str(get('tracking_uri'))[len('sqlite:///'):])   # the generation to restore a damaged store from
-        except OSError as e:   # e.g. the disk filled up: one line; .run_current.json stays, so the next run records this one
-            print(f"error: could not record run {run_id} under {products}: {e.strerror or e}. Free space there and run again "
-                  "(finished tasks are not re-run; the next run records this one).", file=sys.stderr)
+                    # the generation to restore a damaged store from
+                    backup_sqlite(str(get('tracking_uri'))[len('sqlite:///'):])
+        # e.g. the disk filled up: one line; .run_current.json stays, so the next run records this one
+        except OSError as e:
+            print(f"error: could not record run {run_id} under {products}: {e.strerror or e}. Free space there and run "
+                  "again (finished tasks are not re-run; the next run records this one).", file=sys.stderr)
             unrecorded = True; return rc or 1
     finally:
-        if not unrecorded: (products / '.run_current.json').unlink(missing_ok=True)   # kept: the next run records this one
+        # kept: the next run records this one
+        if not unrecorded: (products / '.run_current.json').unlink(missing_ok=True)
         lock.__exit__(None, None, None)
-    if rc == 0 and task: print(f"task {task}: {'built' if tasks.get(task, {}).get('ran') else 'up to date, nothing re-built'} ({status['seconds']} s, run {run_id})")
+    if rc == 0 and task: print(f"task {task}: "
+                               f"{'built' if tasks.get(task, {}).get('ran') else 'up to date, nothing re-built'} "
+                               f"({status['seconds']} s, run {run_id})")
     elif rc == 0:
-        print(f"\nDone in {status['seconds']} s (run {run_id}; `nepse-mlops history` lists every run).\n  Reports (executed notebooks): {reports}/*.html\n"
-              f"  Drift report: {reports}/drift_report.html\n  Dashboard snapshot: {reports}/dashboard.html\n"
-              f"  Live dashboard: make dashboard  (http://127.0.0.1:8866)\n  MLflow UI: make mlflow-ui  (http://127.0.0.1:5000)")
-    elif full: print(f"\nerror: no space left on device under {products} (a task could not write its product; nothing half-written "
-                     "is left). Free space there, then run again: finished tasks are not re-run.", file=sys.stderr)
-    else: print(f"\nThe pipeline failed (exit {rc}). The failing task's notebook in {reports}/ shows the cell and error; "
-                "fix it and run again (finished tasks are not re-run).", file=sys.stderr)
+        print(f"\nDone in {status['seconds']} s (run {run_id}; `nepse-mlops history` lists every run).\n  Reports "
+              f"(executed notebooks): {reports}/*.html\n  Drift report: {reports}/drift_report.html\n  Dashboard "
+              f"snapshot: {reports}/dashboard.html\n  Live dashboard: make dashboard  (http://127.0.0.1:8866)\n  "
+              "MLflow UI: make mlflow-ui  (http://127.0.0.1:5000)")
+    elif full: print(f"\nerror: no space left on device under {products} (a task could not write its product; nothing "
+                     "half-written is left). Free space there, then run again: finished tasks are not "
+                     "re-run.", file=sys.stderr)
+    else: print(f"\nThe pipeline failed (exit {rc}). The failing task's notebook in {reports}/ shows the cell and "
+                "error; fix it and run again (finished tasks are not re-run).", file=sys.stderr)
     return rc
 
 # %% ../nbs/09_cli.ipynb #c010
-def check_data(paths: list[str], out: str, actions: str | None = None, today: str | None = None, holidays: str | None = None) -> int:
+def check_data(paths: list[str], out: str, actions: str | None = None, today: str | None = None,
+               holidays: str | None = None) -> int:
     "Ingest and validate `paths` into `out`; return the exit code."
     import pandas as pd
     from nepse_mlops.ingest import ingest_paths, IngestError, ingest_summary, merge_actions
@@ -217,21 +262,26 @@ def check_data(paths: list[str], out: str, actions: str | None = None, today: st
     print(ingest_summary(res))
     for e in res.errors: print(f"error: {e}", file=sys.stderr)
     if res.errors and not len(res.prices): return 2
-    acts = merge_actions(pd.read_csv(actions) if actions else None, res.actions)   # the user's + the source's own tables
-    v = validate_prices(res.prices, res.quarantine, actions=acts, today=today, holidays=load_holidays(holidays) if holidays else None)
+    # the user's + the source's own tables
+    acts = merge_actions(pd.read_csv(actions) if actions else None, res.actions)
+    v = validate_prices(res.prices, res.quarantine, actions=acts, today=today,
+                        holidays=load_holidays(holidays) if holidays else None)
     paths_out = write_validation(v, out, res.manifest)
     res.actions.to_csv(Path(out) / 'source_actions.csv', index=False)
     r = v.report
-    print(f"rows in {r['rows_in']:,} = kept {r['rows_kept']:,} + quarantined {r['rows_quarantined']:,} + duplicates dropped {r['rows_dropped']:,}"
-          f" ({'balanced' if r['balanced'] else 'NOT BALANCED'})")
+    print(f"rows in {r['rows_in']:,} = kept {r['rows_kept']:,} + quarantined {r['rows_quarantined']:,} + duplicates "
+          f"dropped {r['rows_dropped']:,} ({'balanced' if r['balanced'] else 'NOT BALANCED'})")
     for rule in r['rules']:
-        if rule['rows']: print(f"  {rule['severity']:<10} {rule['rule']:<22} {rule['rows']:>8,}  e.g. {'; '.join(rule['examples'][:2])}")
+        if rule['rows']: print(f"  {rule['severity']:<10} {rule['rule']:<22} {rule['rows']:>8,}  e.g. "
+                               f"{'; '.join(rule['examples'][:2])}")
     print(f"wrote {', '.join(str(p) for p in paths_out.values())}")
     if res.errors:
-        print(f"error: {len(res.errors)} input file(s) could not be used (listed above); the other files were checked.", file=sys.stderr)
+        print(f"error: {len(res.errors)} input file(s) could not be used (listed above); the other files were checked.",
+              file=sys.stderr)
         return 2
     if r['errors']:
-        print(f"error: {', '.join(r['errors'])} — see {paths_out['html']}; fix the input files and run again.", file=sys.stderr)
+        print(f"error: {', '.join(r['errors'])} — see {paths_out['html']}; fix the input files and run again.",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -250,7 +300,8 @@ def _last_realised(path: Path) -> dict:
     last = next((r for r in reversed(rows) if r.get('realised_auc')), {})
     settled = sum(1 for r in rows if r.get('realised_settled'))
     return dict(settled_sessions=settled, realised_as_of=last.get('session'),
-                realised_auc=float(last['realised_auc']) if last else None, realised_accuracy=float(last['realised_accuracy']) if last else None,
+                realised_auc=float(last['realised_auc']) if last else None,
+                realised_accuracy=float(last['realised_accuracy']) if last else None,
                 reversal_rule_auc=float(last['realised_reversal_auc']) if last.get('realised_reversal_auc') else None)
 
 def status(env: dict) -> dict:
@@ -263,8 +314,10 @@ def status(env: dict) -> dict:
     if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')
     from nepse_mlops.ops import read_runs
     runs = read_runs(products)
-    if runs: out['last_run_record'] = {k: runs[-1].get(k) for k in ['run_id', 'trigger', 'status', 'started_at', 'seconds', 'exit_code',
-                                                                    'champion_before', 'champion_after', 'up_to_date_since']}
+    if runs: out['last_run_record'] = {k: runs[-1].get(k)
+                                       for k in ['run_id', 'trigger', 'status', 'started_at', 'seconds', 'exit_code',
+                                                                    'champion_before', 'champion_after',
+                                                                    'up_to_date_since']}
     if (products / 'validate/report.json').exists():
         rep = read_json(products / 'validate/report.json')
         last = rep['last_market_session']   # the age now, on NEPSE's clock (the report's age is as of its run)
@@ -274,11 +327,14 @@ def status(env: dict) -> dict:
         rs = read_json(products / 'replay/summary.json')
         mon = read_json(products / 'monitor/summary.json') if (products / 'monitor/summary.json').exists() else {}
         out['settled_predictions'] = mon.get('settled_predictions')
-        out['replay'] = {k: rs.get(k) for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes',
+        out['replay'] = {k: rs.get(k)
+                         for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes',
                                                      'baselines']}
         out['replay'] |= _last_realised(products / 'replay/timeline.csv')
-        out['settled_sessions'] = out['replay'].get('settled_sessions')   # sessions whose predictions have settled (replayed loop)
-        out['realised'] = {k: out['replay'].get(k) for k in ['realised_as_of', 'realised_auc', 'realised_accuracy', 'reversal_rule_auc']}
+        # sessions whose predictions have settled (replayed loop)
+        out['settled_sessions'] = out['replay'].get('settled_sessions')
+        out['realised'] = {k: out['replay'].get(k)
+                           for k in ['realised_as_of', 'realised_auc', 'realised_accuracy', 'reversal_rule_auc']}
     db = env['tracking_uri'].replace('sqlite:///', '')
     if env['tracking_uri'].startswith('sqlite:///') and not Path(db).exists(): return out
     try:
@@ -299,9 +355,11 @@ def status(env: dict) -> dict:
     except Exception as e:   # a damaged store or an unreachable server: say which and what to do, never a traceback
         from nepse_mlops.tracking import mask_secrets
         from nepse_mlops.ops import verify_products
-        hint = next((f"{b['why']}; {b['todo']}" for b in verify_products(products, env['reports']) if b['path'].endswith('mlflow.db')),
+        hint = next((f"{b['why']}; {b['todo']}" for b in verify_products(products, env['reports'])
+                     if b['path'].endswith('mlflow.db')),
                     'is the tracking server up, and are MLFLOW_TRACKING_USERNAME/PASSWORD set if it needs a login?')
-        out['registry_error'] = f"cannot read the registry at {mask_secrets(env['tracking_uri'])} ({type(e).__name__}): {hint}"
+        out['registry_error'] = (f"cannot read the registry at {mask_secrets(env['tracking_uri'])} "
+                                 f"({type(e).__name__}): {hint}")
     return out
 
 _WHY = """
@@ -310,7 +368,8 @@ from pathlib import Path
 from ploomber.env.envdict import EnvDict
 from ploomber.spec import DAGSpec
 spec_path, overrides = sys.argv[1], json.loads(sys.argv[2])
-env = EnvDict(str(Path(spec_path).with_name('env.yaml')), path_to_here=str(Path(spec_path).parent))._replace_flatten_keys(overrides)
+env = EnvDict(str(Path(spec_path).with_name('env.yaml')),
+              path_to_here=str(Path(spec_path).parent))._replace_flatten_keys(overrides)
 dag = DAGSpec(spec_path, env=env).to_dag()   # as `ploomber build --env--KEY VALUE` loads it
 out = []
 for name, t in dag.items():
@@ -318,7 +377,8 @@ for name, t in dag.items():
     if not p.exists(): why = 'a product is missing'
     elif p._outdated_code_dependency(): why = 'its notebook or its parameters changed since it last ran'
     elif p._outdated_data_dependencies():
-        ups = [u for u, ut in t.upstream.items() if ut.product._is_outdated() or (ut.product.metadata.timestamp or 0) > (p.metadata.timestamp or 0)]
+        ups = [u for u, ut in t.upstream.items()
+               if ut.product._is_outdated() or (ut.product.metadata.timestamp or 0) > (p.metadata.timestamp or 0)]
         why = 'upstream ' + ', '.join(ups) + ' will re-run or is newer'
     else: continue
     out.append(dict(task=name, why=why))
@@ -326,9 +386,11 @@ print(json.dumps(out))
 """
 
 def why_outdated(root: Path, settings: dict) -> list[dict]:
-    "Each task Ploomber would run now and why, with the settings a run would pass (asks Ploomber itself: ~5 s of imports)."
+    ("Each task Ploomber would run now and why, with the settings "
+     "a run would pass (asks Ploomber itself: ~5 s of imports).")
     args = dict(zip(*[iter(_env_args(settings))] * 2))
-    r = subprocess.run([sys.executable, '-c', _WHY, str(root / 'pipeline.yaml'), json.dumps({'env__' + k.removeprefix('--env--'): v for k, v in args.items()})],
+    r = subprocess.run([sys.executable, '-c', _WHY, str(root / 'pipeline.yaml'),
+                        json.dumps({'env__' + k.removeprefix('--env--'): v for k, v in args.items()})],
                        cwd=root, capture_output=True, text=True, env=os.environ | TELEMETRY_OFF)
     if r.returncode: raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'ploomber failed')
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -419,46 +481,70 @@ def add_params_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     "The `nepse-mlops` argument parser."
     p = argparse.ArgumentParser(prog='nepse-mlops', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='NEPSE daily-direction MLOps: ingest -> validate -> features -> train -> register -> predict -> monitor.',
-        epilog='examples:\n  nepse-mlops run                      # the whole DAG on the embedded SYNTHETIC market\n'
-               '  nepse-mlops run --data ../shared/data/nepse/Aabishkar2__nepse-data/data/company-wise\n'
-               '  nepse-mlops ingest my_dump/ --out checked/   # check files before they enter the pipeline\n'
-               '  nepse-mlops history                  # every run: trigger, status, duration, champion before -> after\n'
-               '  nepse-mlops schedule                 # a crontab line / systemd timer for the daily run\n'
-               '  nepse-mlops params monitor -o p.yaml # parameters to run one stage: papermill -f p.yaml\n'
-               '  nepse-mlops status | serve | dashboard | promote 3 | rollback')
-    p.add_argument('--root', help='project folder holding pipeline.yaml and env.yaml (default: found from the current folder)')
+        description='NEPSE daily-direction MLOps: ingest -> validate -> features -> train -> register -> predict -> '
+                    'monitor.',
+        epilog='examples:\n  nepse-mlops run                      # the whole DAG on the embedded SYNTHETIC market\n  '
+               'nepse-mlops run --data ../shared/data/nepse/Aabishkar2__nepse-data/data/company-wise\n  nepse-mlops '
+               'ingest my_dump/ --out checked/   # check files before they enter the pipeline\n  nepse-mlops history   '
+               '               # every run: trigger, status, duration, champion before -> after\n  nepse-mlops '
+               'schedule                 # a crontab line / systemd timer for the daily run\n  nepse-mlops params '
+               'monitor -o p.yaml # parameters to run one stage: papermill -f p.yaml\n  nepse-mlops status | serve | '
+               'dashboard | promote 3 | rollback')
+    p.add_argument('--root',
+                   help='project folder holding pipeline.yaml and env.yaml (default: found from the current folder)')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
     r = sub.add_parser('run', help='build the whole pipeline (only what changed re-runs)')
     r.add_argument('--data', help="comma-separated real files/folders (default: env.yaml 'data', the synthetic market)")
     r.add_argument('--sample', action='store_true', help='a small synthetic market, for a quick look')
     r.add_argument('--force', action='store_true', help='re-run every task even if up to date')
-    r.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value (repeatable)')
-    r.add_argument('--wait', action='store_true', help='if another run holds the products folder, queue behind it (default: exit 75 at once)')
-    r.add_argument('--retries', type=int, default=0, metavar='N', help='re-run a build that failed on a transient error (database is locked, a time-out) up to N times')
-    r.add_argument('--trigger', choices=['manual', 'schedule', 'replay', 'ci'], help='recorded in the run ledger (default: $NEPSE_MLOPS_TRIGGER or manual)')
-    r.add_argument('--task', metavar='NAME', help='build only this task of pipeline.yaml, upstream as they are; exit 0 when it is up to date (what exported DAGs run)')
-    i = sub.add_parser('ingest', help='ingest + validate files alone and report (exit 1 on error-severity rules, 2 on unreadable files)')
+    r.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='override an env.yaml value (repeatable)')
+    r.add_argument('--wait', action='store_true',
+                   help='if another run holds the products folder, queue behind it (default: exit 75 at once)')
+    r.add_argument('--retries', type=int, default=0, metavar='N',
+                   help='re-run a build that failed on a transient error (database is locked, a time-out) up to N '
+                        'times')
+    r.add_argument('--trigger', choices=['manual', 'schedule', 'replay', 'ci'],
+                   help='recorded in the run ledger (default: $NEPSE_MLOPS_TRIGGER or manual)')
+    r.add_argument('--task', metavar='NAME',
+                   help='build only this task of pipeline.yaml, upstream as they are; exit 0 when it is up to date '
+                        '(what exported DAGs run)')
+    i = sub.add_parser('ingest',
+                       help='ingest + validate files alone and report (exit 1 on error-severity rules, 2 on unreadable '
+                            'files)')
     i.add_argument('paths', nargs='+', help='CSV files or folders (searched recursively)')
     i.add_argument('--out', required=True, help='folder for prices.parquet, quarantine.csv, report.json, report.html')
-    i.add_argument('--actions', help='CSV of known corporate actions: symbol,date and factor or bonus_pct,right_ratio[,right_price] (overrides detection)')
+    i.add_argument('--actions',
+                   help='CSV of known corporate actions: symbol,date and factor or bonus_pct,right_ratio[,right_price] '
+                        '(overrides detection)')
     i.add_argument('--today', help='pin today for the freshness check (YYYY-MM-DD)')
     i.add_argument('--holidays', help='CSV of NEPSE holidays (Date[,HolidayName]): sessions on them are flagged')
-    s = sub.add_parser('serve', help='serve the champion over REST: /invocations (MLflow scoring app), /metrics (Prometheus), a request log',
-                       description="Serve models:/<model_name>@champion. POST /invocations takes raw OHLCV rows as `mlflow models serve` does; "
-                                   "GET /metrics is Prometheus' text format; each answer is appended to the request log, which monitoring reads. "
-                                   "When the champion alias moves (a promotion or rollback), the new version is swapped in without a restart.")
+    s = sub.add_parser('serve',
+                       help='serve the champion over REST: /invocations (MLflow scoring app), /metrics (Prometheus), a '
+                            'request log',
+                       description="Serve models:/<model_name>@champion. POST /invocations takes raw OHLCV rows as "
+                                   "`mlflow models serve` does; GET /metrics is Prometheus' text format; each answer "
+                                   "is appended to the request log, which monitoring reads. When the champion alias "
+                                   "moves (a promotion or rollback), the new version is swapped in without a restart.")
     s.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1: this machine only)')
     s.add_argument('--port', type=int, default=5001)
-    s.add_argument('--request-log', metavar='PATH', help="JSON lines of every REST prediction (default: <products>/serving/requests.jsonl; 'off' for none)")
-    s.add_argument('--watch-every', type=float, default=30.0, metavar='SECONDS', help='how often to check the champion alias (0: never; default 30)')
+    s.add_argument('--request-log', metavar='PATH',
+                   help="JSON lines of every REST prediction (default: <products>/serving/requests.jsonl; 'off' for "
+                        "none)")
+    s.add_argument('--watch-every', type=float, default=30.0, metavar='SECONDS',
+                   help='how often to check the champion alias (0: never; default 30)')
     s.add_argument('--workers', type=int, metavar='N', help='worker processes (default: one per core, at most 8)')
-    s.add_argument('--max-queue', type=int, default=32, metavar='N', help='requests in hand per worker; past it, 503 + Retry-After (default 32)')
-    s.add_argument('--max-body-bytes', type=int, default=4_000_000, metavar='N', help='request body cap, 413 past it (default 4000000)')
-    s.add_argument('--max-rows', type=int, default=25_000, metavar='N', help='rows per request, 413 past it (default 25000)')
-    s.add_argument('--max-symbols', type=int, default=400, metavar='N', help='equity symbols per request, 413 past it (default 400)')
+    s.add_argument('--max-queue', type=int, default=32, metavar='N',
+                   help='requests in hand per worker; past it, 503 + Retry-After (default 32)')
+    s.add_argument('--max-body-bytes', type=int, default=4_000_000, metavar='N',
+                   help='request body cap, 413 past it (default 4000000)')
+    s.add_argument('--max-rows', type=int, default=25_000, metavar='N',
+                   help='rows per request, 413 past it (default 25000)')
+    s.add_argument('--max-symbols', type=int, default=400, metavar='N',
+                   help='equity symbols per request, 413 past it (default 400)')
     s.add_argument('--timeout', type=float, default=10.0, metavar='SECONDS',
-                   help="a request's budget from admission; past it, 504 and its work stops at the next step (default 10)")
+                   help="a request's budget from admission; past it, 504 and its work stops at the next step (default "
+                        "10)")
     d = sub.add_parser('dashboard', help='serve the monitoring dashboard with Voila')
     d.add_argument('--host', default='127.0.0.1', help='bind address (default 127.0.0.1; any other needs a token: '
                    '$NEPSE_MLOPS_DASHBOARD_TOKEN, which also turns the token login on)')
@@ -473,45 +559,78 @@ def build_parser() -> argparse.ArgumentParser:
                    help='how often to look for such kernels (default 10)')
     u = sub.add_parser('ui', help='the MLflow UI on the local tracking store')
     u.add_argument('--host', default='127.0.0.1'); u.add_argument('--port', type=int, default=5000)
-    pr = sub.add_parser('promote', help='make VERSION the champion, or gate an experiment (--experiment NAME); recorded in the ledger')
-    pr.add_argument('version', nargs='?'); pr.add_argument('--reason', default=None, help='why (in the ledger; required with --force)')
-    pr.add_argument('--experiment', metavar='NAME', help="register experiment NAME's model and run the real gate (nepse-mlops experiments lists them)")
-    pr.add_argument('--force', action='store_true', help='promote a version (or --experiment) the gate refused; needs --reason, and the ledger records it')
-    ex = sub.add_parser('experiment', help="train the working copy on the production snapshot beside the champion and every rule; a memo, no registration",
-                        description="Train the working copy's model (edited notebooks after nbdev_export, env.yaml + --set) on the production "
-                                    "snapshot and the champion's walk-forward windows, in products/experiments/NAME/; print and write a memo "
-                                    "(the experiment, the champion and every naive rule side by side with 95% intervals, the gate's verdict as "
-                                    "it would be). Logged to MLflow (<experiment>_experiments), never registered.")
+    pr = sub.add_parser('promote',
+                        help='make VERSION the champion, or gate an experiment (--experiment NAME); recorded in the '
+                             'ledger')
+    pr.add_argument('version', nargs='?'); pr.add_argument('--reason', default=None,
+                                                           help='why (in the ledger; required with --force)')
+    pr.add_argument('--experiment', metavar='NAME',
+                    help="register experiment NAME's model and run the real gate (nepse-mlops experiments lists them)")
+    pr.add_argument('--force', action='store_true',
+                    help='promote a version (or --experiment) the gate refused; needs --reason, and the ledger records '
+                         'it')
+    ex = sub.add_parser('experiment',
+                        help="train the working copy on the production snapshot beside the champion and every rule; a "
+                             "memo, no registration",
+                        description="Train the working copy's model (edited notebooks after nbdev_export, env.yaml + "
+                                    "--set) on the production snapshot and the champion's walk-forward windows, in "
+                                    "products/experiments/NAME/; print and write a memo (the experiment, the champion "
+                                    "and every naive rule side by side with 95% intervals, the gate's verdict as it "
+                                    "would be). Logged to MLflow (<experiment>_experiments), never registered.")
     ex.add_argument('name', help='the experiment name (letters, digits, _ - .)')
-    ex.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value; model_params.KEY=VALUE for a nested one (repeatable)')
-    el = sub.add_parser('experiments', help='the experiments as a leaderboard, best ROC AUC first: name, when, git, settings, vs champion, verdict')
-    el.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. products=/path (repeatable)')
+    ex.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help='override an env.yaml value; model_params.KEY=VALUE for a nested one (repeatable)')
+    el = sub.add_parser('experiments',
+                        help='the experiments as a leaderboard, best ROC AUC first: name, when, git, settings, vs '
+                             'champion, verdict')
+    el.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help='override an env.yaml value, e.g. products=/path (repeatable)')
     rb = sub.add_parser('rollback', help='move champion back to the previous champion (recorded in the ledger)')
     rb.add_argument('--reason', default='manual rollback')
-    st = sub.add_parser('status', help='champion, last run, data freshness, and the loop: settled sessions and realised metrics (JSON)')
-    st.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. products=/path (repeatable)')
-    st.add_argument('--why', action='store_true', help="also list each task the next run would re-run, and why (asks Ploomber: a few seconds)")
-    h = sub.add_parser('history', help='the last runs from products/runs.jsonl: id, trigger, start, status, duration, tasks run, champion before -> after')
+    st = sub.add_parser('status',
+                        help='champion, last run, data freshness, and the loop: settled sessions and realised metrics '
+                             '(JSON)')
+    st.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help='override an env.yaml value, e.g. products=/path (repeatable)')
+    st.add_argument('--why', action='store_true',
+                    help="also list each task the next run would re-run, and why (asks Ploomber: a few seconds)")
+    h = sub.add_parser('history',
+                       help='the last runs from products/runs.jsonl: id, trigger, start, status, duration, tasks run, '
+                            'champion before -> after')
     h.add_argument('-n', type=int, default=15, help='how many runs (default 15)')
-    h.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. products=/path (repeatable)')
-    sub.add_parser('schedule', help="print a crontab line and a systemd service + timer for the daily run after NEPSE's close")
+    h.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                   help='override an env.yaml value, e.g. products=/path (repeatable)')
+    sub.add_parser('schedule',
+                   help="print a crontab line and a systemd service + timer for the daily run after NEPSE's close")
     from nepse_mlops.export import add_export_parser; add_export_parser(sub)
     add_params_parser(sub)   # one stage under papermill
     rp = sub.add_parser('replay', formatter_class=argparse.RawDescriptionHelpFormatter,
         help='run the scheduled daily loop as of past sessions (predict, settle, monitor, retrain, gate, promote)',
-        description='Replay the daily loop as a scheduler would have run it after each past session: only what was known at that '
-                    'session is used; the champion of the moment predicts the next session; earlier predictions settle; monitoring '
-                    'decides whether to retrain; a retrain is gated and may be promoted. Everything is marked as replayed and kept apart '
-                    "from live runs (products/replays/<from>_<to>/, registered model <model>_replay). Run `nepse-mlops run` first: the "
-                    'replay reads the features it built. Interrupted, the same command resumes from the last completed session.',
-        epilog='examples:\n  nepse-mlops replay --from 2026-03-02\n  nepse-mlops replay --from 2025-09-01 --to 2026-08-21 --set replay_policy.train_sessions=500')
+        description='Replay the daily loop as a scheduler would have run it after each past session: only what was '
+                    'known at that '
+                    'session is used; the champion of the moment predicts the next session; earlier predictions '
+                    'settle; monitoring '
+                    'decides whether to retrain; a retrain is gated and may be promoted. Everything is marked as '
+                    'replayed and kept apart '
+                    "from live runs (products/replays/<from>_<to>/, registered model <model>_replay). Run `nepse-mlops "
+                    "run` first: the "
+                    'replay reads the features it built. Interrupted, the same command resumes from the last completed '
+                    'session.',
+        epilog='examples:\n  nepse-mlops replay --from 2026-03-02\n  nepse-mlops replay --from 2025-09-01 --to '
+               '2026-08-21 --set replay_policy.train_sessions=500')
     rp.add_argument('--from', dest='start', required=True, metavar='DATE', help='first session to replay (YYYY-MM-DD)')
     rp.add_argument('--to', dest='end', metavar='DATE', help='last session (default: the last one in the data)')
-    rp.add_argument('--out', help='folder for the timeline, prediction log, ledger and resume state (default: products/replays/<from>_<to>)')
+    rp.add_argument('--out',
+                    help='folder for the timeline, prediction log, ledger and resume state (default: '
+                         'products/replays/<from>_<to>)')
     rp.add_argument('--fresh', action='store_true', help='start over instead of resuming an interrupted replay')
-    rp.add_argument('--wait', action='store_true', help='if a run holds the products folder, queue behind it (default: exit 75 at once)')
-    rp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help="override an env.yaml value; replay_policy.KEY=VALUE for the policy")
-    for q in (s, u, pr, rb): q.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override an env.yaml value, e.g. tracking_uri=http://host:5000 (repeatable)')
+    rp.add_argument('--wait', action='store_true',
+                    help='if a run holds the products folder, queue behind it (default: exit 75 at once)')
+    rp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help="override an env.yaml value; replay_policy.KEY=VALUE for the policy")
+    for q in (s, u, pr, rb): q.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                                            help='override an env.yaml value, e.g. tracking_uri=http://host:5000 '
+                                                 '(repeatable)')
     from nepse_mlops.tracking import add_tracking_parser; add_tracking_parser(sub)
     return p
 
@@ -522,10 +641,10 @@ def _secret_error(items) -> str | None:
     for it in items or []:
         k, _, v = str(it).partition('=')
         if kind := secret_in(v):
-            return (f"error: --set {k}={mask_secrets(v)} carries {kind}: a command line is visible to every user of this "
-                    "machine (ps) and is copied into logs. Put the secret in the environment (PGPASSWORD or ~/.pgpass for a "
-                    "database, MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD for a tracking server, "
-                    "NEPSE_MLOPS_ALERT_WEBHOOK for a webhook) and leave it out of the value.")
+            return (f"error: --set {k}={mask_secrets(v)} carries {kind}: a command line is visible to every user of "
+                    "this machine (ps) and is copied into logs. Put the secret in the environment (PGPASSWORD or "
+                    "~/.pgpass for a database, MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD for a tracking "
+                    "server, NEPSE_MLOPS_ALERT_WEBHOOK for a webhook) and leave it out of the value.")
     return None
 
 def _parse_set(items):
@@ -551,27 +670,32 @@ def replay_command(env: dict, args) -> int:
         else: env[k] = v
     try: tl, out = run_replay(env | {'replay_policy': policy}, args.start, args.end, args.out, args.fresh)
     except (FileNotFoundError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    led = [json.loads(l) for l in (out / 'ledger.jsonl').read_text().splitlines()] if (out / 'ledger.jsonl').exists() else []
+    led = ([json.loads(l) for l in (out / 'ledger.jsonl').read_text().splitlines()] if (out / 'ledger.jsonl').exists()
+           else [])
     s = replay_summary(tl, led)
-    print(f"replayed {s['sessions']} sessions ({s['first']} to {s['last']}): {s['retrains']} retrains, {s['promotions']} champion changes; "
-          f"median {s['seconds_per_session']} s a session\n  timeline: {out / 'timeline.csv'}\n  ledger:   {out / 'ledger.jsonl'}")
+    print(f"replayed {s['sessions']} sessions ({s['first']} to {s['last']}): {s['retrains']} retrains, "
+          f"{s['promotions']} champion changes; median {s['seconds_per_session']} s a session\n  timeline: "
+          f"{out / 'timeline.csv'}\n  ledger:   {out / 'ledger.jsonl'}")
     return 0
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `nepse-mlops`."
     args = build_parser().parse_args(argv)
     os.environ.update(TELEMETRY_OFF)
-    if err := _secret_error(getattr(args, 'set', None)): print(err, file=sys.stderr); return 2   # every command, before anything runs
+    # every command, before anything runs
+    if err := _secret_error(getattr(args, 'set', None)): print(err, file=sys.stderr); return 2
     if args.command == 'ingest': return check_data(args.paths, args.out, args.actions, args.today, args.holidays)
     if args.command == 'tracking-server': from nepse_mlops.tracking import tracking_main; return tracking_main(args)
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
     if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
-    if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries, args.task)
+    if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set),
+                                                  args.trigger, args.wait, args.retries, args.task)
     if args.command == 'status':
         out = status(env | _parse_set(args.set))
         if args.why:
-            try: out['outdated'] = why_outdated(root, resolve_settings(env, _parse_set(args.set))) or 'nothing: the next run would skip every task'
+            try: out['outdated'] = (why_outdated(root, resolve_settings(env, _parse_set(args.set)))
+                                    or 'nothing: the next run would skip every task')
             except RuntimeError as e: out['outdated'] = f"could not ask Ploomber: {e}"
         print(json.dumps(out, indent=2, default=str)); return 0
     if args.command == 'history':
@@ -586,11 +710,13 @@ def main(argv: list[str] | None = None) -> int:
         from nepse_mlops.ops import run_lock, RunBusy, EXIT_BUSY
         try:
             products = _parse_set(args.set).get('products', env['products'])
-            with run_lock(products, f"nepse-mlops replay --from {args.start}", args.wait): return replay_command(env, args)
+            with run_lock(products, f"nepse-mlops replay --from {args.start}", args.wait): return replay_command(env,
+                                                                                                                 args)
         except RunBusy as e: print(f"error: {e}", file=sys.stderr); return EXIT_BUSY
     if args.command in ('experiment', 'experiments') or (args.command == 'promote' and args.experiment):
         from nepse_mlops.experiment import experiment_main; return experiment_main(env, args, root)
-    if args.command == 'promote' and not args.version: print('error: promote needs VERSION or --experiment NAME', file=sys.stderr); return 2
+    if args.command == 'promote' and not args.version: print('error: promote needs VERSION or --experiment NAME',
+                                                             file=sys.stderr); return 2
     if args.command in ('promote', 'rollback'):
         from nepse_mlops.registry import promote, rollback, PromotionRefused
         ledger = Path(env['reports']) / 'registry_ledger.jsonl'
@@ -602,10 +728,12 @@ def main(argv: list[str] | None = None) -> int:
                   else rollback(_client(env), env['model_name'], ledger, args.reason))
         except PromotionRefused as e: print(f"error: {e}", file=sys.stderr); return 2
         except Exception as e: print(f"error: {e}", file=sys.stderr); return 1
-        print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}"); return 0
+        print(f"champion is now version {ev['version']} (was {ev['previous_champion']}); recorded in {ledger}")
+        return 0
     if args.command == 'serve':
         from nepse_mlops.serving import serve, Limits
-        log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving' / 'requests.jsonl')
+        log = None if args.request_log == 'off' else args.request_log or str(Path(env['products']) / 'serving'
+                                                                             / 'requests.jsonl')
         caps = Limits(args.max_body_bytes, args.max_rows, args.max_symbols, args.max_queue, args.timeout)
         from nepse_mlops.registry import products_market
         return serve(env['tracking_uri'], env['model_name'], args.host, args.port, log, args.watch_every, args.workers,

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PREDICTION_COLUMNS', 'serving_rows', 'update_log', 'model_horizon', 'model_label', 'predict_next', 'predict_memo',
-           'PredictSettings', 'predict_stage', 'predict_report']
+           'PredictSettings', 'PredictStageResult', 'predict_stage', 'predict_report']
 
 # %% ../nbs/06_predict.ipynb #c003
 import os
@@ -17,7 +17,8 @@ from .market_calendar import next_session   # the trading calendar's one home
 
 # %% ../nbs/06_predict.ipynb #c009
 def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days: int = 10) -> tuple[pd.DataFrame, dict]:
-    "The batch request (`features.request_rows`) for every active equity with enough history; and how many were left out."
+    ("The batch request (`features.request_rows`) for every active "
+     "equity with enough history; and how many were left out.")
     eq = prices[prices.instrument_type == 'equity']
     by = eq.groupby('symbol')
     active = by.date.max() >= eq.date.max() - pd.Timedelta(days=active_within_days)
@@ -27,8 +28,9 @@ def serving_rows(prices: pd.DataFrame, market: pd.DataFrame, active_within_days:
     return rows, dict(inactive=int((~active).sum()), short_history=int((active & ~enough).sum()))
 
 def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
-    """Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol. The log is a
-    history: read only when it matches the digest recorded at its last write, and each write keeps a copy (`core.record_digest`)."""
+    """Append `preds` to the prediction log, replacing earlier rows for the same feature date and symbol. The log is
+    a history: read only when it matches the digest recorded at its last write, and each write keeps a copy
+    (`core.record_digest`)."""
     from nepse_mlops.core import read_history_parquet, record_digest
     p = Path(log_path)
     old = read_history_parquet(p) if p.exists() else pd.DataFrame(columns=preds.columns)
@@ -40,7 +42,8 @@ def update_log(log_path: str | Path, preds: pd.DataFrame) -> pd.DataFrame:
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try: new.to_parquet(tmp, index=False)
     except BaseException: tmp.unlink(missing_ok=True); raise   # a full disk leaves no half-written log
-    record_digest(p, tmp.read_bytes())   # its digest and a copy to recover from, before the rename (see core.record_digest)
+    # its digest and a copy to recover from, before the rename (see core.record_digest)
+    record_digest(p, tmp.read_bytes())
     kill_point('predict_log')
     os.replace(tmp, p)   # atomic: the log is the old one or the new one, never half of one
     return new
@@ -58,15 +61,18 @@ def model_label(model) -> str:
 
 def predict_next(model, prices: pd.DataFrame, market: pd.DataFrame, version: str, active_within_days: int = 10,
                  horizon: int | None = None) -> tuple[pd.DataFrame, dict]:
-    "Champion predictions for `horizon` sessions ahead (default: the model's own) for every active symbol, plus counts of symbols left out."
+    ("Champion predictions for `horizon` sessions ahead (default: the "
+     "model's own) for every active symbol, plus counts of symbols left out.")
     rows, left_out = serving_rows(prices, market, active_within_days)
-    if not (rows.symbol.ne(MARKET) & ~rows.symbol.str.startswith(SECTOR_PREFIX)).any():   # no symbol has enough recent history
+    # no symbol has enough recent history
+    if not (rows.symbol.ne(MARKET) & ~rows.symbol.str.startswith(SECTOR_PREFIX)).any():
         return pd.DataFrame(columns=['symbol', 'feature_date', 'prob_up', 'direction', 'model_version', 'run_id',
                                      'prediction_for', 'created_at', 'sector']), left_out
     out = model.predict(rows)
     out = out.rename(columns={'date': 'feature_date'})
     day = pd.Timestamp(prices.date.max())
-    for _ in range(horizon or model_horizon(model)): day = next_session(day)   # the session whose close the label compares
+    # the session whose close the label compares
+    for _ in range(horizon or model_horizon(model)): day = next_session(day)
     out['prediction_for'] = day.strftime('%Y-%m-%d')
     out['model_version'] = str(version)
     out['created_at'] = pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds')
@@ -75,7 +81,8 @@ def predict_next(model, prices: pd.DataFrame, market: pd.DataFrame, version: str
     return out.sort_values('prob_up', ascending=False).reset_index(drop=True), left_out
 
 # %% ../nbs/06_predict.ipynb #15a7c491
-PREDICTION_COLUMNS = ['symbol', 'feature_date', 'prob_up', 'direction', 'run_id', 'prediction_for', 'model_version', 'created_at', 'sector']
+PREDICTION_COLUMNS = ['symbol', 'feature_date', 'prob_up', 'direction', 'run_id', 'prediction_for', 'model_version',
+                      'created_at', 'sector']
 
 def _baseline_memo(summary: dict, last_session: str) -> str:
     "The memo when a baseline rule serves: a ranking, labelled as the rule it is, never a buy list."
@@ -97,15 +104,16 @@ def predict_memo(summary: dict, last_session: str) -> str:
                 "register report (a run on this market trains and gates its own champion), or `nepse-mlops promote` a "
                 "version of this market.")
     if not summary['champion']:
-        return ("# Predict: the next session\n\n**No champion model: nothing is served.** The gate has not promoted any model yet; the "
-                "register report says why. **Check next:** the register report's reasons.")
+        return ("# Predict: the next session\n\n**No champion model: nothing is served.** The gate has not promoted "
+                "any model yet; the register report says why. **Check next:** the register report's reasons.")
     if summary.get('champion_kind') == 'baseline_rule':
         return _baseline_memo(summary, last_session)
-    return (f"# Predict: the next session\n\nChampion **v{summary['champion']}** predicted **{summary['n']}** symbols for "
-            f"**{summary['prediction_for']}** from prices to {last_session}; left out: {summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\n"
+    return (f"# Predict: the next session\n\nChampion **v{summary['champion']}** predicted **{summary['n']}** symbols "
+            f"for **{summary['prediction_for']}** from prices to {last_session}; left out: "
+            f"{summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\n"
             + (f"Each probability is that {summary['what']}.\n\n" if summary.get('what') else '') +
-            "**Check next:** the spread of probabilities (a model that says 0.5 for everyone has nothing to say), and after the next "
-            "session, the monitor stage's realised performance for these predictions.")
+            "**Check next:** the spread of probabilities (a model that says 0.5 for everyone has nothing to say), and "
+            "after the next session, the monitor stage's realised performance for these predictions.")
 
 # %% ../nbs/06_predict.ipynb #d55bc586
 from dataclasses import dataclass
@@ -133,8 +141,16 @@ def _kind_summary(name: str, version) -> dict:
     k = champion_kind(mlflow.MlflowClient(), name, version)
     return {'champion_kind': k['kind'], 'champion_rule': k['rule']}
 
-def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
-    "The predict stage: the champion's prediction for every active symbol's next session, logged and written to `product`."
+@dataclass
+class PredictStageResult:
+    "What the predict stage made: the predictions, the summary written beside them, and the prices' last session."
+    preds: pd.DataFrame  # one row per active symbol (PREDICTION_COLUMNS); empty when nothing is served
+    summary: dict        # what summary.json holds: champion, n, prediction_for, left_out, seconds, refused, ...
+    last_session: str    # the last session of the validated prices, 'YYYY-MM-DD'
+
+def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> PredictStageResult:
+    ("The predict stage: the champion's prediction for every active "
+     "symbol's next session, logged and written to `product`.")
     import time, mlflow
     from nepse_mlops.core import write_json, read_json
     from nepse_mlops.registry import setup_tracking, champion_version, champion_market, market_mismatch
@@ -158,16 +174,16 @@ def predict_stage(upstream: dict, product: dict, s: PredictSettings) -> dict:
                'prediction_for': preds.prediction_for.iat[0] if len(preds) else None,
                'market': data_market, 'refused': refused, 'what': what} | _kind_summary(s.model_name, version)
     write_json(summary, product['summary'])
-    return dict(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
+    return PredictStageResult(preds=preds, summary=summary, last_session=str(prices.date.max().date()))
 
-def predict_report(r: dict) -> None:
+def predict_report(r: PredictStageResult) -> None:
     "The predict stage's memo, the most bullish symbols and the spread of probabilities."
     import matplotlib.pyplot as plt
     from IPython.display import display, Markdown
-    preds = r['preds']
-    display(Markdown(predict_memo(r['summary'], r['last_session'])))
+    preds = r.preds
+    display(Markdown(predict_memo(r.summary, r.last_session)))
     if len(preds):
-        rule = r['summary'].get('champion_kind') == 'baseline_rule'   # a rule's ranking: no 'up/down' call shown
+        rule = r.summary.get('champion_kind') == 'baseline_rule'   # a rule's ranking: no 'up/down' call shown
         cols = (['symbol', 'sector', 'feature_date', 'prediction_for', 'prob_up'] + ([] if rule else ['direction'])
                 + ['model_version'])
         display(preds.head(15)[cols].rename(columns={'prob_up': 'ranking score'} if rule else {}))

@@ -34,7 +34,8 @@ class RequestLog:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, out, when: datetime | None = None) -> int:
-        "Log the model's answer `out` (a frame or a dict of arrays: symbol, date, prob_up, model_version); returns the lines written."
+        ("Log the model's answer `out` (a frame or a dict of arrays: "
+         "symbol, date, prob_up, model_version); returns the lines written.")
         if self._fd is None or not len(out['symbol']): return 0
         t = (when or datetime.now(timezone.utc)).isoformat(timespec='milliseconds')
         lines = ''.join(json.dumps({'time': t, 'symbol': str(s)[:16], 'date': str(d)[:10],   # fields bounded
@@ -52,7 +53,8 @@ def read_request_log(path: str | Path) -> pd.DataFrame:
     from nepse_mlops.core import read_jsonl
     recs = read_jsonl(path) if path else []
     df = pd.DataFrame(recs, columns=REQUEST_LOG_COLUMNS)
-    return df.assign(time=pd.to_datetime(df.time, utc=True, format='ISO8601'), model_version=df.model_version.astype(str))
+    return df.assign(time=pd.to_datetime(df.time, utc=True, format='ISO8601'),
+                     model_version=df.model_version.astype(str))
 
 # %% ../nbs/06a_serving.ipynb #105bf726
 @dataclass
@@ -246,10 +248,13 @@ class ServingMetrics:
         r = None if self.multiprocess else CollectorRegistry(auto_describe=True)
         if r is not None: ProcessCollector(registry=r); PlatformCollector(registry=r)
         self.registry, self.model_name, self._info = r, model_name, None
-        self.requests = Counter('nepse_serving_requests', 'HTTP requests answered, by path and status code', ['path', 'status'], registry=r)
-        self.latency = Histogram('nepse_serving_request_seconds', 'Time from request to the end of the response, by path',
+        self.requests = Counter('nepse_serving_requests', 'HTTP requests answered, by path and status code',
+                                ['path', 'status'], registry=r)
+        self.latency = Histogram('nepse_serving_request_seconds',
+                                 'Time from request to the end of the response, by path',
                                  ['path'], buckets=LATENCY_BUCKETS, registry=r)
-        self.predictions = Counter('nepse_serving_predictions', 'Symbols answered, by model version', ['model_version'], registry=r)
+        self.predictions = Counter('nepse_serving_predictions', 'Symbols answered, by model version', ['model_version'],
+                                   registry=r)
         self.prob = Histogram('nepse_serving_prob_up', 'Served probability that the next session closes up',
                               buckets=tuple(np.round(np.arange(0.1, 1.0, 0.1), 1)), registry=r)
         self.model = Gauge('nepse_serving_model_info', 'The model served (1; 0: a version a worker no longer serves)',
@@ -308,8 +313,8 @@ async def _read_body(receive, cap: int) -> bytes | None:
     return b''.join(chunks)
 
 class RequestGuard:
-    """ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked, then
-    scored and answered here within `timeout` seconds (MLflow's app answers every other path)."""
+    """ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked,
+    then scored and answered here within `timeout` seconds (MLflow's app answers every other path)."""
     def __init__(self, app, served, limits: Limits, log: RateLimitedLog | None = None):
         self.app, self.served, self.limits, self.log, self.inflight = app, served, limits, log or RateLimitedLog(), 0
 
@@ -329,7 +334,8 @@ class RequestGuard:
                 # a big body off the event loop, so /ping and the queue's 503s still answer while it is scored
                 status, out = await asyncio.to_thread(work) if len(body) > 65_536 else work()
             except Refused as e:
-                if e.status == 504: self.log.event('timeout', status=504, step=deadline.step, seconds=self.limits.timeout)
+                if e.status == 504: self.log.event('timeout', status=504, step=deadline.step,
+                                                   seconds=self.limits.timeout)
                 else: self.log.event('refused', status=e.status, reason=e.message[:160])
                 return await _answer(send, e.status, e.message)
             except ConnectionError: return
@@ -365,7 +371,8 @@ def model_universe(meta: dict) -> frozenset | None:
     return frozenset(map(str, u)) if u else None
 
 class ServedModel:
-    "What MLflow's scoring app calls: the champion's `predict`, counted and logged; `swap` replaces the model between requests."
+    ("What MLflow's scoring app calls: the champion's `predict`, "
+     "counted and logged; `swap` replaces the model between requests.")
     def __init__(self, model, version: str, metrics: ServingMetrics, request_log: RequestLog):
         self.metrics, self.request_log = metrics, request_log
         self.swap(model, version)
@@ -375,7 +382,8 @@ class ServedModel:
         py.version = str(version)                               # answers carry the registry version they came from
         meta = getattr(py, 'meta', None) or {}
         answer = getattr(py, 'answer', None)
-        checks = answer is not None and 'check' in inspect.signature(answer).parameters   # older models: no deadline hook
+        # older models: no deadline hook
+        checks = answer is not None and 'check' in inspect.signature(answer).parameters
         # one assignment: a request sees the old model or the new
         self._state = (model, py, str(version), model_universe(meta), checks)
         self.metrics.set_model(version, meta.get('run_id'))
@@ -389,7 +397,8 @@ class ServedModel:
 
     def predict(self, data, params=None,
                 check=None) -> list[dict]:   # `Deadline.check`, called by the model between its steps
-        "The answer as records (what MLflow writes as `predictions`); columns of arrays when the model has `answer`, no frame built."
+        ("The answer as records (what MLflow writes as `predictions`); "
+         "columns of arrays when the model has `answer`, no frame built.")
         _, py, _, _, checks = self._state
         try:
             if checks: cols = py.answer(data, check=check)
@@ -444,9 +453,9 @@ def short_error(message: str, error_code='INVALID_PARAMETER_VALUE'):
     return _short_class()(message, error_code)
 
 class _OwnParsing:
-    """The served model's metadata without its input schema, so MLflow's app parses the JSON into a frame and leaves types to
-    the model. `RequestGuard` has checked every cell already; MLflow's schema coercion of a 183-row request cost
-    0.55 ms on top and found nothing the guard and the model do not."""
+    """The served model's metadata without its input schema, so MLflow's app parses the JSON into a frame and leaves
+    types to the model. `RequestGuard` has checked every cell already; MLflow's schema coercion of a 183-row request
+    cost 0.55 ms on top and found nothing the guard and the model do not."""
     def __init__(self, metadata): self._m = metadata
     def get_input_schema(self): return None
     def __getattr__(self, name): return getattr(self._m, name)
@@ -521,8 +530,9 @@ class ChampionWatch(threading.Thread):
             return True
         except Exception as e:
             from nepse_mlops.train import ModelContractError
-            why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)   # a feature contract
-                   else f"registry not reachable ({type(e).__name__}: {e})")                       # this code cannot keep
+            # ModelContractError: the new champion has a feature contract this code cannot keep
+            why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)
+                   else f"registry not reachable ({type(e).__name__}: {e})")
             if not self.failed: print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
             self.failed = True
             return False
@@ -545,7 +555,8 @@ def quiet_validation():
     v.log = lambda *msg, **kw: None
 
 def champion_meta(model_name: str, version: str) -> dict:
-    "The registered version's `meta.json` (features, horizon, sectors, git commit), read without loading the model; {} if none."
+    ("The registered version's `meta.json` (features, horizon, sectors, "
+     "git commit), read without loading the model; {} if none.")
     import mlflow
     os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')   # no progress bar in the server's log
     with tempfile.TemporaryDirectory() as d:
@@ -582,22 +593,25 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
     mlflow.set_tracking_uri(tracking_uri)
     try: version = champion_version(MlflowClient(), model_name, strict=True)
     except Exception as e:
-        print(f"error: cannot read the registry at {mask_secrets(tracking_uri)}: {mask_secrets(str(e))[:300]}; is the tracking server up, "
-              "and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD set if it asks for a login?", flush=True)
+        print(f"error: cannot read the registry at {mask_secrets(tracking_uri)}: {mask_secrets(str(e))[:300]}; is the "
+              "tracking server up, and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD set if it asks for a "
+              "login?", flush=True)
         return 2
     if version is None:
-        print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run `nepse-mlops run` "
-              "(the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
+        print(f"error: registered model {model_name!r} has no champion in {mask_secrets(tracking_uri)}; run "
+              "`nepse-mlops run` (the gate promotes one) or `nepse-mlops promote VERSION`", flush=True)
         return 1
     from nepse_mlops.registry import champion_market, market_mismatch
     if market and (why := market_mismatch(champion_market(MlflowClient(), model_name, version), market, version)):
         print(f"error: {why}; run `nepse-mlops run` on this data (it trains and gates its own champion)", flush=True)
         return 2
     from nepse_mlops.train import ModelContractError, check_contract
-    meta = champion_meta(model_name, version)   # its feature contract, checked before any worker starts; no model loaded
+    # its feature contract, checked before any worker starts; no model loaded
+    meta = champion_meta(model_name, version)
     try:
         if meta.get('features'): check_contract(meta['features'], version, meta.get('git_commit'))
-        else: mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')   # an older model lists them only in its estimator
+        # an older model lists them only in its estimator
+        else: mlflow.pyfunc.load_model(f'models:/{model_name}/{version}')
     except ModelContractError as e: print(f"error: {e}", flush=True); return 2
     workers = workers or default_workers()
     metrics_dir = tempfile.mkdtemp(prefix='nepse_serving_metrics_')   # each worker's samples, merged on every scrape

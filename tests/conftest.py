@@ -13,7 +13,8 @@ if os.environ.get('PYTEST_XDIST_WORKER'):   # `make test` runs two workers on tw
     os.environ['OMP_NUM_THREADS'] = '1'      # gradient boosting's spinning threads fight and a window takes 20x longer
 
 needs_shared = pytest.mark.skipif(not SHARED.exists(), reason=f'real NEPSE data not found at {SHARED} (present in CI)')
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason='Debian chromium not installed (CI installs it: apt-get install chromium)')
+needs_chromium = pytest.mark.skipif(CHROMIUM is None,
+                                    reason='Debian chromium not installed (CI installs it: apt-get install chromium)')
 
 
 # Tests pin the calendar and the modelling settings the sample was designed for: the live default market ends on the
@@ -24,7 +25,8 @@ PINNED = ['--set', 'synth_through=2026-08-21', '--set', "synth_change_at=''", '-
 
 
 def build(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    "Run `nepse-mlops run` with every product, report and the tracking store inside `tmp` (pinned settings first; `extra` wins)."
+    ("Run `nepse-mlops run` with every product, report and the tracking "
+     "store inside `tmp` (pinned settings first; `extra` wins).")
     args = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run',
             '--set', f'products={tmp}/products', '--set', f'reports={tmp}/reports',
             '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', *PINNED, *extra]
@@ -32,7 +34,8 @@ def build(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 def env_for(tmp: Path) -> dict:
-    return {'products': f'{tmp}/products', 'reports': f'{tmp}/reports', 'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db',
+    return {'products': f'{tmp}/products', 'reports': f'{tmp}/reports',
+            'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db',
             'model_name': 'nepse_direction'}
 
 

@@ -20,7 +20,8 @@ for s in json.loads(sys.argv[1]):
                     str(market_calendar.market_today())])
 print(json.dumps(out))
 """
-# (UTC instant, expected last session, Kathmandu date): 09:14 UTC = 14:59 in Kathmandu, 09:15 = 15:00, 22:26 = 04:11 next day
+# (UTC instant, expected last session, Kathmandu date): 09:14 UTC
+# = 14:59 in Kathmandu, 09:15 = 15:00, 22:26 = 04:11 next day
 CASES = [('2026-12-03T09:14:00', '2026-12-02', '2026-12-03'), ('2026-12-03T09:15:00', '2026-12-03', '2026-12-03'),
          ('2026-12-03T22:26:00', '2026-12-03', '2026-12-04'), ('2026-12-03T18:14:00', '2026-12-03', '2026-12-03'),
          ('2026-12-03T18:16:00', '2026-12-03', '2026-12-04')]

@@ -11,8 +11,10 @@ pytestmark = pytest.mark.ops
 
 
 def run(tmp, kill=None, *extra):
-    args = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run', '--sample', '--set', f'products={tmp}/products', '--set', f'reports={tmp}/reports',
-            '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', *PINNED, '--set', 'replay_sessions=20', '--set', 'retrain=always', *extra]
+    args = [str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'run', '--sample', '--set', f'products={tmp}/products',
+            '--set', f'reports={tmp}/reports',
+            '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', *PINNED, '--set', 'replay_sessions=20',
+            '--set', 'retrain=always', *extra]
     env = os.environ | QUIET | ({'NEPSE_MLOPS_KILL_AT': kill} if kill else {})
     env.pop('NEPSE_MLOPS_KILL_AT', None) if not kill else None
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200, start_new_session=True)
@@ -35,7 +37,8 @@ def consistent(tmp):
     client = mlflow.MlflowClient(f'sqlite:///{tmp}/products/mlflow.db')
     champ = client.get_model_version_by_alias('nepse_direction', 'champion')
     assert champ.tags.get('gate_decision') == 'promoted', champ.tags
-    promoted = [e for e in map(json.loads, Path(tmp, 'reports/registry_ledger.jsonl').read_text().splitlines()) if e['event'] == 'promoted']
+    promoted = [e for e in map(json.loads, Path(tmp, 'reports/registry_ledger.jsonl').read_text().splitlines())
+                if e['event'] == 'promoted']
     assert str(champ.version) in {str(e['version']) for e in promoted}
 
 
@@ -62,7 +65,8 @@ POINTS = ['ingest_written', 'validate_written', 'features_written', 'train_logge
 @pytest.mark.parametrize('point', POINTS)
 def test_killed_run_leaves_a_state_the_next_run_completes(crashed, point):
     tmp = crashed
-    # a retrain identical to the champion is not registered: to reach register_version the killed run trains another model
+    # a retrain identical to the champion is not registered: to
+    # reach register_version the killed run trains another model
     other = ('--set', 'embargo=2') if point == 'register_version' else ()
     killed = run(tmp, point, '--force', *other)
     assert killed.returncode == -9, f'{point} was not reached: ' + killed.stdout[-2000:] + killed.stderr[-2000:]
@@ -72,15 +76,19 @@ def test_killed_run_leaves_a_state_the_next_run_completes(crashed, point):
     runs = [json.loads(l) for l in Path(tmp, 'products/runs.jsonl').read_text().splitlines()]
     if point != 'write_json':   # that one dies writing the run's own start marker, before anything else
         assert runs[-2]['status'] == 'killed' and runs[-2]['detected_by'] == runs[-1]['run_id']
-        assert runs[-2]['champion_after'] == runs[-1]['champion_before']   # the killed run's record says which champion it left
+        # the killed run's record says which champion it left
+        assert runs[-2]['champion_after'] == runs[-1]['champion_before']
     # killed writing its own start marker, a run changed nothing: the next one finds everything up to date (its
     # temporary file swept first); after any later point the next run has work to finish
     assert runs[-1]['status'] == ('noop' if point == 'write_json' else 'success'), runs[-1]
-    print(f"\nkilled at {point}: the next run ({runs[-1]['status']}) re-ran {sorted(k for k, v in runs[-1]['tasks'].items() if v['ran'])} "
-          f"in {runs[-1]['seconds']} s; champion {runs[-1]['champion_before']} -> {runs[-1]['champion_after']}")
+    print(f"\nkilled at {point}: the next run ({runs[-1]['status']}) re-ran "
+          f"{sorted(k for k, v in runs[-1]['tasks'].items() if v['ran'])} in {runs[-1]['seconds']} s; champion "
+          f"{runs[-1]['champion_before']} -> {runs[-1]['champion_after']}")
     from nepse_mlops.cli import why_outdated, resolve_settings
     from nepse_mlops.core import load_env
-    s = {'products': f'{tmp}/products', 'reports': f'{tmp}/reports', 'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db', 'sample': True,
-         'synth_through': '2026-08-21', 'synth_change_at': '', 'today': '2026-08-22', 'test_sessions': 40, 'half_life': '',
+    s = {'products': f'{tmp}/products', 'reports': f'{tmp}/reports',
+         'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db', 'sample': True,
+         'synth_through': '2026-08-21', 'synth_change_at': '', 'today': '2026-08-22', 'test_sessions': 40,
+         'half_life': '',
          'replay_sessions': 20, 'retrain': 'always'}
     assert why_outdated(ROOT, resolve_settings(load_env(ROOT), s)) == []

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import BIN, CHROMIUM, QUIET, ROOT, free_port, needs_chromium, wait_http
 
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking',
         '--disable-component-update', '--disable-sync']
-PANELS = ['Data freshness and last run', 'Champion model', 'Drift', 'Realised performance', 'Latest predictions', 'Price and predictions']
+PANELS = ['Data freshness and last run', 'Champion model', 'Drift', 'Realised performance', 'Latest predictions',
+          'Price and predictions']
 BAD = ['Traceback', 'Error', 'Exception']
 
 
@@ -18,7 +20,8 @@ BAD = ['Traceback', 'Error', 'Exception']
 def dashboard(products, env=None):
     "`nepse-mlops dashboard` on a free port, serving `products`; yields a Playwright page factory."
     port = free_port()
-    log = open(Path(products).parent / f'dashboard_{port}.log', 'w')   # the server's log beside the products, for a failure
+    # the server's log beside the products, for a failure
+    log = open(Path(products).parent / f'dashboard_{port}.log', 'w')
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port)],
                             env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(products)} | (env or {}),
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -30,15 +33,18 @@ def dashboard(products, env=None):
             b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             def open_page(query='', wait_for='Price and predictions'):
                 page = b.new_page(viewport={'width': 1300, 'height': 1000})
-                page.goto(url + query, timeout=120_000, wait_until='commit')   # Voila keeps loading widgets; wait for content instead
+                # Voila keeps loading widgets; wait for content instead
+                page.goto(url + query, timeout=120_000, wait_until='commit')
                 page.wait_for_selector(f'text={wait_for}', timeout=120_000)
                 if wait_for == 'Price and predictions':
-                    page.wait_for_selector('table.nm-preds', timeout=60_000); page.wait_for_selector('text=Selected:', timeout=60_000)
+                    page.wait_for_selector('table.nm-preds', timeout=60_000); page.wait_for_selector('text=Selected:',
+                                                                                                     timeout=60_000)
                 return page
             yield open_page
             b.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM); proc.wait(20); log.close()   # the CLI and its Voila (whose kernels stop with it)
+        # the CLI and its Voila (whose kernels stop with it)
+        os.killpg(proc.pid, signal.SIGTERM); proc.wait(20); log.close()
 
 
 def rows(page):
@@ -88,10 +94,12 @@ def test_dashboard_sector_and_symbol_controls(sample_build, tmp_path):
         assert dropdown(page, 'Sector').locator('option').all_inner_texts() == ['all'] + sectors
         first_symbol = dropdown(page, 'Symbol').input_value()
         dropdown(page, 'Sector').select_option(sector)
-        page.wait_for_function(f"document.querySelectorAll('table.nm-preds tbody tr').length == {len(in_sector)}", timeout=30_000)
+        page.wait_for_function(f"document.querySelectorAll('table.nm-preds tbody tr').length == {len(in_sector)}",
+                               timeout=30_000)
         table, _ = rows(page)
         symbol_options = dropdown(page, 'Symbol').locator('option').all_inner_texts()
-        page.wait_for_selector(f'text=Selected: {in_sector[0]}' if first_symbol not in in_sector else f'text=Selected: {first_symbol}', timeout=30_000)
+        page.wait_for_selector(f'text=Selected: {in_sector[0]}' if first_symbol not in in_sector
+                               else f'text=Selected: {first_symbol}', timeout=30_000)
         page.locator('.widget-text:has(label:text-is("Filter")) input').fill(in_sector[-1].lower())
         page.wait_for_function("document.querySelectorAll('table.nm-preds tbody tr').length == 1", timeout=30_000)
         filtered, _ = rows(page)
@@ -131,7 +139,8 @@ def test_dashboard_without_products_is_friendly(tmp_path):
 
 
 def test_static_snapshot(sample_build):
-    "The pipeline's dashboard task writes a static HTML snapshot: every panel, the table and the charts, no widgets needed."
+    ("The pipeline's dashboard task writes a static HTML snapshot: "
+     "every panel, the table and the charts, no widgets needed.")
     tmp, _ = sample_build
     page = (tmp / 'reports/dashboard.html').read_text()
     for title in PANELS: assert title in page, title

@@ -126,7 +126,8 @@ def test_models_keep_their_feature_contract(tmp_path):
     assert json.loads((tmp / 'products/register/decision.json').read_text())['champion'] == '1'
 
     # A feature added and another dropped (what nbdev_export writes after an edit of nbs/03_features), then a retrain:
-    # the new model trains on rel_mkt_5 and without gap; the champion is still scored on its own list (with gap, no rel_mkt_5)
+    # the new model trains on rel_mkt_5 and without gap; the champion
+    # is still scored on its own list (with gap, no rel_mkt_5)
     edit(root, "    f['rel_mkt_20'] = f['ret_20'] - _span(mkt, dates, lag(dates, 20))\n",
          "    f['rel_mkt_20'] = f['ret_20'] - _span(mkt, dates, lag(dates, 20))\n"
          "    f['rel_mkt_5'] = f['ret_5'] - _span(mkt, dates, lag(dates, 5))\n")

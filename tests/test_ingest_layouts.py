@@ -11,7 +11,8 @@ FIX = ROOT / 'tests' / 'fixtures' / 'ingest'
 def cli_ingest(*paths, out):
     "Run `nepse-mlops ingest`; return (exit code, stdout, stderr)."
     r = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'ingest', *map(str, paths), '--out', str(out),
-                        '--today', '2024-01-13'], cwd=ROOT, env=os.environ | QUIET, capture_output=True, text=True, timeout=300)
+                        '--today', '2024-01-13'], cwd=ROOT, env=os.environ | QUIET, capture_output=True, text=True,
+                        timeout=300)
     return r.returncode, r.stdout, r.stderr
 
 
@@ -24,10 +25,13 @@ def test_symbol_per_folder_with_its_own_corporate_action_tables():
     assert m.loc['NABIL/prices.csv', ['status', 'symbol', 'symbol_rule']].tolist() == ['ingested', 'NABIL', 'folder']
     assert m.loc['NICA/right-share.csv', ['status', 'symbol']].tolist() == ['corporate_actions', 'NICA']
     a = res.actions.assign(date=res.actions.date.dt.strftime('%Y-%m-%d')).set_index(['symbol', 'date'])
-    assert sorted(a.index) == [('NABIL', '2024-01-08'), ('NABIL', '2024-01-11'), ('NICA', '2024-01-08')]   # cash-only row: no action
-    assert a.loc[('NABIL', '2024-01-08'), 'bonus_pct'] == 33.5           # book closure 2024-01-07 (no session) -> ex-date 01-08
+    # cash-only row: no action
+    assert sorted(a.index) == [('NABIL', '2024-01-08'), ('NABIL', '2024-01-11'), ('NICA', '2024-01-08')]
+    # book closure 2024-01-07 (no session) -> ex-date 01-08
+    assert a.loc[('NABIL', '2024-01-08'), 'bonus_pct'] == 33.5
     assert a.loc[('NICA', '2024-01-08'), ['right_ratio', 'right_price']].tolist() == [1.0, 100.0]
-    assert a.sort_index().agrees.tolist() == [True, False, True]            # the 20% bonus on 01-11 shows no drop in prices
+    # the 20% bonus on 01-11 shows no drop in prices
+    assert a.sort_index().agrees.tolist() == [True, False, True]
 
 
 def test_cli_adjusts_from_the_tables_and_detects_the_rest(tmp_path):
@@ -36,9 +40,11 @@ def test_cli_adjusts_from_the_tables_and_detects_the_rest(tmp_path):
     assert 'symbol from folder: 4 files' in out and '2 ingested + 2 corporate_actions' in out
     assert 'disagree: NABIL 2024-01-11' in out and 'not applied' in out
     adj = pd.read_csv(tmp_path / 'out' / 'adjustments.csv').set_index(['symbol', 'date'])
-    assert np.isclose(adj.loc[('NABIL', '2024-01-08'), 'factor'], 1 / 1.335)      # from the bonus %, not the raw jump (0.75)
+    # from the bonus %, not the raw jump (0.75)
+    assert np.isclose(adj.loc[('NABIL', '2024-01-08'), 'factor'], 1 / 1.335)
     assert np.isclose(adj.loc[('NICA', '2024-01-08'), 'factor'], 0.6)             # TERP of a 1:1 right at 100 on 500
-    assert adj.loc[('NICA', '2024-01-11'), 'source'] == 'detected'                # no table covers it: detection remains
+    # no table covers it: detection remains
+    assert adj.loc[('NICA', '2024-01-11'), 'source'] == 'detected'
     assert ('NABIL', '2024-01-11') not in adj.index                               # contradicted by prices: not applied
 
 
@@ -55,7 +61,8 @@ def test_incomplete_price_files_are_errors_naming_columns(tmp_path):
 def test_two_files_giving_one_symbol_different_histories(tmp_path):
     for d, close in [('a', 100.0), ('b', 300.0)]:
         (tmp_path / d).mkdir()
-        (tmp_path / d / 'XYZ.csv').write_text('date,close\n' + ''.join(f'2024-01-0{i},{close + i}\n' for i in range(1, 6)))
+        (tmp_path / d / 'XYZ.csv').write_text('date,close\n'
+                                              + ''.join(f'2024-01-0{i},{close + i}\n' for i in range(1, 6)))
     rc, out, err = cli_ingest(tmp_path / 'a', tmp_path / 'b', out=tmp_path / 'out')
     assert rc == 2 and 'Traceback' not in err
     assert f"{tmp_path / 'a' / 'XYZ.csv'} and {tmp_path / 'b' / 'XYZ.csv'} both give symbol XYZ" in err
@@ -75,11 +82,14 @@ def test_huge_field_binary_junk_and_bad_encoding_never_crash(tmp_path):
     res = ingest_paths([d])
     assert res.prices.groupby('symbol').size().to_dict() == {'BIG': 2, 'NICA': 10}
     q = res.quarantine[res.quarantine.source_file.str.endswith('BIG.csv')]
-    assert q[['source_line', 'rule']].values.tolist() == [[3, 'malformed_row']] and 'field larger than field limit' in q.reason.iat[0]
-    assert len(q.raw.iat[0]) < 200                                            # the megabytes are not copied into the quarantine
+    assert (q[['source_line', 'rule']].values.tolist() == [[3, 'malformed_row']]
+            and 'field larger than field limit' in q.reason.iat[0])
+    # the megabytes are not copied into the quarantine
+    assert len(q.raw.iat[0]) < 200
     rc, out, err = cli_ingest(d, out=tmp_path / 'out')
     assert rc == 2 and 'Traceback' not in err + out
-    assert f"error: {d / 'JUNK.csv'}: line 2: undecodable bytes" in err or f"error: {d / 'JUNK.csv'}: line 2: binary data" in err
+    assert (f"error: {d / 'JUNK.csv'}: line 2: undecodable bytes" in err
+            or f"error: {d / 'JUNK.csv'}: line 2: binary data" in err)
     assert f"error: {d / 'LATIN.csv'}: line 3: undecodable bytes" in err
     assert len(pd.read_parquet(tmp_path / 'out' / 'prices.parquet')) == 12   # good rows in other files kept
 
@@ -97,4 +107,5 @@ def test_known_other_tables_and_unknown_files_are_accounted_for(tmp_path):
                   'notes.csv': 'skipped'}
     s = ingest_summary(res)
     assert 'files: 4 = 1 ingested + 0 corporate_actions + 2 other_table + 1 skipped + 0 error' in s
-    assert 'notes.csv: not a price table or a known table' in s and 'symbol from file name: 1 files (e.g. NICA.csv -> NICA)' in s
+    assert ('notes.csv: not a price table or a known table' in s
+            and 'symbol from file name: 1 files (e.g. NICA.csv -> NICA)' in s)

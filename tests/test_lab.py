@@ -44,7 +44,8 @@ def checkout_products(sample_build):
     made = []
     for rel in ('products/validate/prices.parquet', 'products/features/features.parquet'):
         if not (ROOT / rel).exists():
-            (ROOT / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy(src / rel, ROOT / rel); made.append(ROOT / rel)
+            (ROOT / rel).parent.mkdir(parents=True, exist_ok=True); shutil.copy(src / rel,
+                                                                                ROOT / rel); made.append(ROOT / rel)
     yield
     for f in made: f.unlink(missing_ok=True)
     if made: shutil.rmtree(ROOT / 'products/lab', ignore_errors=True)

@@ -40,7 +40,8 @@ def test_a_champion_never_crosses_markets(tmp_path):
 
     real = tmp_path / 'real'; real.mkdir()
     for s in SYMBOLS: shutil.copy(COMPANY / f'{s}.csv', real / f'{s}.csv')
-    res = build(tmp_path, '--data', str(real), *CHEAP, '--set', 'n_windows=4')   # CI time: not the real-data profile's 10
+    # CI time: not the real-data profile's 10
+    res = build(tmp_path, '--data', str(real), *CHEAP, '--set', 'n_windows=4')
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     market = f'files:{real.resolve()}'
     run = json.loads((tmp_path / 'products/train/run.json').read_text())
@@ -76,11 +77,11 @@ def test_a_champion_never_crosses_markets(tmp_path):
     assert 'never crosses markets' in lines[0]
     print(f"serve: {lines[0]}")
     out = predict_again(tmp_path)
-    assert out['summary']['champion'] is None and len(out['preds']) == 0
-    assert out['summary']['refused'].startswith(f'champion v{synth_v} was trained on market'), out['summary']
+    assert out.summary['champion'] is None and len(out.preds) == 0
+    assert out.summary['refused'].startswith(f'champion v{synth_v} was trained on market'), out.summary
 
 
-def predict_again(tmp: Path) -> dict:
+def predict_again(tmp: Path):
     "The predict stage on the real run's products, into a scratch folder (the production products stay as they are)."
     from nepse_mlops.predict import predict_stage, PredictSettings
     p = tmp / 'products'

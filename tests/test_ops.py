@@ -12,7 +12,8 @@ SETTINGS = {'today': '2026-08-22', 'test_sessions': 40, 'half_life': '', 'replay
 
 def cli(root, tmp, *args, timeout=1500):
     base = [str(BIN / 'nepse-mlops'), '--root', str(root)]
-    sets = [a for k, v in ({'products': f'{tmp}/products', 'reports': f'{tmp}/reports', 'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db'}
+    sets = [a for k, v in ({'products': f'{tmp}/products', 'reports': f'{tmp}/reports',
+                            'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db'}
                            | SETTINGS).items() for a in ('--set', f"{k}={v if v != '' else chr(39) * 2}")]
     cmd = base + list(args[:1]) + (sets if args[:1] in (('run',), ('history',), ('status',)) else []) + list(args[1:])
     return subprocess.run(cmd, cwd=root, env=os.environ | QUIET, capture_output=True, text=True, timeout=timeout)
@@ -24,7 +25,9 @@ def ops(tmp_path_factory):
     from nepse_mlops.synthetic import make_market, write_market
     tmp = tmp_path_factory.mktemp('ops')
     root = tmp / 'repo'; root.mkdir()
-    shutil.copytree(ROOT / 'nbs', root / 'nbs'); shutil.copy(ROOT / 'pipeline.yaml', root); shutil.copy(ROOT / 'env.yaml', root)
+    shutil.copytree(ROOT / 'nbs', root / 'nbs')
+    shutil.copy(ROOT / 'pipeline.yaml', root)
+    shutil.copy(ROOT / 'env.yaml', root)
     shutil.copytree(ROOT / 'data', root / 'data')   # the shipped sector map env.yaml's `sectors` names
     mk, _ = make_market(n_symbols=12, start='2023-01-01', end='2026-08-21', seed=7)
     write_market(mk, tmp / 'data')
@@ -34,7 +37,8 @@ def ops(tmp_path_factory):
 
 
 def settings(tmp, **extra):
-    return {'products': f'{tmp}/products', 'reports': f'{tmp}/reports', 'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db',
+    return {'products': f'{tmp}/products', 'reports': f'{tmp}/reports',
+            'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db',
             'data': str(tmp / 'data')} | SETTINGS | extra
 
 
@@ -70,21 +74,26 @@ def test_edited_input_setting_and_notebook_are_not(ops):
     root, tmp = ops
     f = sorted((tmp / 'data').rglob('*.csv'))[0]
     text = f.read_text(); lines = text.splitlines(keepends=True)
-    cells = lines[1].split(','); cells[2] = cells[2][:-1] + str((int(cells[2][-1]) + 1) % 10)   # one digit of the latest open
+    # one digit of the latest open
+    cells = lines[1].split(','); cells[2] = cells[2][:-1] + str((int(cells[2][-1]) + 1) % 10)
     lines[1] = ','.join(cells); f.write_text(''.join(lines))
     since, tasks = verdicts(root, tmp)
-    assert since is None and tasks[:1] == ['ingest'] and 'dashboard' in tasks     # a byte edited: ingest and everything after it
+    # a byte edited: ingest and everything after it
+    assert since is None and tasks[:1] == ['ingest'] and 'dashboard' in tasks
     f.write_text(text)
     assert verdicts(root, tmp) [1] == []                                          # the same bytes again: nothing to do
     since, tasks = verdicts(root, tmp, horizon=2)
-    assert since is None and 'features' in tasks and 'ingest' not in tasks        # a setting: from the task that reads it
+    # a setting: from the task that reads it
+    assert since is None and 'features' in tasks and 'ingest' not in tasks
     nb = root / 'nbs/06_predict.ipynb'; original = nb.read_bytes()
     doc = json.loads(original)
-    cell = next(c for c in doc['cells'] if c['cell_type'] == 'code' and ''.join(c['source']).startswith('#| pipeline\nfrom nepse_mlops.predict'))
+    cell = next(c for c in doc['cells'] if c['cell_type'] == 'code'
+                and ''.join(c['source']).startswith('#| pipeline\nfrom nepse_mlops.predict'))
     cell['source'].append('\n# edited')
     nb.write_text(json.dumps(doc, indent=1))
     since, tasks = verdicts(root, tmp)
-    assert since is None and tasks[0] == 'predict' and 'train' not in tasks      # a notebook: that task and what follows
+    # a notebook: that task and what follows
+    assert since is None and tasks[0] == 'predict' and 'train' not in tasks
     nb.write_bytes(original)
     assert verdicts(root, tmp)[0] is not None
 
@@ -103,14 +112,16 @@ def test_deleted_product_is_not(ops):
 
 def test_one_run_at_a_time(ops):
     root, tmp = ops
-    hold = ("import sys, time; from nepse_mlops.ops import run_lock\n"
-            "with run_lock(sys.argv[1], 'nepse-mlops run (a long one)'):\n    print('locked', flush=True); time.sleep(float(sys.argv[2]))")
+    hold = ("import sys, time; from nepse_mlops.ops import run_lock\nwith run_lock(sys.argv[1], 'nepse-mlops run (a "
+            "long one)'):\n    print('locked', flush=True); time.sleep(float(sys.argv[2]))")
     p = subprocess.Popen([sys.executable, '-c', hold, str(tmp / 'products'), '60'], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == 'locked'
     try:
         t0 = time.time(); res = cli(root, tmp, 'run', '--data', str(tmp / 'data'))
-        assert res.returncode == 75 and f'pid {p.pid}' in res.stderr and 'a long one' in res.stderr and '--wait' in res.stderr, res.stderr
-        rp = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(root), 'replay', '--from', '2026-08-01', '--set', f'products={tmp}/products'],
+        assert (res.returncode == 75 and f'pid {p.pid}' in res.stderr and 'a long one' in res.stderr
+                and '--wait' in res.stderr), res.stderr
+        rp = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(root), 'replay', '--from', '2026-08-01', '--set',
+                             f'products={tmp}/products'],
                             capture_output=True, text=True, env=os.environ | QUIET, timeout=120)
         assert rp.returncode == 75, rp.stderr
     finally: p.kill(); p.wait()
@@ -135,6 +146,8 @@ def test_history_lists_every_run(ops):
 
 
 def test_schedule_prints_cron_and_systemd():
-    res = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'schedule'], capture_output=True, text=True, env=os.environ | QUIET)
-    assert res.returncode == 0 and '15 10 * * 1-5' in res.stdout and 'OnCalendar=Mon..Fri 16:00 Asia/Kathmandu' in res.stdout
+    res = subprocess.run([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'schedule'], capture_output=True, text=True,
+                         env=os.environ | QUIET)
+    assert (res.returncode == 0 and '15 10 * * 1-5' in res.stdout
+            and 'OnCalendar=Mon..Fri 16:00 Asia/Kathmandu' in res.stdout)
     assert '--wait --retries 2 --trigger schedule' in res.stdout and 'reports/schedule.log' in res.stdout

@@ -14,7 +14,8 @@ pytestmark = needs_shared
 
 # corporate actions (NABIL NICA NTC API HIDCL UPPER, undone drops CZBIL SMB SHL), the 2011-06-21 jumps (AHPC CHCL EBL),
 # big 2026 moves that the old fixed ±10% rule quarantined, and a few plain ones
-SYMBOLS = ['NABIL', 'NICA', 'NTC', 'API', 'HIDCL', 'UPPER', 'CZBIL', 'SMB', 'SHL', 'AHPC', 'CHCL', 'EBL', 'ADBL', 'ICFC',
+SYMBOLS = ['NABIL', 'NICA', 'NTC', 'API', 'HIDCL', 'UPPER', 'CZBIL', 'SMB', 'SHL', 'AHPC', 'CHCL', 'EBL', 'ADBL',
+           'ICFC',
            'CORBL', 'ULHC', 'BUNGAL', 'DLBS', 'ULBSL', 'ANLB', 'APHL', 'BJHL', 'CREST', 'FOWAD', 'KHPL', 'MKHL', 'SAIL',
            'SKHEL', 'SMJC', 'SNORL', 'AHL', 'CFCL', 'CITY', 'CKHL', 'CYCL', 'GHL', 'ALICL', 'BARUN', 'HDL', 'JOSHI']
 CUTS = ['2011-06-21', '2020-12-30', '2026-04-17', '2026-04-21', '2026-06-15']

@@ -92,8 +92,9 @@ def test_whole_dag_on_real_files(tmp_path):
     for s in ['NABIL', 'ADBL', 'NTC', 'CHCL', 'BPCL', 'AHPC', 'SCB', 'SBI', 'PCBL', 'CZBIL', 'ALICL', 'API']:
         shutil.copy(S1 / f'{s}.csv', real / f'{s}.csv')
     before = {f.name: f.read_bytes() for f in real.iterdir()}
+    # CI time: not the real-data profile's 10 windows (nbs/09_cli tests that it applies)
     res = build(tmp_path, '--data', str(real), '--set', 'today=2026-08-22', '--set', 'replay_sessions=30',
-                '--set', 'n_windows=4')   # CI time: not the real-data profile's 10 windows (nbs/09_cli tests that it applies)
+                '--set', 'n_windows=4')
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert before == {f.name: f.read_bytes() for f in real.iterdir()}       # raw inputs untouched
     assert 'real files' in (tmp_path / 'reports/01_ingest.html').read_text()
@@ -105,12 +106,14 @@ def test_whole_dag_on_real_files(tmp_path):
     summary = json.loads((tmp_path / 'products/monitor/summary.json').read_text())
     assert decision['champion'], 'something always serves: a model that passed the gate, or the best naive rule'
     assert len(preds) >= 10 and (preds.prediction_for == '2026-08-24').all()
-    if decision['decision'] == 'refused':   # no model beat every rule: the best rule serves, labelled as a rule everywhere
+    # no model beat every rule: the best rule serves, labelled as a rule everywhere
+    if decision['decision'] == 'refused':
         check_baseline_champion(tmp_path, decision, preds, summary)
 
 
 def check_baseline_champion(tmp, decision, preds, summary):
-    "The baseline champion is registered, labelled in status, memos and the answer (REST and batch share it), monitored."
+    ("The baseline champion is registered, labelled in status, "
+     "memos and the answer (REST and batch share it), monitored.")
     from conftest import env_for
     from nepse_mlops.cli import status
     v, rule = decision['champion'], decision['champion_rule']

@@ -57,7 +57,8 @@ def changed(tmp_path_factory):
 
 
 def test_the_default_places_the_change_inside_the_replay():
-    assert CAL[-SPAN] < pd.Timestamp(CHANGE) < CAL[-40], 'the replay must start before the planted change, with sessions to spare after it'
+    assert CAL[-SPAN] < pd.Timestamp(CHANGE) < CAL[-40], ('the replay must start before the planted change, with '
+                                                          'sessions to spare after it')
     assert int((CAL >= pd.Timestamp(CHANGE)).sum()) == 120
 
 
@@ -69,7 +70,8 @@ def test_every_later_day_replays_a_planted_change():
     changes = pd.DatetimeIndex(regime_sessions(planted_changes(CHANGE, ENV['synth_change_every'], HORIZON),
                                                ENV['synth_start'], HORIZON, seed))
     assert len(changes) >= 3 and changes[0] == pd.Timestamp(CHANGE)
-    worst = min(max(((cal > c) & (cal <= cal[t])).sum() for c in changes[(changes > cal[t - SPAN + 1]) & (changes <= cal[t])])
+    worst = min(max(((cal > c) & (cal <= cal[t])).sum()
+                    for c in changes[(changes > cal[t - SPAN + 1]) & (changes <= cal[t])])
                 for t in range(cal.searchsorted(pd.Timestamp(END)), len(cal)))
     assert worst >= 20, worst
 
@@ -80,7 +82,8 @@ def test_the_planted_change_is_flagged_and_a_retrain_follows(changed):
     assert led[0]['event'] in ('promoted', 'refused') and any(e['event'] == 'promoted' for e in led)
     before = tl[tl.session < CHANGE]
     assert before.champion.notna().iloc[-1], 'a champion serves before the change'
-    after = tl[(tl.session > CHANGE) & tl.retrain.astype(bool)]   # outcomes after the change settle from the next session
+    # outcomes after the change settle from the next session
+    after = tl[(tl.session > CHANGE) & tl.retrain.astype(bool)]
     assert len(after), 'the change was never flagged'
     first = after.session.iat[0]
     waited = int(((tl.session > pd.Timestamp(CHANGE)) & (tl.session <= first)).sum())
@@ -97,11 +100,14 @@ def test_the_retrained_champion_beats_the_old_one_after_the_change(changed):
     assert new, 'no retrained model was promoted after the change'
     old_v, new_v, since = new[0]['previous_champion'], new[0]['version'], pd.Timestamp(new[0]['as_of'])
     old, newest = (joblib.load(out / 'models' / f'v{v}.joblib') for v in (old_v, new_v))
-    rows = fx[(fx.date > since) & fx.target.notna() & (fx.groupby('symbol').date.rank(method='first') > 60)].reset_index(drop=True)
+    rows = fx[(fx.date > since) & fx.target.notna()
+              & (fx.groupby('symbol').date.rank(method='first') > 60)].reset_index(drop=True)
     assert rows.date.nunique() >= 20, 'too few settled sessions after the promotion to judge'
-    cmp = champion_on_gate(newest.predict_proba(rows[FEATURES])[:, 1], old.predict_proba(rows[FEATURES])[:, 1], rows, 200, 0)
+    cmp = champion_on_gate(newest.predict_proba(rows[FEATURES])[:, 1], old.predict_proba(rows[FEATURES])[:, 1], rows,
+                           200, 0)
     assert cmp['diff_ci'][0] > 0, f"retrained v{new_v} minus old v{old_v}: {cmp['diff']:+.4f} {cmp['diff_ci']}"
-    # and the replay's own realised metrics say the same: the new champion's realised ROC AUC at the end beats the rules'
+    # and the replay's own realised metrics say the same: the new
+    # champion's realised ROC AUC at the end beats the rules'
     last = tl.iloc[-1]
     assert last.realised_auc > max(0.5, last.realised_reversal_auc, last.realised_persistence_auc)
 
@@ -111,8 +117,10 @@ def test_a_market_without_the_change_does_not_retrain_on_drift_or_decay(tmp_path
     tl, led, _ = run(tmp_path, None, 'control')
     served = tl[tl.champion.notna()]
     assert len(served) > SPAN // 2, 'a champion must serve most of the control replay'
-    rules = {str(e['version']) for e in led if e['event'] == 'baseline'}   # a baseline rule's realised AUC sits at 0.5 by
-    model = tl.champion.notna() & ~tl.champion.astype(str).isin(rules)   # noise, so its decay trips by design: models only
+    # a baseline rule's realised AUC sits at 0.5 by
+    rules = {str(e['version']) for e in led if e['event'] == 'baseline'}
+    # noise, so its decay trips by design: models only
+    model = tl.champion.notna() & ~tl.champion.astype(str).isin(rules)
     assert model.sum() > SPAN // 3, 'a trained model must serve much of the control replay'
     judged = tl[tl.retrain.astype(bool) & model]
     assert not judged.reasons.str.contains('drift|realised').any(), judged[['session', 'reasons']]
@@ -122,8 +130,10 @@ def test_replay_sees_no_future_and_is_deterministic(tmp_path):
     mk, _ = make_market(16, '2022-06-01', '2024-12-31', 3)
     cal = np.sort(mk.date.unique())
     t = pd.Timestamp(cal[-10])
-    small = ReplaySettings(model_params={'max_iter': 60, 'max_leaf_nodes': 7, 'min_samples_leaf': 50}, n_windows=2, test_sessions=60,
-                           min_train_sessions=100, bootstrap=30, max_new_sessions=5, reference_sessions=100, current_sessions=10)
+    small = ReplaySettings(model_params={'max_iter': 60, 'max_leaf_nodes': 7, 'min_samples_leaf': 50}, n_windows=2,
+                           test_sessions=60,
+                           min_train_sessions=100, bootstrap=30, max_new_sessions=5, reference_sessions=100,
+                           current_sessions=10)
     replay(features_of(mk, '2025-01-01'), cal[-25], t, settings=small, out=tmp_path / 'a', progress=False)
     # a different future: every raw price after t moves by up to ±3% (within the circuit limit, so no corporate action
     # is detected after t: such an action rescales earlier adjusted prices, which features see only as ratios, equal to
@@ -139,7 +149,8 @@ def test_replay_sees_no_future_and_is_deterministic(tmp_path):
     replay(features_of(mk, '2025-01-01'), cal[-25], t, settings=small, out=tmp_path / 'c', progress=False)
     a, b, c = (pd.read_parquet(tmp_path / x / 'predictions.parquet') for x in 'abc')
     assert len(a) and a.feature_date.max() == t
-    assert not features_of(noisy, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'].equals(features_of(mk, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'])
+    assert not features_of(noisy, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'].equals(
+        features_of(mk, '2025-01-01').loc[lambda f: f.date > t, 'ret_1'])
     cols = ['feature_date', 'symbol', 'prob_up', 'model_version']
     pd.testing.assert_frame_equal(a[cols], b[cols])        # the future was perturbed: nothing up to t changed
     pd.testing.assert_frame_equal(a[cols], c[cols])        # the same replay twice: the same predictions

@@ -43,12 +43,15 @@ def test_cronworkflow_is_valid_argo_with_ploomber_dag(exported):
     cw, pvc = exported
     strict(hera.CronWorkflow, cw)
     strict(hera.PersistentVolumeClaim, pvc)
-    assert (cw['apiVersion'], cw['kind'], pvc['kind']) == ('argoproj.io/v1alpha1', 'CronWorkflow', 'PersistentVolumeClaim')
+    assert (cw['apiVersion'], cw['kind'], pvc['kind']) == ('argoproj.io/v1alpha1', 'CronWorkflow',
+                                                           'PersistentVolumeClaim')
     spec = cw['spec']
-    assert spec['schedules'] == [daily_cron()] and spec['timezone'] == DAILY_RUN['timezone'] and spec['concurrencyPolicy'] == 'Forbid'
+    assert (spec['schedules'] == [daily_cron()] and spec['timezone'] == DAILY_RUN['timezone']
+            and spec['concurrencyPolicy'] == 'Forbid')
     wf = spec['workflowSpec']
     dag = next(t for t in wf['templates'] if t['name'] == wf['entrypoint'])['dag']['tasks']
-    assert {t['name']: sorted(t.get('dependencies', [])) for t in dag} == pipeline_graph(ROOT)   # Ploomber's tasks and edges
+    # Ploomber's tasks and edges
+    assert {t['name']: sorted(t.get('dependencies', [])) for t in dag} == pipeline_graph(ROOT)
     assert all(t['arguments']['parameters'] == [{'name': 'task', 'value': t['name']}] for t in dag)
     assert wf['parallelism'] == 1                                                       # the flock on the shared volume
     assert wf['volumes'][0]['persistentVolumeClaim']['claimName'] == pvc['metadata']['name']
@@ -59,7 +62,8 @@ def test_each_step_runs_one_task_in_the_image_on_the_volume(exported):
     step = next(t for t in cw['spec']['workflowSpec']['templates'] if t['name'] == 'task')
     c = step['container']
     assert c['image'] == 'registry.example.org/nepse-mlops:0.1.0'   # --set image=..., not passed on to the tasks
-    sets = ['products=/data/products', 'reports=/data/reports', 'tracking_uri=sqlite:////data/products/mlflow.db', 'sample=true']
+    sets = ['products=/data/products', 'reports=/data/reports', 'tracking_uri=sqlite:////data/products/mlflow.db',
+            'sample=true']
     assert c['command'] + c['args'] == task_command('{{inputs.parameters.task}}', ARGO_ROOT, sets)
     assert c['volumeMounts'] == [{'name': 'data', 'mountPath': ARGO_MOUNT}] and c['workingDir'] == ARGO_ROOT
     assert {'name': 'NEPSE_MLOPS_TRIGGER', 'value': 'argo'} in c['env'] and step['retryStrategy']['limit'] == 2

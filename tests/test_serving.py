@@ -10,18 +10,23 @@ from conftest import BIN, QUIET, ROOT, free_port, wait_http
 def server(sample_build):
     tmp, _ = sample_build
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port), '--workers', '2',
-                             '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set', f'products={tmp}/products'],
-                            env=os.environ | QUIET, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port), '--workers',
+                             '2',
+                             '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set',
+                             f'products={tmp}/products'],
+                            env=os.environ | QUIET, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        wait_http(f'http://127.0.0.1:{port}/ping', proc, timeout=300)   # worker processes start slowly on a busy machine
+        # worker processes start slowly on a busy machine
+        wait_http(f'http://127.0.0.1:{port}/ping', proc, timeout=300)
         yield f'http://127.0.0.1:{port}', tmp
     finally:
         proc.terminate(); proc.wait(20)
 
 
 def post(url, payload):
-    req = urllib.request.Request(url + '/invocations', data=json.dumps(payload).encode(), headers={'Content-Type': 'application/json'})
+    req = urllib.request.Request(url + '/invocations', data=json.dumps(payload).encode(),
+                                 headers={'Content-Type': 'application/json'})
     try:
         with urllib.request.urlopen(req, timeout=30) as r: return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e: return e.code, json.loads(e.read() or b'{}')
@@ -30,7 +35,8 @@ def post(url, payload):
 def request_rows(tmp, sym):
     "What a client sends: the one request builder, for one symbol of the built products."
     from nepse_mlops.features import request_rows as build
-    return build(pd.read_parquet(tmp / 'products/validate/prices.parquet'), pd.read_parquet(tmp / 'products/features/market.parquet'), [sym])
+    return build(pd.read_parquet(tmp / 'products/validate/prices.parquet'),
+                 pd.read_parquet(tmp / 'products/features/market.parquet'), [sym])
 
 
 def split(rows):
@@ -54,9 +60,12 @@ def test_bad_requests_get_4xx_and_server_stays_up(server):
     url, tmp = server
     status, body = post(url, {'dataframe_split': {'columns': ['date', 'open'], 'data': [['2024-01-01', 1.0]]}})
     assert 400 <= status < 500, (status, body)
-    status, body = post(url, {'dataframe_split': {'columns': ['date', 'symbol', 'open', 'high', 'low', 'close', 'volume'],
-                                                  'data': [['2024-01-01', 'X', 1, 1, 1, 1, 1], ['2024-01-01', 'NEPSE', None, None, None, 1000, None]]}})
-    assert status == 422 and 'not one of the' in body['message'], body                   # X is no symbol the model knows
+    status, body = post(url,
+                        {'dataframe_split': {'columns': ['date', 'symbol', 'open', 'high', 'low', 'close', 'volume'],
+                                                  'data': [['2024-01-01', 'X', 1, 1, 1, 1, 1],
+                                                           ['2024-01-01', 'NEPSE', None, None, None, 1000, None]]}})
+    # X is no symbol the model knows
+    assert status == 422 and 'not one of the' in body['message'], body
     sym = pd.read_csv(tmp / 'products/predict/predictions.csv').symbol.iat[0]
     rows = request_rows(tmp, sym)
     status, body = post(url, split(rows[rows.symbol != 'NEPSE']))            # index levels left out
@@ -70,7 +79,8 @@ def test_bad_requests_get_4xx_and_server_stays_up(server):
 def scrape(url) -> dict[str, float]:
     "The /metrics samples, by their name and labels as written."
     text = urllib.request.urlopen(url + '/metrics', timeout=10).read().decode()
-    return {line.rsplit(' ', 1)[0]: float(line.rsplit(' ', 1)[1]) for line in text.splitlines() if line and not line.startswith('#')}
+    return {line.rsplit(' ', 1)[0]: float(line.rsplit(' ', 1)[1]) for line in text.splitlines() if line
+            and not line.startswith('#')}
 
 
 def test_metrics_and_request_log_after_100_requests(server):
@@ -86,13 +96,16 @@ def test_metrics_and_request_log_after_100_requests(server):
     after = scrape(url)
     ok = 'nepse_serving_requests_total{path="/invocations",status="200"}'
     assert after[ok] - before.get(ok, 0) == 100
-    assert after['nepse_serving_request_seconds_count{path="/invocations"}'] - before.get('nepse_serving_request_seconds_count{path="/invocations"}', 0) >= 100
-    assert after['nepse_serving_predictions_total{model_version="1"}'] - before.get('nepse_serving_predictions_total{model_version="1"}', 0) == 100
+    assert (after['nepse_serving_request_seconds_count{path="/invocations"}']
+            - before.get('nepse_serving_request_seconds_count{path="/invocations"}', 0) >= 100)
+    assert (after['nepse_serving_predictions_total{model_version="1"}']
+            - before.get('nepse_serving_predictions_total{model_version="1"}', 0) == 100)
     info = [k for k in after if k.startswith('nepse_serving_model_info{')]
     assert len(info) == 1 and 'version="1"' in info[0] and 'model_name="nepse_direction"' in info[0], info
     buckets = sorted((float(k.split('le="')[1].split('"')[0]), v) for k, v in after.items()
                      if k.startswith('nepse_serving_request_seconds_bucket{') and 'path="/invocations"' in k)
-    assert [v for _, v in buckets] == sorted(v for _, v in buckets) and buckets[-1][1] == after['nepse_serving_request_seconds_count{path="/invocations"}']
+    assert ([v for _, v in buckets] == sorted(v for _, v in buckets)
+            and buckets[-1][1] == after['nepse_serving_request_seconds_count{path="/invocations"}'])
     # every answer is in the request log, with what monitoring joins on: symbol, feature date, version, probability
     rl = read_request_log(log).iloc[logged:]
     assert len(rl) == 100 and set(rl.symbol) == set(syms) and (rl.model_version == '1').all()
@@ -122,17 +135,22 @@ def test_champion_watch_follows_promotion_and_rollback(sample_build, tmp_path):
     "A running server picks up a promotion and a rollback through the registry alias, without a restart."
     import shutil, time, mlflow
     tmp, _ = sample_build
-    shutil.copy(tmp / 'products/mlflow.db', tmp_path / 'mlflow.db')          # a registry of its own (artifacts stay where they are)
+    # a registry of its own (artifacts stay where they are)
+    shutil.copy(tmp / 'products/mlflow.db', tmp_path / 'mlflow.db')
     uri = f'sqlite:///{tmp_path}/mlflow.db'
-    mlflow.set_tracking_uri(uri)                                             # the new version's source resolves against it
+    # the new version's source resolves against it
+    mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient(uri)
     v1 = client.get_model_version_by_alias('nepse_direction', 'champion')
     v2 = client.create_model_version('nepse_direction', v1.source, run_id=v1.run_id)   # the same model, a new version
     port = free_port()
-    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port), '--watch-every', '0.5',
-                             '--workers', '1',                                       # one watch: the reload count below is its
+    # one watch: the reload count below is its
+    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port),
+                             '--watch-every', '0.5',
+                             '--workers', '1',
                              '--set', f'tracking_uri={uri}', '--set', f'products={tmp_path}'],
-                            env=os.environ | QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            env=os.environ | QUIET, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     url = f'http://127.0.0.1:{port}'
     body = split(request_rows(tmp, pd.read_csv(tmp / 'products/predict/predictions.csv').symbol.iat[0]))
 
@@ -146,7 +164,8 @@ def test_champion_watch_follows_promotion_and_rollback(sample_build, tmp_path):
     try:
         wait_http(url + '/ping', proc, timeout=300)
         assert served_version(str(v1.version), 1) == str(v1.version)
-        client.set_registered_model_alias('nepse_direction', 'champion', v2.version)       # what `nepse-mlops promote` does
+        # what `nepse-mlops promote` does
+        client.set_registered_model_alias('nepse_direction', 'champion', v2.version)
         assert served_version(str(v2.version)) == str(v2.version)
         client.set_registered_model_alias('nepse_direction', 'champion', v1.version)       # and a rollback
         assert served_version(str(v1.version)) == str(v1.version)
@@ -155,4 +174,5 @@ def test_champion_watch_follows_promotion_and_rollback(sample_build, tmp_path):
         assert any(k.startswith('nepse_serving_model_info{') and f'version="{v1.version}"' in k for k in m)
     finally:
         proc.terminate(); out = proc.communicate(timeout=20)[0]
-    assert f'champion moved: now serving version {v2.version}' in out and f'champion moved: now serving version {v1.version}' in out, out
+    assert (f'champion moved: now serving version {v2.version}' in out
+            and f'champion moved: now serving version {v1.version}' in out), out

@@ -1,7 +1,7 @@
-"""REST for real traffic: a corpus of malformed and hostile requests sent over real HTTP to `nepse-mlops serve` (each gets its
-4xx and one short sentence, the server stays up, nothing wrong is ever answered 200 or logged), many clients at once on
-worker processes (every answer right), a full queue (503 with Retry-After), and a request past its timeout (504; its work
-stops)."""
+"""REST for real traffic: a corpus of malformed and hostile requests sent over real HTTP to `nepse-mlops serve` (each
+gets its 4xx and one short sentence, the server stays up, nothing wrong is ever answered 200 or logged), many clients
+at once on worker processes (every answer right), a full queue (503 with Retry-After), and a request past its timeout
+(504; its work stops)."""
 import http.client, json, os, subprocess, threading, time, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
@@ -12,7 +12,8 @@ from conftest import BIN, QUIET, ROOT, free_port, wait_http
 def start(tmp, log, *extra):
     port = free_port()
     proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'serve', '--port', str(port), *extra,
-                             '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set', f'products={tmp}/products'],
+                             '--set', f'tracking_uri=sqlite:///{tmp}/products/mlflow.db', '--set',
+                             f'products={tmp}/products'],
                             env=os.environ | QUIET, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_http(f'http://127.0.0.1:{port}/ping', proc, timeout=300)
     return proc, port
@@ -24,7 +25,8 @@ def server(sample_build, tmp_path_factory):
     tmp, _ = sample_build
     out = tmp_path_factory.mktemp('serve_bad') / 'serve.out'
     with open(out, 'w') as log:
-        proc, port = start(tmp, log, '--workers', '2', '--max-symbols', '3', '--request-log', str(out.parent / 'requests.jsonl'))
+        proc, port = start(tmp, log, '--workers', '2', '--max-symbols', '3', '--request-log',
+                           str(out.parent / 'requests.jsonl'))
         try: yield port, tmp, out
         finally: proc.terminate(); proc.wait(30)
 
@@ -48,7 +50,8 @@ JSON = {'Content-Type': 'application/json'}
 
 def rows_for(tmp, syms):
     from nepse_mlops.features import request_rows
-    return request_rows(pd.read_parquet(tmp / 'products/validate/prices.parquet'), pd.read_parquet(tmp / 'products/features/market.parquet'), syms)
+    return request_rows(pd.read_parquet(tmp / 'products/validate/prices.parquet'),
+                        pd.read_parquet(tmp / 'products/features/market.parquet'), syms)
 
 
 def split(rows) -> dict:
@@ -80,7 +83,8 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
         return enc(s)
 
     last = good['data'][0][ci['date']]
-    n_eq = sum(r[ci['symbol']] == good['data'][0][ci['symbol']] for r in good['data'])   # the symbol's rows come first, by date
+    # the symbol's rows come first, by date
+    n_eq = sum(r[ci['symbol']] == good['data'][0][ci['symbol']] for r in good['data'])
     saturday = (pd.Timestamp(good['data'][n_eq - 1][ci['date']]) + pd.offsets.Week(weekday=5)).strftime('%Y-%m-%d')
     dup = json.loads(json.dumps(good)); dup['data'].append(list(dup['data'][1])); dup['data'][-1][ci['close']] = 1.0
     same = json.loads(json.dumps(good)); same['data'].append(list(same['data'][1]))
@@ -92,7 +96,8 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
     future = (future + pd.offsets.BDay(1) if future.dayofweek >= 5 else future).strftime('%Y-%m-%d')
     return [
         ('no content type', enc(good), {}, 415, 'Content-Type: application/json'),
-        ('csv content type', b'date,symbol,close\n', {'Content-Type': 'text/csv'}, 415, 'Content-Type: application/json'),
+        ('csv content type', b'date,symbol,close\n', {'Content-Type': 'text/csv'}, 415,
+         'Content-Type: application/json'),
         ('latin-1 charset', enc(good), {'Content-Type': 'application/json; charset=latin-1'}, 415, 'UTF-8'),
         ('GET', None, {}, 405, 'use POST'),
         ('not JSON', b'hello', JSON, 400, 'not UTF-8 JSON'),
@@ -102,15 +107,20 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
         ('1e6 rows', enc({'columns': cols, 'data': [good['data'][0]] * 1_000_000}), JSON, 413, 'over 4,000,000 bytes'),
         ('26,000 small rows', tiny_rows, JSON, 413, 'over the cap of 25,000 rows'),
         ('4 symbols over a cap of 3', enc(many), JSON, 413, '4 symbols is over the cap of 3'),
-        ('inputs instead of dataframe_split', json.dumps({'inputs': good['data']}).encode(), JSON, 400, 'dataframe_split'),
+        ('inputs instead of dataframe_split', json.dumps({'inputs': good['data']}).encode(), JSON, 400,
+         'dataframe_split'),
         ('a list at the top', b'[1, 2]', JSON, 400, 'dataframe_split'),
-        ('extra params key', json.dumps({'dataframe_split': good, 'params': {}}).encode(), JSON, 400, 'dataframe_split'),
+        ('extra params key', json.dumps({'dataframe_split': good, 'params': {}}).encode(), JSON, 400,
+         'dataframe_split'),
         ('dataframe_split a list', json.dumps({'dataframe_split': [1]}).encode(), JSON, 400, 'dataframe_split'),
         ('index key', enc(good | {'index': list(range(len(good['data'])))}), JSON, 400, "list 'columns'"),
-        ('close missing', enc({'columns': cols[:5], 'data': [r[:5] for r in good['data']]}), JSON, 400, 'close are missing'),
+        ('close missing', enc({'columns': cols[:5], 'data': [r[:5] for r in good['data']]}), JSON, 400,
+         'close are missing'),
         ('unknown column', enc({'columns': cols[:-1] + ['colour'], 'data': good['data']}), JSON, 400, 'distinct names'),
-        ('duplicate column', enc({'columns': cols[:-1] + ['close'], 'data': good['data']}), JSON, 400, 'distinct names'),
-        ('short row', enc({'columns': cols, 'data': [good['data'][0][:-1]] + good['data'][1:]}), JSON, 400, f'list of {len(cols)} values'),
+        ('duplicate column', enc({'columns': cols[:-1] + ['close'], 'data': good['data']}), JSON, 400,
+         'distinct names'),
+        ('short row', enc({'columns': cols, 'data': [good['data'][0][:-1]] + good['data'][1:]}), JSON, 400,
+         f'list of {len(cols)} values'),
         ('no rows', enc({'columns': cols, 'data': []}), JSON, 400, 'no rows'),
         ('unknown symbol ZZZZ', every('symbol', 'ZZZZ'), JSON, 422, 'not one of the'),
         ('integer symbol', cell('symbol', 12345), JSON, 400, 'symbols must be text'),
@@ -120,7 +130,8 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
         ('null symbol', cell('symbol', None), JSON, 400, 'symbols must be text'),
         ('five years ahead', cell('date', future), JSON, 422, 'after the latest session'),
         ('year 9999', cell('date', '9999-12-31'), JSON, 422, 'after the latest session'),
-        ('latest row on a Saturday', cell('date', saturday, row=n_eq - 1), JSON, 422, 'is a Saturday, not a NEPSE session day'),
+        ('latest row on a Saturday', cell('date', saturday, row=n_eq - 1), JSON, 422,
+         'is a Saturday, not a NEPSE session day'),
         ('30 February', cell('date', '2026-02-30'), JSON, 400, 'real calendar days'),
         ('date as a number', cell('date', 20260820), JSON, 400, 'dates must be text'),
         ('date with a time', cell('date', last + 'T00:00:00'), JSON, 400, 'YYYY-MM-DD'),
@@ -146,7 +157,8 @@ def corpus(tmp) -> list[tuple[str, bytes | None, dict, int, str]]:
 
 
 def test_bad_request_corpus(server):
-    "Every request of the corpus gets its status and one short sentence; the server stays up; none reaches the request log."
+    ("Every request of the corpus gets its status and one short "
+     "sentence; the server stays up; none reaches the request log.")
     port, tmp, out = server
     cases = corpus(tmp)
     assert len(cases) >= 40
@@ -166,7 +178,8 @@ def test_bad_request_corpus(server):
 
 
 def test_16_clients_on_two_workers(server):
-    "16 clients x 12 requests at once over keep-alive connections: every answer 200 and the batch's probability; no stdout per request."
+    ("16 clients x 12 requests at once over keep-alive connections: every "
+     "answer 200 and the batch's probability; no stdout per request.")
     port, tmp, out = server
     preds = pd.read_csv(tmp / 'products/predict/predictions.csv').set_index('symbol')
     syms = list(preds.index[:4])
@@ -185,21 +198,26 @@ def test_16_clients_on_two_workers(server):
     for s, status, body in results:
         assert status == 200, body
         ans = body['predictions'][0]
-        assert ans['symbol'] == s and ans['date'] == preds.feature_date[s] and abs(ans['prob_up'] - preds.prob_up[s]) < 1e-12
+        assert ans['symbol'] == s and ans['date'] == preds.feature_date[s] and abs(ans['prob_up']
+                                                                                   - preds.prob_up[s]) < 1e-12
     text = out.read_text()
-    assert 'validate:' not in text and text.count('\n') < 40, text[-2000:]   # start-up lines and rate-limited events only
+    # start-up lines and rate-limited events only
+    assert 'validate:' not in text and text.count('\n') < 40, text[-2000:]
     for line in text.splitlines():                                          # every event line is one JSON object
-        if line.startswith('{'): assert json.loads(line)['event'] in ('refused', 'overloaded', 'timeout', 'server_error')
+        if line.startswith('{'): assert json.loads(line)['event'] in ('refused', 'overloaded', 'timeout',
+                                                                      'server_error')
 
 
 def test_full_queue_answers_503_with_retry_after(sample_build, tmp_path):
-    "One worker that takes one request at a time: concurrent big requests beyond it get 503 + Retry-After at once, the rest 200."
+    ("One worker that takes one request at a time: concurrent big "
+     "requests beyond it get 503 + Retry-After at once, the rest 200.")
     tmp, _ = sample_build
     with open(tmp_path / 'serve.out', 'w') as log:
         proc, port = start(tmp, log, '--workers', '1', '--max-queue', '1', '--request-log', 'off')
         try:
             preds = pd.read_csv(tmp / 'products/predict/predictions.csv')
-            body = enc(split(rows_for(tmp, list(preds.symbol))))                    # every symbol: tens of ms per request
+            # every symbol: tens of ms per request
+            body = enc(split(rows_for(tmp, list(preds.symbol))))
             start_line = threading.Barrier(16)
             def one(_):
                 start_line.wait(); return call(port, body, JSON)
@@ -218,7 +236,8 @@ def tree(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
         p = todo.pop(); out.append(p)
-        try: todo += [int(c) for t in os.listdir(f'/proc/{p}/task') for c in open(f'/proc/{p}/task/{t}/children').read().split()]
+        try: todo += [int(c) for t in os.listdir(f'/proc/{p}/task')
+                      for c in open(f'/proc/{p}/task/{t}/children').read().split()]
         except OSError: pass
     return out
 
@@ -233,14 +252,17 @@ def cpu_seconds(pids) -> float:
 
 
 def rss_bytes(pids) -> int:
-    return sum(int(open(f'/proc/{p}/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') for p in pids if os.path.exists(f'/proc/{p}'))
+    return sum(int(open(f'/proc/{p}/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') for p in pids
+               if os.path.exists(f'/proc/{p}'))
 
 
 def test_timeout_stops_the_work(sample_build, tmp_path):
-    "Requests past a 2 ms timeout over real HTTP: 504 and one sentence each; then the server idles and its memory stays put."
+    ("Requests past a 2 ms timeout over real HTTP: 504 and one "
+     "sentence each; then the server idles and its memory stays put.")
     tmp, _ = sample_build
     with open(tmp_path / 'serve.out', 'w') as log:
-        proc, port = start(tmp, log, '--workers', '1', '--timeout', '0.002', '--request-log', 'off', '--watch-every', '0')
+        proc, port = start(tmp, log, '--workers', '1', '--timeout', '0.002', '--request-log', 'off', '--watch-every',
+                           '0')
         try:
             preds = pd.read_csv(tmp / 'products/predict/predictions.csv')
             body = enc(split(rows_for(tmp, list(preds.symbol))))                 # every symbol: tens of ms of work
@@ -248,7 +270,8 @@ def test_timeout_stops_the_work(sample_build, tmp_path):
             call(port, body, JSON); rss0 = rss_bytes(pids)
             for _ in range(20):
                 status, msg, _ = call(port, body, JSON)
-                assert status == 504 and msg.startswith("the request was stopped after 0.002 s, the server's timeout: send"), msg
+                assert status == 504 and msg.startswith("the request was stopped after 0.002 s, the server's timeout: "
+                                                        "send"), msg
                 assert '\n' not in msg and len(msg) < 200
             cpu0 = cpu_seconds(pids); time.sleep(1.5)
             assert cpu_seconds(pids) - cpu0 < 0.2                                # nothing runs on after the answers
