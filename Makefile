@@ -82,9 +82,10 @@ lab: install ## JupyterLab on 127.0.0.1:8888; a stage notebook opens with its up
 status: install ## champion, last run, data freshness
 	$(BIN)/nepse-mlops status
 
-check: install ## what CI checks besides tests: notebooks exported and clean
+check: install ## what CI checks besides tests: notebooks exported and clean, env.yaml matches its schema
 	$(BIN)/nbdev_export && git diff --exit-code -- nepse_mlops
 	$(BIN)/nbdev_clean && git diff --exit-code -- nbs
+	$(BIN)/python -c 'import sys; from nepse_mlops.settings import check_env_file; sys.exit(check_env_file("env.yaml"))'
 
 benchmark: install ## timings and memory (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_pipeline.py

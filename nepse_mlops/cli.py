@@ -17,8 +17,8 @@ from .ops import data_fingerprint   # by content (sha256, cached by size and mti
 
 # %% ../nbs/09_cli.ipynb #c008
 def _env_args(settings: dict) -> list[str]:
-    "`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, nothing (`--set KEY=`) as ''."
-    text = lambda v: '' if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    "`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, off (None, `--set KEY=`) as null."
+    text = lambda v: 'null' if v is None else str(v).lower() if isinstance(v, bool) else str(v)
     return [a for k, v in settings.items() for a in (f"--env--{k}", text(v))]
 
 QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipynb product ignores the HTML report's export options
@@ -552,6 +552,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'tracking-server': from nepse_mlops.tracking import tracking_main; return tracking_main(args)
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
+    from nepse_mlops.settings import check_env, SettingsError
+    try: check_env(env, str(root / 'env.yaml')); check_env(_parse_set(getattr(args, 'set', None) or []), '--set')
+    except SettingsError as e: print(f"error: {e}", file=sys.stderr); return 2   # a mistyped setting, before anything runs
     if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries, args.task)
     if args.command == 'status':
