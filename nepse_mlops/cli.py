@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     env = load_env(root)
     from nepse_mlops.settings import check_env, SettingsError
     try: check_env(env, str(root / 'env.yaml')); check_env(_parse_set(getattr(args, 'set', None) or []), '--set')
-    except SettingsError as e: print(f"error: {e}", file=sys.stderr); return 2   # a mistyped setting, before anything runs
+    except SettingsError as e: print(f"error: {e}", file=sys.stderr); return 2   # before anything runs
     if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries, args.task)
     if args.command == 'status':

@@ -177,7 +177,7 @@ def _parameter_names(notebook: Path) -> list[str]:
     src = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
     names = [t.id for s in ast.parse(src).body if isinstance(s, ast.Assign) for t in s.targets
              if isinstance(t, ast.Name) and t.id not in ('upstream', 'product')]
-    try: spec = yaml.safe_load((find_root(notebook.parent) / 'pipeline.yaml').read_text())   # the cell fills them from env.yaml
+    try: spec = yaml.safe_load((find_root(notebook.parent) / 'pipeline.yaml').read_text())   # filled from env.yaml
     except FileNotFoundError: return names
     task = next((t for t in spec.get('tasks', []) if t.get('name') == stage_task(notebook)), {})
     return [*(task.get('params') or {}), *(n for n in names if n not in (task.get('params') or {}))]

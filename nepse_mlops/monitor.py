@@ -377,12 +377,12 @@ class MonitorSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> 'MonitorSettings':
-        "From a task's parameters (e.g. a notebook's `globals()`): known names only; the webhook may come from $NEPSE_MLOPS_ALERT_WEBHOOK."
+        "From a task's parameters (e.g. a notebook's `globals()`): known names; the webhook may be $NEPSE_MLOPS_ALERT_WEBHOOK."
         import os
         from nepse_mlops.core import settings_kwargs
         kw = settings_kwargs(cls, params, optional=('min_realised_accuracy', 'min_realised_auc', 'max_model_age_days',
                                                     'max_new_sessions'))   # an old '' : None
-        if hook := os.environ.get('NEPSE_MLOPS_ALERT_WEBHOOK'): kw['alert_webhook'] = hook   # tokens stay out of env.yaml and reports
+        if hook := os.environ.get('NEPSE_MLOPS_ALERT_WEBHOOK'): kw['alert_webhook'] = hook   # a token stays out of reports
         return cls(**kw)
 
 def drift_columns(est) -> list[str]:

@@ -402,7 +402,7 @@ class ValidateSettings:
     "What the validate stage uses: the task's parameters, in one object; a field not given is env.yaml's value."
     circuit_limits: object = FROM_ENV    # None (CIRCUIT_LIMITS), a float, [[from, limit], ...], {from: limit} or a CSV
     today: str | None = FROM_ENV
-    validation_html: str | None = None   # a copy of the HTML validation report for reports/ (a path pipeline.yaml gives)
+    validation_html: str | None = None   # a copy of the HTML validation report (a path pipeline.yaml gives)
     actions: str | None = FROM_ENV       # the user's corporate actions (CSV; env.yaml's corporate_actions)
     holidays: str | None = FROM_ENV      # NEPSE holidays (CSV)
 
