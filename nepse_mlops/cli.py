@@ -553,8 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
     from nepse_mlops.settings import check_env, SettingsError
-    try: check_env(env, str(root / 'env.yaml')); check_env(_parse_set(getattr(args, 'set', None) or []), '--set')
-    except SettingsError as e: print(f"error: {e}", file=sys.stderr); return 2   # before anything runs
+    try:   # a mistyped setting stops every command before anything runs
+        check_env(env, str(root / 'env.yaml'), complete=True)
+        check_env(_parse_set(getattr(args, 'set', None) or []), '--set')
+    except SettingsError as e: print(f"error: {e}", file=sys.stderr); return 2
     if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set), args.trigger, args.wait, args.retries, args.task)
     if args.command == 'status':

@@ -28,8 +28,8 @@ _I, _F, _B, _S, _D = (Setting(k) for k in ('int', 'float', 'bool', 'str', 'date'
 _I0, _F0, _S0, _D0 = (Setting(k, off=True) for k in ('int', 'float', 'str', 'date'))
 
 MODEL_PARAMS = Setting('block', open_block=True, block=dict(   # sklearn HistGradientBoostingClassifier arguments
-    learning_rate=_F, max_iter=_I, max_leaf_nodes=_I0, min_samples_leaf=_I, l2_regularization=_F, max_depth=_I0, max_bins=_I,
-    max_features=_F))
+    learning_rate=_F, max_iter=_I, max_leaf_nodes=_I0, min_samples_leaf=_I, l2_regularization=_F, max_depth=_I0,
+    max_bins=_I, max_features=_F))
 
 _TOP = dict(
     data=_S, sample=_B, synth_symbols=_I, synth_start=_D, synth_end=_D, synth_through=_D0, synth_signal=_F,
@@ -133,15 +133,18 @@ def _nest(values: dict) -> dict:
 
 def check_env(env: dict,               # settings: env.yaml's, or `--set` values (`a.b` keys set inside block `a`)
               where: str = 'env.yaml', # what the values come from, named in the error
+              complete: bool = False,  # a whole env.yaml: every schema key must be there
              ) -> dict:
     "`env`, unchanged, when every key is known and of its type; else a `SettingsError` naming each bad key."
-    if bad := problems(_nest(env)): raise SettingsError('\n'.join(f"{where}: {b}" for b in bad))
+    bad = problems(_nest(env))
+    if complete and (gone := [k for k in SCHEMA if k not in env]): bad.append(f"missing key(s): {', '.join(gone)}")
+    if bad: raise SettingsError('\n'.join(f"{where}: {b}" for b in bad))
     return env
 
 def check_env_file(path: str | Path = 'env.yaml') -> int:
     "Check an env.yaml file against the schema (`make check`): 0 and one line when it matches, else the errors and 2."
     path = Path(path).resolve()
-    try: n = len(check_env(load_env(path.parent), str(path)))
+    try: n = len(check_env(load_env(path.parent), str(path), complete=True))
     except SettingsError as e: print(f"error: {e}"); return 2
     print(f"{path}: {n} settings match the schema (nepse_mlops.settings.SCHEMA)"); return 0
 
@@ -163,7 +166,7 @@ def env_values(root: str | Path | None = None) -> dict:
     "env.yaml of the project (`project_root`), checked against the schema; read again only when the file changed."
     path = Path(root or project_root()).resolve() / 'env.yaml'
     key = (str(path), path.stat().st_mtime_ns)
-    if key not in _CACHE: _CACHE.clear(); _CACHE[key] = check_env(load_env(path.parent), str(path))
+    if key not in _CACHE: _CACHE.clear(); _CACHE[key] = check_env(load_env(path.parent), str(path), complete=True)
     return _CACHE[key]
 
 def _pipeline(root: Path) -> dict:
