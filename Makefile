@@ -82,9 +82,10 @@ lab: install ## JupyterLab on 127.0.0.1:8888; a stage notebook opens with its up
 status: install ## champion, last run, data freshness
 	$(BIN)/nepse-mlops status
 
-check: install ## what CI checks besides tests: notebooks exported and clean, no line over 120 characters
+check: install ## what CI checks besides tests: notebooks exported and clean, env.yaml matches its schema, no line over 120 characters
 	$(BIN)/nbdev_export && git diff --exit-code -- nepse_mlops
 	$(BIN)/nbdev_clean && git diff --exit-code -- nbs
+	$(BIN)/python -c 'import sys; from nepse_mlops.settings import check_env_file; sys.exit(check_env_file("env.yaml"))'
 	$(BIN)/python tools/check_lines.py   # code cells of nbs/*.ipynb, nepse_mlops/, tests/, benchmarks/, tools/
 
 deps: ## the dependency picture: each module, its notebook, lines and what it imports (tests/test_layout.py checks it)

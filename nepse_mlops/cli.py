@@ -18,9 +18,9 @@ from .ops import data_fingerprint
 
 # %% ../nbs/09_cli.ipynb #c008
 def _env_args(settings: dict) -> list[str]:
-    """`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, nothing (`--set KEY=`) as ''; a block's keys
+    """`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, off (None, `--set KEY=`) as null; a block's keys
     (a dict, or `--set block.key=`) as `--env--block--key`, Ploomber's name for a nested key."""
-    text = lambda v: '' if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    text = lambda v: 'null' if v is None else str(v).lower() if isinstance(v, bool) else str(v)
     flat = {f"{k}--{kk}": vv for k, v in settings.items() if isinstance(v, dict) for kk, vv in v.items()}
     flat |= {k.replace('.', '--'): v for k, v in settings.items() if not isinstance(v, dict)}
     return [a for k, v in flat.items() for a in (f"--env--{k}", text(v))]
@@ -688,6 +688,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'tracking-server': from nepse_mlops.tracking import tracking_main; return tracking_main(args)
     root = Path(args.root).resolve() if args.root else find_root()
     env = load_env(root)
+    from nepse_mlops.settings import check_env, SettingsError
+    try:   # a mistyped setting stops every command before anything runs
+        check_env(env, str(root / 'env.yaml'), complete=True)
+        check_env(_parse_set(getattr(args, 'set', None) or []), '--set')
+    except SettingsError as e: print(f"error: {e}", file=sys.stderr); return 2
     if args.command in ('serve', 'ui', 'promote', 'rollback'): env |= _parse_set(args.set)
     if args.command == 'run': return run_pipeline(root, args.data, args.sample, args.force, _parse_set(args.set),
                                                   args.trigger, args.wait, args.retries, args.task)

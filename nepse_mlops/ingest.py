@@ -586,23 +586,26 @@ def ingest_memo(res: IngestResult, source: dict, fingerprint: str, seconds: floa
 
 # %% ../nbs/01_ingest.ipynb #d6d35776
 from dataclasses import dataclass as _dataclass
+from .settings import FROM_ENV, fill_from_env   # a field not given is env.yaml's value
 
 @_dataclass
 class IngestSettings:
-    "What the ingest stage reads: the task's parameters (env.yaml's values), in one object."
-    data: str = 'synthetic'          # 'synthetic' or comma-separated real files/folders
-    sample: bool = False             # a 12-symbol synthetic market from 2023
-    synth_symbols: int = 40
-    synth_start: str = '2019-01-01'
-    synth_end: str = '2027-12-31'
-    synth_through: str = ''
-    synth_signal: float = 1.0
-    synth_change_at: str = ''
-    synth_change_every: int | str = ''   # the change recurs every this many days ('' = once)
-    seed: int = 7
-    today: str = ''
-    data_fingerprint: str = ''
-    sectors: str = ''                # CSV symbol,sector for rows without a sector ('' = none)
+    "What the ingest stage reads: the task's parameters, in one object; a field not given is env.yaml's value."
+    data: str = FROM_ENV                     # 'synthetic' or comma-separated real files/folders
+    sample: bool = FROM_ENV                  # a 12-symbol synthetic market from 2023
+    synth_symbols: int = FROM_ENV
+    synth_start: str = FROM_ENV
+    synth_end: str = FROM_ENV
+    synth_through: str | None = FROM_ENV     # None: the last session before today
+    synth_signal: float = FROM_ENV
+    synth_change_at: str | None = FROM_ENV   # None: no planted change
+    synth_change_every: int | None = FROM_ENV   # the change recurs every this many days (None = once)
+    seed: int = FROM_ENV
+    today: str | None = FROM_ENV
+    data_fingerprint: str | None = FROM_ENV
+    sectors: str | None = FROM_ENV           # CSV symbol,sector for rows without a sector (None = none)
+
+    def __post_init__(self): fill_from_env(self, task='ingest')
 
     @classmethod
     def from_params(cls, params: dict) -> 'IngestSettings':
@@ -627,7 +630,7 @@ def ingest_stage(product: dict, s: IngestSettings) -> IngestStageResult:
     t0 = time.time()
     out = Path(product['prices']).parent; out.mkdir(parents=True, exist_ok=True)
     n, start = (12, '2023-01-01') if s.sample else (int(s.synth_symbols), s.synth_start)
-    every = int(s.synth_change_every) if str(s.synth_change_every).strip() else None
+    every = int(s.synth_change_every) if s.synth_change_every not in (None, '') else None
     source = (synthetic_source(out / 'synthetic_raw', n, start, s.synth_end, int(s.seed), float(s.synth_signal),
                                s.synth_change_at or None,
                                s.synth_through or None, s.today or None, every) if s.data == 'synthetic'

@@ -169,11 +169,15 @@ def _project_root() -> Path:
     except FileNotFoundError: return Path(__file__).resolve().parents[1]
 
 def _parameter_names(notebook: Path) -> list[str]:
-    "Names the notebook's `parameters` cell assigns, other than `upstream` and `product`."
-    import ast
+    "The stage's parameters: its task's in pipeline.yaml, and any other name its `parameters` cell assigns."
+    import ast, yaml
     nb = json.loads(notebook.read_text())
     cell = next((c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])), None)
     if cell is None: return []
     src = ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
-    return [t.id for s in ast.parse(src).body if isinstance(s, ast.Assign) for t in s.targets
-            if isinstance(t, ast.Name) and t.id not in ('upstream', 'product')]
+    names = [t.id for s in ast.parse(src).body if isinstance(s, ast.Assign) for t in s.targets
+             if isinstance(t, ast.Name) and t.id not in ('upstream', 'product')]
+    try: spec = yaml.safe_load((find_root(notebook.parent) / 'pipeline.yaml').read_text())   # filled from env.yaml
+    except FileNotFoundError: return names
+    task = next((t for t in spec.get('tasks', []) if t.get('name') == stage_task(notebook)), {})
+    return [*(task.get('params') or {}), *(n for n in names if n not in (task.get('params') or {}))]

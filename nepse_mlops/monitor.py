@@ -73,15 +73,19 @@ def realised_performance(log_df: pd.DataFrame, features: pd.DataFrame,
     return s, daily
 
 # %% ../nbs/07_monitor.ipynb #c015
+from .settings import FROM_ENV, fill_from_env   # a field not given is env.yaml's value
+
 @dataclass(frozen=True)
 class RetrainPolicy:
-    "When the champion should be retrained (env.yaml's thresholds); None switches a check off."
-    drift_share_threshold: float = 0.5
-    min_realised_accuracy: float | None = 0.5
-    min_realised_auc: float | None = None    # retrain when realised ROC AUC falls below this
-    min_settled: int = 100                   # realised performance is judged from this many settled predictions
-    max_model_age_days: int | None = 30
-    max_new_sessions: int | None = None      # retrain once more new sessions than this have arrived
+    "When the champion should be retrained (env.yaml's thresholds, as the monitor stage's); None switches a check off."
+    drift_share_threshold: float = FROM_ENV
+    min_realised_accuracy: float | None = FROM_ENV
+    min_realised_auc: float | None = FROM_ENV   # retrain when realised ROC AUC falls below this
+    min_settled: int = FROM_ENV                 # realised performance is judged from this many settled predictions
+    max_model_age_days: int | None = FROM_ENV
+    max_new_sessions: int | None = FROM_ENV     # retrain once more new sessions than this have arrived
+
+    def __post_init__(self): fill_from_env(self, task='monitor')
 
     @classmethod
     def of(cls, settings) -> 'RetrainPolicy':
@@ -156,32 +160,36 @@ def serving_summary(requests: pd.DataFrame,   # `serving.read_request_log`: time
 # %% ../nbs/07_monitor.ipynb #e7b498c6
 @dataclass
 class MonitorSettings:
-    "What the monitor stage decides with: the task's parameters (env.yaml's values), in one object."
-    tracking_uri: str = ''
-    model_name: str = 'nepse_direction'
-    experiment: str = 'nepse_monitoring'
-    artifact_root: str = ''
-    prediction_log: str = ''
-    request_log: str = ''
-    reference_sessions: int = 250
-    current_sessions: int = 20
-    drift_method: str = 'wasserstein'
-    drift_threshold: float = 0.1
-    drift_quantile: float = 0.95
-    drift_share_threshold: float = 0.5
-    min_realised_accuracy: float | None = 0.5
-    min_settled: int = 100
-    max_model_age_days: int | None = 30
-    max_new_sessions: int | None = 20
-    drift_html: str = ''
-    alert_log: str = ''
-    alert_webhook: str = ''
+    "What the monitor stage decides with: the task's parameters, in one object; a field not given is env.yaml's value."
+    tracking_uri: str = FROM_ENV
+    model_name: str = FROM_ENV
+    experiment: str = FROM_ENV                  # env.yaml's monitor_experiment (pipeline.yaml)
+    artifact_root: str | None = None            # the paths pipeline.yaml gives: None until given
+    prediction_log: str | None = None
+    request_log: str | None = None
+    reference_sessions: int = FROM_ENV
+    current_sessions: int = FROM_ENV
+    drift_method: str = FROM_ENV
+    drift_threshold: float = FROM_ENV
+    drift_quantile: float = FROM_ENV
+    drift_share_threshold: float = FROM_ENV
+    min_realised_accuracy: float | None = FROM_ENV
+    min_realised_auc: float | None = FROM_ENV
+    min_settled: int = FROM_ENV
+    max_model_age_days: int | None = FROM_ENV
+    max_new_sessions: int | None = FROM_ENV
+    drift_html: str | None = None
+    alert_log: str | None = None
+    alert_webhook: str | None = FROM_ENV
+
+    def __post_init__(self): fill_from_env(self, task='monitor')
 
     @classmethod
     def from_params(cls, params: dict) -> 'MonitorSettings':
         "From a task's parameters (e.g. a notebook's `globals()`): known names only; the webhook: `alerts.webhook_url`."
         from nepse_mlops.core import settings_kwargs
-        kw = settings_kwargs(cls, params, optional=('min_realised_accuracy', 'max_model_age_days', 'max_new_sessions'))
+        kw = settings_kwargs(cls, params, optional=('min_realised_accuracy', 'min_realised_auc', 'max_model_age_days',
+                                                    'max_new_sessions'))   # an old '' : None
         kw['alert_webhook'] = webhook_url(kw.get('alert_webhook', ''))   # a token stays out of env.yaml and reports
         return cls(**kw)
 

@@ -118,15 +118,19 @@ def predict_memo(summary: dict, last_session: str) -> str:
 # %% ../nbs/06_predict.ipynb #d55bc586
 from dataclasses import dataclass
 
+from .settings import FROM_ENV, fill_from_env   # a field not given is env.yaml's value
+
 @dataclass
 class PredictSettings:
-    "What the predict stage uses: the task's parameters (env.yaml's values), in one object."
-    tracking_uri: str = ''
-    experiment: str = 'nepse_direction'
-    artifact_root: str = ''               # run artifacts (default: mlartifacts/ beside the SQLite store)
-    model_name: str = 'nepse_direction'
-    prediction_log: str = ''          # the parquet log every prediction is appended to
-    active_within_days: int = 10      # symbols without a row this recent are not predicted
+    "What the predict stage uses: the task's parameters, in one object; a field not given is env.yaml's value."
+    tracking_uri: str = FROM_ENV
+    experiment: str = FROM_ENV
+    artifact_root: str | None = None      # run artifacts (default: mlartifacts/ beside the SQLite store)
+    model_name: str = FROM_ENV
+    prediction_log: str | None = None     # the parquet log every prediction is appended to (a path pipeline.yaml gives)
+    active_within_days: int = FROM_ENV    # symbols without a row this recent are not predicted
+
+    def __post_init__(self): fill_from_env(self, task='predict')
 
     @classmethod
     def from_params(cls, params: dict) -> 'PredictSettings':

@@ -237,15 +237,19 @@ def register_memo(ev: dict) -> str:
 # %% ../nbs/05_register.ipynb #3f045a49
 from dataclasses import dataclass
 
+from .settings import FROM_ENV, fill_from_env   # a field not given is env.yaml's value
+
 @dataclass
 class RegisterSettings:
-    "What the register stage uses: the task's parameters (env.yaml's values), in one object."
-    tracking_uri: str = ''
-    experiment: str = 'nepse_direction'
-    artifact_root: str = ''               # run artifacts (default: mlartifacts/ beside the SQLite store)   # the training experiment (the train stage's runs)
-    model_name: str = 'nepse_direction'
-    margin: float = 0.0                   # how much the new model must beat each rule and the champion by
-    ledger: str = ''                      # the JSON-lines registry ledger
+    "What the register stage uses: the task's parameters, in one object; a field not given is env.yaml's value."
+    tracking_uri: str = FROM_ENV
+    experiment: str = FROM_ENV            # the training experiment (the train stage's runs)
+    artifact_root: str | None = None      # run artifacts (default: mlartifacts/ beside the SQLite store)
+    model_name: str = FROM_ENV
+    margin: float = FROM_ENV              # how much the new model must beat each rule and the champion by
+    ledger: str | None = None             # the JSON-lines registry ledger (a path pipeline.yaml gives)
+
+    def __post_init__(self): fill_from_env(self, task='register')
 
     @classmethod
     def from_params(cls, params: dict) -> 'RegisterSettings':

@@ -658,40 +658,41 @@ def should_retrain(policy: str, decision: dict | None, champion_run_id: str | No
 # %% ../nbs/04_train.ipynb #1cd463f9
 from dataclasses import dataclass, field, fields, replace as _replace
 
+from .settings import FROM_ENV, fill_from_env   # a field not given is env.yaml's value
+
 @dataclass
 class TrainSettings:
-    "What the train stage decides with: the task's parameters (env.yaml's values), in one object."
-    horizon: int = 1
-    n_windows: int = 4
-    test_sessions: int = 20
-    embargo: int = 1
-    min_train_sessions: int = 120
-    model_params: dict = field(default_factory=lambda: dict(learning_rate=0.05, max_iter=200, max_leaf_nodes=15,
-                                                             min_samples_leaf=200, l2_regularization=1.0))
-    bootstrap: int = 200
-    bootstrap_block: int = 5          # sessions per resampled block
-    cost_one_way: float = 0.004
-    seed: int = 42
-    label: str = 'absolute'         # the label the features stage made (features.what_is_predicted)
-    feature_set: str = 'base'       # the model's inputs (features.FEATURE_SETS)
-    data: str = 'synthetic'         # the run's data: what 'auto' means for label and feature_set
-    half_life: float | None = 20
-    circuit_limits: object = None
-    tracking_uri: str = ''
-    experiment: str = 'nepse_direction'
-    artifact_root: str = ''
-    model_name: str = 'nepse_direction'
-    evidence_profile: str = 'default' # 'real_data': env.yaml's real_data block applied (cli.resolve_settings)
-    retrain: str = 'auto'
-    retrain_decision: str = ''
+    "What the train stage decides with: the task's parameters, in one object; a field not given is env.yaml's value."
+    horizon: int = FROM_ENV
+    n_windows: int = FROM_ENV
+    test_sessions: int = FROM_ENV
+    embargo: int = FROM_ENV
+    min_train_sessions: int = FROM_ENV
+    model_params: dict = FROM_ENV
+    bootstrap: int = FROM_ENV
+    bootstrap_block: int = FROM_ENV       # sessions per resampled block
+    cost_one_way: float = FROM_ENV
+    seed: int = FROM_ENV
+    label: str = FROM_ENV                 # the label the features stage made (features.what_is_predicted)
+    feature_set: str = FROM_ENV           # the model's inputs (features.FEATURE_SETS)
+    data: str = FROM_ENV                  # the run's data: what 'auto' means for label and feature_set
+    half_life: float | None = FROM_ENV    # None: equal weights
+    circuit_limits: object = FROM_ENV
+    tracking_uri: str = FROM_ENV
+    experiment: str = FROM_ENV
+    artifact_root: str | None = None      # a path pipeline.yaml gives ({{products}}/mlartifacts)
+    model_name: str = FROM_ENV
+    evidence_profile: str = FROM_ENV      # 'real_data': env.yaml's real_data block applied (cli.resolve_settings)
+    retrain: str = FROM_ENV
+    retrain_decision: str | None = None   # the last monitoring decision's file (a path pipeline.yaml gives)
+
+    def __post_init__(self): fill_from_env(self, task='train')
 
     @classmethod
     def from_params(cls, params: dict) -> 'TrainSettings':
-        "From a task's parameters (e.g. a notebook's `globals()`): known names only, '' meaning 'not set' for optional numbers."
+        "From a task's parameters (e.g. a notebook's `globals()`): known names only; the rest from env.yaml."
         from nepse_mlops.core import settings_kwargs
-        kw = settings_kwargs(cls, params, optional=('half_life',))
-        if kw.get('half_life') == 0: kw['half_life'] = None
-        return cls(**kw)
+        return cls(**settings_kwargs(cls, params, optional=('half_life',)))   # an old '' half-life: None
 
 def _champion_of(s: TrainSettings, market: str = '') -> tuple[str | None, str | None]:
     "(champion version, its MLflow run id), or (None, None); a champion of another market counts as none."

@@ -443,14 +443,18 @@ def validation_memo(r: dict, digest: str, prev: dict | None, planted: dict, seco
             "(compare with announced book closures), and symbols flagged stale.")
 
 # %% ../nbs/02_validate.ipynb #4a11b777
+from .settings import FROM_ENV, fill_from_env   # a field not given is env.yaml's value
+
 @dataclass
 class ValidateSettings:
-    "What the validate stage uses: the task's parameters (env.yaml's values), in one object."
-    circuit_limits: object = None    # None (CIRCUIT_LIMITS), a float, [[from, limit], ...], {from: limit} or a CSV
-    today: str = ''
-    validation_html: str = ''        # a copy of the HTML validation report for reports/
-    actions: str = ''                # the user's corporate actions (CSV)
-    holidays: str = ''               # NEPSE holidays (CSV)
+    "What the validate stage uses: the task's parameters, in one object; a field not given is env.yaml's value."
+    circuit_limits: object = FROM_ENV    # None (CIRCUIT_LIMITS), a float, [[from, limit], ...], {from: limit} or a CSV
+    today: str | None = FROM_ENV
+    validation_html: str | None = None   # a copy of the HTML validation report (a path pipeline.yaml gives)
+    actions: str | None = FROM_ENV       # the user's corporate actions (CSV; env.yaml's corporate_actions)
+    holidays: str | None = FROM_ENV      # NEPSE holidays (CSV)
+
+    def __post_init__(self): fill_from_env(self, task='validate')
 
     @classmethod
     def from_params(cls, params: dict) -> 'ValidateSettings':

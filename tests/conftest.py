@@ -20,8 +20,8 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None,
 # Tests pin the calendar and the modelling settings the sample was designed for: the live default market ends on the
 # last session before today and carries the planted change (tests/test_replay.py checks that story on the default);
 # the sample is a quiet 12-symbol market that ends on 2026-08-21, trained on 40-session windows with equal weights.
-PINNED = ['--set', 'synth_through=2026-08-21', '--set', "synth_change_at=''", '--set', 'today=2026-08-22',
-          '--set', 'test_sessions=40', '--set', "half_life=''", '--set', 'replay_sessions=120']
+PINNED = ['--set', 'synth_through=2026-08-21', '--set', 'synth_change_at=null', '--set', 'today=2026-08-22',
+          '--set', 'test_sessions=40', '--set', 'half_life=null', '--set', 'replay_sessions=120']
 
 
 def build(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
