@@ -18,8 +18,8 @@ from .ops import data_fingerprint
 
 # %% ../nbs/09_cli.ipynb #c008
 def _env_args(settings: dict) -> list[str]:
-    """`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, off (None, `--set KEY=`) as null; a block's keys
-    (a dict, or `--set block.key=`) as `--env--block--key`, Ploomber's name for a nested key."""
+    """`--env--KEY VALUE` pairs for Ploomber: booleans as env.yaml writes them, off (None, `--set KEY=`) as null;
+    a block's keys (a dict, or `--set block.key=`) as `--env--block--key`, Ploomber's name for a nested key."""
     text = lambda v: 'null' if v is None else str(v).lower() if isinstance(v, bool) else str(v)
     flat = {f"{k}--{kk}": vv for k, v in settings.items() if isinstance(v, dict) for kk, vv in v.items()}
     flat |= {k.replace('.', '--'): v for k, v in settings.items() if not isinstance(v, dict)}
@@ -663,7 +663,8 @@ def replay_command(env: dict, args) -> int:
     overrides = _parse_set(args.set)
     planted = Path(overrides.get('products', env['products'])) / 'ingest' / 'planted.json'
     real = planted.exists() and read_json(planted).get('synthetic') is False   # the products were built from real files
-    env |= real_data_settings(env, overrides, real)   # a replay on real data: its evidence profile (as `run` applies it)
+    # a replay on real data: its evidence profile (as `run` applies it)
+    env |= real_data_settings(env, overrides, real)
     policy = dict(env.get('replay_policy') or {})
     for k, v in overrides.items():
         if k.startswith('replay_policy.'): policy[k.split('.', 1)[1]] = v

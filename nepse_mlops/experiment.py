@@ -123,7 +123,7 @@ def would_gate(est,                          # the experiment's final model (tra
 
 # %% ../nbs/05a_experiment.ipynb #d3770592
 def failing_first(reasons: list[str]) -> list[str]:
-    "The gate's reasons with the failing checks first (what a reader needs), the passed ones after, each group in order."
+    "The gate's reasons, failing checks first (what a reader needs), the passed ones after, each group in order."
     from nepse_mlops.registry import _FAILING
     return sorted(reasons, key=lambda r: not r.startswith(_FAILING))
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 # %% ../nbs/00f_synthetic.ipynb #c005
-from .market_calendar import market_cutoff, session_weekdays   # the real trading week of each period (market_calendar.REGIMES)
+# the real trading week of each period (market_calendar.REGIMES)
+from .market_calendar import market_cutoff, session_weekdays
 
 def synthetic_calendar(start: str, end: str, seed: int = 7) -> pd.DatetimeIndex:
     "Synthetic NEPSE session dates between `start` and `end` (inclusive)."
@@ -178,8 +179,9 @@ def planted_description(signal: float = 1.0, change_at: str | None = None, chang
     return s
 
 def live_through(today=None, start: str = '2019-01-01', end: str = '2027-12-31', seed: int = 7) -> str:
-    """The last synthetic session strictly before `today` (default: `market_calendar.market_cutoff()`, the first day whose session has not
-    closed on NEPSE's clock, whatever the host's time zone), within the simulated `end`: where a live market stops."""
+    """The last synthetic session strictly before `today` (default: `market_calendar.market_cutoff()`, the first day
+    whose session has not closed on NEPSE's clock, whatever the host's time zone), within the simulated `end`: where a
+    live market stops."""
     t = pd.Timestamp(today or market_cutoff())
     cal = synthetic_calendar(start, end, seed)
     past = cal[cal < t]

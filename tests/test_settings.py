@@ -1,4 +1,4 @@
-"""One home for every setting: env.yaml holds the values, nepse_mlops.settings their types; no dataclass restates one."""
+"""One home for every setting: env.yaml holds the values, nepse_mlops.settings their types, no dataclass a default."""
 import subprocess, sys
 from dataclasses import fields, MISSING
 from pathlib import Path
