@@ -17,9 +17,10 @@ import pandas as pd
 from .core import log, read_json, write_json, save_frame, load_env, find_root, champion_version
 from .core import load_estimator, sector_of, setup_tracking, products_market
 from .features import FEATURES, features_stage, what_is_predicted, resolve_auto
-from .train import (walk_forward, compare_all, comparison_table, serving_eligible, fit_final, score,
-                               serving_example, TrainingLog, TrainSettings, log_training_run, rank_table, evidence_line,
-                               feature_list, model_features)
+from .evaluation import (walk_forward, compare_all, comparison_table, serving_eligible, score, rank_table,
+                                    evidence_line, feature_list, gate_window, gate_metrics, gate_rules)
+from .model import model_features
+from .train import fit_final, serving_example, TrainingLog, TrainSettings, log_training_run
 from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate, promote
 from .cli import real_data_settings
 
@@ -67,7 +68,7 @@ def git_state(root: str | Path) -> dict:
     return dict(commit=head.stdout.strip(), dirty=bool(diff), diff_sha256=digest, diff=diff)
 
 # %% ../nbs/05a_experiment.ipynb #fa35e192
-from .train import contract_proba as _proba   # P(up) from the estimator's own feature list (its contract)
+from .model import contract_proba as _proba   # P(up) from the estimator's own feature list (its contract)
 
 # %% ../nbs/05a_experiment.ipynb #0716d970
 WINDOW_KEYS = ['horizon', 'n_windows', 'test_sessions', 'embargo', 'min_train_sessions']
@@ -243,15 +244,14 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
     save_frame(per_window, ws / 'windows.csv'); save_frame(preds, ws / 'oos_predictions.parquet')
     cpreds = champion_walk_forward(products, champ['run_id']) if champ else None
     ev = side_by_side(preds, cpreds, ts.bootstrap, ts.seed, ts.bootstrap_block) | {'profile': ts.evidence_profile}
-    last = per_window[per_window.window == per_window.window.max()].set_index('candidate')
+    last = gate_window(per_window)
     gs, ge = last.test_start.iloc[0], last.test_end.iloc[0]
-    M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
-    gate_metrics = {c: {m: float(last.loc[c, m]) for m in M} for c in last.index}
+    gm = gate_metrics(per_window)
     est, n_train = fit_final(data, gs, ts.model_params, ts.seed, ts.half_life, feature_list(ts.feature_set))
     rows = gate_rows(feats, str(gs.date()), str(ge.date()))   # all features: eligibility ranks a symbol's whole history
     cest = load_estimator(f"models:/{s['model_name']}/{champ['version']}") if champ else None
     cfeats = pd.read_parquet(products / 'features' / 'features.parquet') if champ else None
-    rules = {k: v for k, v in gate_metrics.items() if k != 'model'}
+    rules = gate_rules(gm)
     g = would_gate(est, rows, rules, ev, cest, cfeats, champ and champ['version'], float(s.get('margin') or 0),
                    ts.bootstrap, 0)
     notes = [] if cpreds is not None or not champ else [
@@ -266,7 +266,7 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
     if champ and champ['params'].get('train_end') not in (None, str(gs.date())):
         notes.append(f"the gate window starts {gs.date()}, the champion's started {champ['params']['train_end']}: "
                      "the data differ")
-    return dict(data=data, per_window=per_window, evidence=ev, gate=g | {'rules': rules}, gate_metrics=gate_metrics,
+    return dict(data=data, per_window=per_window, evidence=ev, gate=g | {'rules': rules}, gate_metrics=gm,
                 est=est, n_train=n_train, gate_start=str(gs.date()), gate_end=str(ge.date()), gate_rows=len(rows),
                 notes=notes)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log, append_jsonl, save_frame, kill_point
-from .train import contract_proba, model_features, _auc
+from .evaluation import auc as _auc
+from .model import contract_proba, model_features
 
 # %% ../nbs/07_monitor.ipynb #c006
 def drift_windows(features: pd.DataFrame, train_end: str, reference_sessions: int = 250, current_sessions: int = 20):

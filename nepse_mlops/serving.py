@@ -520,7 +520,7 @@ class ChampionWatch(threading.Thread):
             print(f"champion moved: now serving version {v}", flush=True); self.failed = False
             return True
         except Exception as e:
-            from nepse_mlops.train import ModelContractError
+            from nepse_mlops.model import ModelContractError
             why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)   # a feature contract
                    else f"registry not reachable ({type(e).__name__}: {e})")                       # this code cannot keep
             if not self.failed: print(f"champion watch: {why}; still serving version {self.served.version}", flush=True)
@@ -593,7 +593,7 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
     if market and (why := market_mismatch(champion_market(MlflowClient(), model_name, version), market, version)):
         print(f"error: {why}; run `nepse-mlops run` on this data (it trains and gates its own champion)", flush=True)
         return 2
-    from nepse_mlops.train import ModelContractError, check_contract
+    from nepse_mlops.model import ModelContractError, check_contract
     meta = champion_meta(model_name, version)   # its feature contract, checked before any worker starts; no model loaded
     try:
         if meta.get('features'): check_contract(meta['features'], version, meta.get('git_commit'))

@@ -14,7 +14,8 @@ from nepse_mlops.core import CANONICAL_COLUMNS
 from nepse_mlops.synthetic import make_market, PLANTED_LIMITS
 from nepse_mlops.validate import validate_prices, CIRCUIT_LIMITS, parse_limits
 from nepse_mlops.features import build_features, market_index, check_no_lookahead
-from nepse_mlops.train import walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES, TrainSettings
+from nepse_mlops.evaluation import walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES
+from nepse_mlops.train import TrainSettings
 from nepse_mlops.register import gate_decision
 
 PARAMS = {'learning_rate': 0.05, 'max_iter': 200, 'max_leaf_nodes': 15, 'min_samples_leaf': 200, 'l2_regularization': 1.0}
