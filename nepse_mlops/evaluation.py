@@ -161,9 +161,11 @@ def fit_key(model_params: dict, seed: int, half_life, features) -> str:
 def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
                  model_params: dict, n_windows: int = 4, test_sessions: int = 40, embargo: int = 1,
                  min_train_sessions: int = 120, seed: int = 42,
-                 half_life: float | None = None, # weight training rows by recency: a row this many sessions old counts half
+                 # weight training rows by recency: a row this many sessions old counts half
+                 half_life: float | None = None,
                  features: list[str] | None = None, # the model's and the logistic's inputs (default `FEATURES`)
-                 fitted: dict | None = None,     # filled with the last window's model and training rows (`fit_final` reuses them)
+                 # filled with the last window's model and training rows (`fit_final` reuses them)
+                 fitted: dict | None = None,
                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Score every candidate on every window: (metrics per window and candidate, out-of-sample predictions)."
     # with `half_life`, every candidate (naive rules included) weights its training rows by recency, the same way
@@ -225,7 +227,8 @@ def session_ranks(p, outcome, di) -> tuple[np.ndarray, np.ndarray]:
     rp, rr = g.p.rank(), g.r.rank()                        # average ranks, as scipy.stats.spearmanr
     x, y = rp - rp.groupby(f.d).transform('mean'), rr - rr.groupby(f.d).transform('mean')
     s = pd.DataFrame({'d': f.d, 'xy': x * y, 'xx': x * x, 'yy': y * y}).groupby('d').sum()
-    with np.errstate(invalid='ignore', divide='ignore'):   # a constant score ranks nothing: IC 0; a constant outcome: none
+    # a constant score ranks nothing: IC 0; a constant outcome: none
+    with np.errstate(invalid='ignore', divide='ignore'):
         ic = np.where(s.yy <= 1e-12, np.nan, np.where(s.xx <= 1e-12, 0.0, s.xy / np.sqrt(s.xx * s.yy)))
     top = g.p.rank(method='min', ascending=False) <= np.ceil(0.1 * g.p.transform('size'))   # ties at the cut count
     med = g.r.transform('median')
@@ -337,7 +340,8 @@ def _book(sel: pd.DataFrame, buyable: pd.DataFrame, ret: pd.DataFrame, lag: int,
     "Daily net return of a long-only book: entries `lag` sessions after the signal, each tranche held `hold` sessions."
     entry = (sel.shift(lag, fill_value=False) & buyable)
     tranche = entry.div(entry.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
-    w = sum(tranche.shift(j, fill_value=0.0) for j in range(hold)) / hold       # overlapping tranches, netted per symbol
+    # overlapping tranches, netted per symbol
+    w = sum(tranche.shift(j, fill_value=0.0) for j in range(hold)) / hold
     gross = (w * ret).sum(axis=1)
     cost = cost_one_way * w.diff().fillna(w).abs().sum(axis=1)          # the first day buys the whole book
     return pd.DataFrame({'net': gross - cost, 'gross': gross, 'held': (w > 0).sum(axis=1),
@@ -349,10 +353,12 @@ def backtest(preds: pd.DataFrame, cost_one_way: float = 0.004, limits=None) -> p
     m = preds[preds.candidate == 'model'].dropna(subset=['fwd_ret'])
     piv = lambda v: m.assign(v=v).pivot_table(index='date', columns='symbol', values='v', aggfunc='first')
     ret = piv(np.expm1(m.fwd_ret.to_numpy())).fillna(0.0)
-    lim = np.log1p(limits_in_force(m.date, limits)) - 0.005            # a close within half a point of the limit in force
+    # a close within half a point of the limit in force
+    lim = np.log1p(limits_in_force(m.date, limits)) - 0.005
     limit_up = piv((m.ret_1.to_numpy() >= lim) | m.ret_1.isna().to_numpy()).reindex_like(ret).fillna(True).astype(bool)
     listed = piv(np.ones(len(m))).reindex_like(ret).notna()
-    buyable = listed & ~limit_up                                        # no purchase at a limit-up close or on a listing day
+    # no purchase at a limit-up close or on a listing day
+    buyable = listed & ~limit_up
     sel = piv(m.label.to_numpy() == 1).reindex_like(ret).fillna(False).astype(bool)
     runs = {'same_close': (0, 1), 'next_close': (1, 1), 't2_hold': (1, 2)}
     out = {name: _book(sel, buyable, ret, lag, hold, cost_one_way) for name, (lag, hold) in runs.items()}

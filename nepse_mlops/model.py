@@ -29,10 +29,11 @@ def _registered_version(run_id: str | None) -> str | None:
     except Exception: return None   # the model still serves; it just cannot name its version
 
 class TreeTable:
-    """A fitted binary `HistGradientBoostingClassifier` as flat node arrays, scored for all trees at once, one depth level
-    per step. scikit-learn walks its trees one Python call at a time (1.1 ms for one row and 200 trees, a third of a
-    REST request); this takes 0.1 ms and returns the same bits: the same comparisons (`x <= threshold`, a missing value
-    going where the tree learned), the leaf values added in the same order (`cumsum` is sequential), the same `expit`."""
+    """A fitted binary `HistGradientBoostingClassifier` as flat node arrays, scored for all trees at once, one depth
+    level per step. scikit-learn walks its trees one Python call at a time (1.1 ms for one row and 200 trees, a third of
+    a REST request); this takes 0.1 ms and returns the same bits: the same comparisons (`x <= threshold`, a missing
+    value going where the tree learned), the leaf values added in the same order (`cumsum` is sequential), the same
+    `expit`."""
     def __init__(self, est):
         preds = [it[0] for it in est._predictors]
         if (est.n_trees_per_iteration_ != 1 or getattr(est, '_preprocessor', None) is not None
@@ -49,7 +50,8 @@ class TreeTable:
 
     def raw(self, X) -> np.ndarray:
         X = np.asarray(X, 'float64')
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_: raise ValueError(f"expected {self.n_features_in_} features, got shape {X.shape}")
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected {self.n_features_in_} features, got shape {X.shape}")
         node = np.tile(self.roots, (len(X), 1)); rows = np.arange(len(X))[:, None]
         while not (done := self.leaf[node]).all():
             x = X[rows, self.feature[node]]
@@ -64,7 +66,8 @@ class TreeTable:
 
 def numpy_scorer(est):
     """`est` for NumPy rows in its own column order (`model_features(est)`): a `TreeTable` for gradient boosting,
-    else a shallow copy without `feature_names_in_` (scikit-learn's per-call name check of a one-row frame costs ~0.5 ms)."""
+    else a shallow copy without `feature_names_in_` (scikit-learn's per-call name check of a one-row frame costs
+    ~0.5 ms)."""
     import copy
     if isinstance(est, HistGradientBoostingClassifier) and est.n_trees_per_iteration_ == 1:
         try: return TreeTable(est)
@@ -107,9 +110,9 @@ def check_contract(features: list[str], version=None, commit=None) -> list[str]:
     "`features` if this code computes all of them; else `ModelContractError` saying what to do."
     missing = [c for c in features if c not in computed_features()]
     if missing:
-        raise ModelContractError(f"model version {version or '?'} needs features {missing} that this nepse_mlops no longer "
-                                 "computes: retrain with `nepse-mlops run --set retrain=always`, or reinstall the code it was "
-                                 f"trained with (git commit {commit or 'unknown'})")
+        raise ModelContractError(f"model version {version or '?'} needs features {missing} that this nepse_mlops "
+                                 "no longer computes: retrain with `nepse-mlops run --set retrain=always`, or "
+                                 f"reinstall the code it was trained with (git commit {commit or 'unknown'})")
     return list(features)
 
 # %% ../nbs/03b_model.ipynb #m0000009
@@ -138,8 +141,9 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame(self.answer(model_input))
 
     def answer(self, model_input: pd.DataFrame | dict,   # raw rows, or a dict of their columns
-               check=None) -> dict[str, np.ndarray]:   # called with 'model' between the features and the trees (a deadline)
-        "`predict` as columns of arrays, one entry per symbol (what the REST server writes out, without building a frame)."
+               # called with 'model' between the features and the trees (a deadline)
+               check=None) -> dict[str, np.ndarray]:
+        "`predict` as columns of arrays, one entry per symbol (what the REST server writes out, without a frame)."
         from nepse_mlops.features import feature_arrays_from_raw
         cols = model_input if isinstance(model_input, dict) else pd.DataFrame(model_input)   # the server sends columns
         try: f = feature_arrays_from_raw(cols, self.meta['horizon'], self.meta.get('sectors'),
@@ -147,7 +151,8 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         except (ValueError, TypeError, KeyError) as e:
             raise MlflowException(f"bad request: {e}", error_code=INVALID_PARAMETER_VALUE) from None
         sym = f['symbol']                                # rows come sorted by symbol and date
-        if not len(sym): raise MlflowException('no valid equity rows left after validation', error_code=INVALID_PARAMETER_VALUE)
+        if not len(sym):
+            raise MlflowException('no valid equity rows left after validation', error_code=INVALID_PARAMETER_VALUE)
         is_last = np.r_[sym[1:] != sym[:-1], True]
         ends = np.flatnonzero(is_last); counts = np.diff(np.r_[-1, ends])
         if why := cross_section_refusal(model_features(self.est), len(ends)):
@@ -162,7 +167,8 @@ class NepseDirectionModel(mlflow.pyfunc.PythonModel):
         p = self._scorer.predict_proba(np.column_stack([f[c][ends] for c in self._cols]))[:, 1]
         n = len(ends)
         return {'symbol': sym[ends], 'date': f['date'][ends].astype('datetime64[D]').astype(str), 'prob_up': p,
-                'direction': np.where(p >= 0.5, 'up', 'down'), 'model_version': np.full(n, getattr(self, 'version', None) or 'unregistered', object),
+                'direction': np.where(p >= 0.5, 'up', 'down'),
+                'model_version': np.full(n, getattr(self, 'version', None) or 'unregistered', object),
                 'run_id': np.full(n, self.meta['run_id'], object)} | self._kind(n)
 
     def _kind(self, n: int) -> dict[str, np.ndarray]:

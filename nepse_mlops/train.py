@@ -17,8 +17,8 @@ import pandas as pd
 from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows, what_is_predicted, resolve_auto, is_real_data
 from .evaluation import (RecencyBoosting, BASELINES, GATE_METRICS, fit_ready, fit_weighted, recency_weights,
-                                    fit_key, usable_features, feature_list, serving_eligible, walk_forward, pooled_score,
-                                    compare_all, half_width, evidence_line, intervals_vs, comparison_table, rank_table,
+                                    fit_key, usable_features, feature_list, serving_eligible, walk_forward,
+                                    pooled_score, compare_all, half_width, evidence_line, intervals_vs, comparison_table, rank_table,
                                     backtest, backtest_summary, known_answer, gate_window, gate_metrics)
 from .model import MIN_CROSS_SECTION, cross_section_refusal, model_features, run_tag
 
@@ -33,7 +33,8 @@ from .evaluation import AlwaysUp, Majority, SignRule   # noqa: F401
 # %% ../nbs/04_train.ipynb #c021
 def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42, half_life: float | None = None,
               features: list[str] | None = None,   # default `FEATURES`; inputs constant over its rows are left out
-              reuse: dict | None = None,   # `walk_forward(..., fitted=)` of the same `data`: its last window's model, when valid
+              # `walk_forward(..., fitted=)` of the same `data`: its last window's model, when valid
+              reuse: dict | None = None,
              ):
     "The model to register: trained on every labelled row whose outcome is known before the gate window (recency-weighted with `half_life`)."
     pos = np.flatnonzero((data.target_date < gate_start).to_numpy())
@@ -41,12 +42,14 @@ def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42
     use, const = usable_features(tr[list(features or FEATURES)])
     if const: log(f"train: {const} constant over the final model's training rows: left out of its feature list")
     if reuse and reuse.get('key') == fit_key(model_params, seed, half_life, use) and np.array_equal(reuse['rows'], pos):
-        return reuse['model'], len(pos)   # the gate window's walk-forward fit: the same rows, inputs, weights, parameters and seed
+        # the gate window's walk-forward fit: the same rows, inputs, weights, parameters and seed
+        return reuse['model'], len(pos)
     est = RecencyBoosting(random_state=seed, **model_params)
     return fit_weighted(est, fit_ready(tr[use]), tr.target.astype(int), recency_weights(tr.date, half_life)), len(tr)
 
 def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MAX_LOOKBACK + 1,
-                    features: list[str] | None = None) -> pd.DataFrame:   # the model's inputs: per-date ones need more symbols
+                    # the model's inputs: per-date ones need more symbols
+                    features: list[str] | None = None) -> pd.DataFrame:
     "The served model's logged input example: the REST request (`features.request_rows`) for the most traded symbol(s)."
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
     k = MIN_CROSS_SECTION if cross_section_refusal(features or [], 1) else 1
@@ -140,7 +143,8 @@ def permutation_importance_table(est, rows: pd.DataFrame, path: str | Path | Non
 
 # %% ../nbs/04_train.ipynb #6045595d
 def should_retrain(policy: str, decision: dict | None, champion_run_id: str | None, last_run: dict | None,
-                   champion_identity: str | None = None, # the champion's `model_identity`: an identical run evaluated it
+                   # the champion's `model_identity`: an identical run evaluated it
+                   champion_identity: str | None = None,
                   ) -> tuple[bool, str]:
     "Whether this run trains a new model, and why (`policy`: 'auto' follows the last monitoring decision; 'always')."
     if policy == 'always': return True, "retrain policy is 'always'"
@@ -229,7 +233,8 @@ def load_inputs(upstream: dict, feature_set: str = 'base') -> TrainInputs:
                        prices=pd.read_parquet(upstream['validate']['prices']),
                        market=pd.read_parquet(upstream['features']['market']),
                        digest=read_json(upstream['validate']['snapshot'])['digest'],
-                       truth=pd.read_parquet(upstream['ingest']['truth']), planted=read_json(upstream['ingest']['planted']),
+                       truth=pd.read_parquet(upstream['ingest']['truth']),
+                       planted=read_json(upstream['ingest']['planted']),
                        cols=feature_list(feature_set), left_out=int((known & ~eligible).sum()))
 
 # %% ../nbs/04_train.ipynb #t0000015
@@ -243,7 +248,7 @@ class TrainDecision:
     previous: dict | None      # the run record on disk (`product['run']`) when every product of that run is there
 
 def decide_training(product: dict, s: TrainSettings, market: str = '') -> TrainDecision:
-    "Retrain or reuse the champion: `should_retrain` on the last monitoring decision and the run on disk, said in one line."
+    "Retrain or reuse the champion: `should_retrain` on the last monitoring decision and the run on disk; logged."
     from nepse_mlops.core import read_json
     champ, champ_run = _champion_of(s, market)
     on_disk = [product[k] for k in ['windows', 'predictions', 'backtest', 'run']]
@@ -274,8 +279,9 @@ def evaluate(inp: TrainInputs, product: dict, s: TrainSettings, train_now: bool)
     fitted = {}
     if train_now:
         log(f"train: {len(inp.data):,} labelled rows, {inp.data.symbol.nunique()} symbols")
-        per_window, preds = walk_forward(inp.data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
-                                         s.min_train_sessions, s.seed, s.half_life, inp.cols, fitted)
+        per_window, preds = walk_forward(inp.data, s.model_params, s.n_windows, s.test_sessions,
+                                         max(s.embargo, s.horizon), s.min_train_sessions, s.seed, s.half_life,
+                                         inp.cols, fitted)
         save_frame(per_window, product['windows']); save_frame(preds, product['predictions'])
     else:
         per_window = pd.read_csv(product['windows'], parse_dates=['train_end', 'test_start', 'test_end'])
@@ -285,22 +291,26 @@ def evaluate(inp: TrainInputs, product: dict, s: TrainSettings, train_now: bool)
     best = pooled.loc[BASELINES, 'roc_auc'].idxmax()
     bt = backtest(preds, s.cost_one_way, s.circuit_limits)
     if train_now: bt.to_csv(product['backtest'])
-    return TrainEvaluation(per_window, preds, evidence, pooled, best, bt, backtest_summary(bt), known_answer(preds, inp.truth),
-                           evidence_line(evidence), half_width(evidence['diffs'][best]['roc_auc']['ci']), fitted)
+    return TrainEvaluation(per_window, preds, evidence, pooled, best, bt, backtest_summary(bt),
+                           known_answer(preds, inp.truth), evidence_line(evidence),
+                           half_width(evidence['diffs'][best]['roc_auc']['ci']), fitted)
 
 # %% ../nbs/04_train.ipynb #t0000021
 def run_params(s: TrainSettings, n_train: int, gate_start) -> dict:
-    "The run's settings as logged to MLflow and hashed into `model_identity` (label and feature set when not the default)."
-    params = dict(horizon=s.horizon, n_windows=s.n_windows, test_sessions=s.test_sessions, embargo=max(s.embargo, s.horizon),
-                  min_train_sessions=s.min_train_sessions, seed=s.seed, model_params=s.model_params, train_rows=n_train,
-                  half_life=s.half_life or 0, train_end=str(gate_start.date()))
-    return params | {k: getattr(s, k) for k, d in (('label', 'absolute'), ('feature_set', 'base')) if getattr(s, k) != d}
+    "The run's settings as logged to MLflow and hashed into `model_identity` (label, feature set: when not default)."
+    params = dict(horizon=s.horizon, n_windows=s.n_windows, test_sessions=s.test_sessions,
+                  embargo=max(s.embargo, s.horizon), min_train_sessions=s.min_train_sessions, seed=s.seed,
+                  model_params=s.model_params, train_rows=n_train, half_life=s.half_life or 0,
+                  train_end=str(gate_start.date()))
+    changed = {k: getattr(s, k) for k, d in (('label', 'absolute'), ('feature_set', 'base')) if getattr(s, k) != d}
+    return params | changed
 
 def model_meta(s: TrainSettings, prices: pd.DataFrame, planted: dict) -> dict:
     "What the served model carries beside its estimator: horizon, sectors, circuit limits, universe, market and label."
     from nepse_mlops.validate import parse_limits
     eq = prices[prices.instrument_type == 'equity'] if 'instrument_type' in prices else prices
-    return {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(), 'circuit_limits': parse_limits(s.circuit_limits),
+    return {'horizon': s.horizon, 'sectors': sector_of(prices).to_dict(),
+            'circuit_limits': parse_limits(s.circuit_limits),
             'universe': sorted(map(str, eq.symbol.unique())),   # REST refuses other symbols (serving.RequestGuard)
             'market': planted.get('market', ''),                # the data's market (core.market_identity)
             'label': s.label}                                     # what a probability is of (what_is_predicted)
@@ -319,16 +329,20 @@ def fit_and_log(inp: TrainInputs, ev: TrainEvaluation, product: dict, s: TrainSe
     logged |= {f"gate_{c}_{m}": v for c, mv in gm.items() for m, v in mv.items()}
     params = run_params(s, n_train, gate_start)
     identity = model_identity(inp.digest, params)
-    example = serving_example(inp.prices, inp.market, features=model_features(est))   # a per-date model needs 30 symbols
+    # a per-date model needs 30 symbols
+    example = serving_example(inp.prices, inp.market, features=model_features(est))
     files = {'windows': product['windows'], 'backtest': product['backtest'], 'importance': imp_png}
-    run = log_training_run(est, TrainingLog(model_meta(s, inp.prices, inp.planted), params, ev.per_window, logged, example,
-                                            inp.digest, inp.data, files, identity), Path(product['run']).parent / 'model_work')
+    t = TrainingLog(model_meta(s, inp.prices, inp.planted), params, ev.per_window, logged, example, inp.digest,
+                    inp.data, files, identity)
+    run = log_training_run(est, t, Path(product['run']).parent / 'model_work')
     kill_point('train_logged')
     record = dict(run, gate_start=str(gate_start.date()), gate_end=str(gate_end.date()), primary_metric='roc_auc',
                   gate_metrics=gm, pooled=ev.pooled.round(6).to_dict('index'), evidence=ev.evidence,
                   intervals=intervals_vs(ev.evidence, ev.best_baseline), best_baseline=ev.best_baseline,
-                  known_answer=ev.known_answer, backtest=ev.backtest_summary.drop(columns='what').round(6).to_dict('index'),
-                  tie_share=inp.summary()['tie_share'], data_digest=inp.digest, horizon=s.horizon, half_life=s.half_life,
+                  known_answer=ev.known_answer,
+                  backtest=ev.backtest_summary.drop(columns='what').round(6).to_dict('index'),
+                  tie_share=inp.summary()['tie_share'], data_digest=inp.digest, horizon=s.horizon,
+                  half_life=s.half_life,
                   importance=importance.round(6).to_dict('records'), train_rows=n_train,
                   model_identity=identity, features=model_features(est), label=s.label, feature_set=s.feature_set,
                   dropped_features=[c for c in inp.cols if c not in model_features(est)],
