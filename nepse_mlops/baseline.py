@@ -41,7 +41,7 @@ def fit_rule(data: pd.DataFrame,          # labelled feature rows (target, targe
     return RuleModel(rule, name), len(tr)
 
 # %% ../nbs/05b_baseline.ipynb #b000000a
-def best_rule(evidence: dict,            # `train.compare_all` over the walk-forward windows
+def best_rule(evidence: dict,            # `evaluation.compare_all` over the walk-forward windows
               metric: str = 'roc_auc') -> dict:
     "The servable rule with the best pooled `metric` on the evidence, its value and 95% interval."
     c = {k: v[metric] for k, v in evidence['candidates'].items() if k in SERVABLE_RULES}

@@ -59,7 +59,7 @@ class Majority(AlwaysUp):
     def direction(self, X): return np.full(len(X), int(self.p_ > 0.5))
 
 class SignRule:
-    "Baseline: a one-line rule on the last return, persistence (`sign=1`) or reversal (`sign=-1`); training only calibrates its probability."
+    "Baseline: a one-line rule on the last return, persistence (`sign=1`) or reversal (`sign=-1`); fit calibrates it."
     def __init__(self, sign: int): self.sign = sign
     def _x(self, X): return self.sign * np.nan_to_num(X['ret_1'].to_numpy('float64'))
     def fit(self, X, y, sample_weight=None):
@@ -73,7 +73,8 @@ class SignRule:
 
 class RecencyBoosting(HistGradientBoostingClassifier):
     """Gradient boosting whose bin edges come from the rows unweighted; recency weights still weigh every gradient.
-    scikit-learn (>= 1.7) finds weighted bin edges one percentile at a time: 9x slower on 10,000 rows (2.25 s vs 0.26 s),
+    scikit-learn (>= 1.7) finds weighted bin edges one percentile at a time: 9x slower on 10,000 rows (2.25 s vs
+    0.26 s),
     most of a weighted walk-forward's time. The edges are only candidate split points (255 per feature), so unweighted
     ones lose nothing a split needs."""
     def _bin_data(self, X, sample_weight, is_training_data):
@@ -82,7 +83,8 @@ class RecencyBoosting(HistGradientBoostingClassifier):
 def make_candidates(model_params: dict, seed: int = 42) -> dict:
     "Fresh, unfitted naive rules and model, by name."
     return {'always_up': AlwaysUp(), 'majority': Majority(), 'persistence': SignRule(1), 'reversal': SignRule(-1),
-            'logistic': make_pipeline(SimpleImputer(strategy='median'), StandardScaler(), LogisticRegression(C=0.1, max_iter=1000)),
+            'logistic': make_pipeline(SimpleImputer(strategy='median'), StandardScaler(),
+                                      LogisticRegression(C=0.1, max_iter=1000)),
             'model': RecencyBoosting(random_state=seed, **model_params)}
 
 BASELINES = ['always_up', 'majority', 'persistence', 'reversal', 'logistic']
@@ -100,7 +102,7 @@ def serving_eligible(features: pd.DataFrame) -> np.ndarray:
     return (features.groupby('symbol').date.rank(method='first').to_numpy() > MAX_LOOKBACK)
 
 def recency_weights(dates: pd.Series, half_life: float | None) -> np.ndarray | None:
-    "Training weights 0.5 ** (sessions before the newest training session / `half_life`); None (equal weights) without a half-life."
+    "Training weights 0.5 ** (sessions before the newest training session / `half_life`); None (equal) without one."
     if not half_life: return None
     d = pd.DatetimeIndex(dates)
     u = np.sort(d.unique())
@@ -125,9 +127,11 @@ def score(y, p, label) -> dict:
     "Accuracy, balanced accuracy, ROC AUC, log loss and Brier score of probabilities `p` and directions `label`."
     # numpy, not sklearn.metrics: the bootstrap calls this thousands of times and sklearn's input checks were 90% of it
     # (the test below holds it to sklearn's values)
-    y = np.asarray(y).astype(int); p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6); hit = np.asarray(label).astype(int) == y
+    y = np.asarray(y).astype(int); p = np.clip(np.asarray(p, float), 1e-6, 1 - 1e-6)
+    hit = np.asarray(label).astype(int) == y
     up = y == 1; two = 0 < up.sum() < len(y)
-    return dict(accuracy=float(hit.mean()), balanced_accuracy=float((hit[up].mean() + hit[~up].mean()) / 2) if two else np.nan,
+    return dict(accuracy=float(hit.mean()),
+                balanced_accuracy=float((hit[up].mean() + hit[~up].mean()) / 2) if two else np.nan,
                 roc_auc=auc(y, p) if two else np.nan, log_loss=float(-np.mean(np.where(up, np.log(p), np.log1p(-p)))),
                 brier=float(np.mean((p - y) ** 2)), n=len(y), up_rate=float(y.mean()))
 
@@ -181,7 +185,8 @@ def walk_forward(data: pd.DataFrame,  # labelled feature rows (target known)
             x = use if name in ('model', 'logistic') else ['ret_1']   # the naive rules read the last return only
             Xtr, Xte = data.loc[tr, x], data.loc[te, x]
             fit_weighted(est, fit_ready(Xtr), ytr, w)
-            if fitted is not None and name == 'model': fitted.update(model=est, rows=tr, key=fit_key(model_params, seed, half_life, use))
+            if fitted is not None and name == 'model':
+                fitted.update(model=est, rows=tr, key=fit_key(model_params, seed, half_life, use))
             p = est.predict_proba(Xte)[:, 1]; lab = direction(est, Xte, p)
             rows.append(dict(window=k, candidate=name, train_rows=len(tr), train_end=data.date[tr].max(),
                              test_start=data.date[te].min(), test_end=data.date[te].max(), **score(yte, p, lab)))
@@ -241,7 +246,8 @@ def _pair_counts(y, p, dl, nd) -> np.ndarray:
     U = np.zeros((nd, nd)); pos = y == 1; pp = p[pos]
     for b in range(nd):
         neg = np.sort(p[~pos & (dl == b)])
-        if len(neg): U[:, b] = np.bincount(dl[pos], (np.searchsorted(neg, pp) + np.searchsorted(neg, pp, 'right')) / 2, nd)
+        if len(neg):
+            U[:, b] = np.bincount(dl[pos], (np.searchsorted(neg, pp) + np.searchsorted(neg, pp, 'right')) / 2, nd)
     return U
 
 def resampled_metrics(C: np.ndarray,   # (resamples, sessions): how often each session is drawn; ones = the data as is
@@ -252,7 +258,8 @@ def resampled_metrics(C: np.ndarray,   # (resamples, sessions): how often each s
     n, n1, h, h1, h0, ll, br = (C @ np.stack([np.bincount(di, v, nd) for v in cols], 1)).T
     num, den = np.zeros(len(C)), np.zeros(len(C))
     with np.errstate(invalid='ignore', divide='ignore'):
-        out = dict(accuracy=h / n, balanced_accuracy=np.where((n1 > 0) & (n1 < n), (h1 / n1 + h0 / (n - n1)) / 2, np.nan),
+        out = dict(accuracy=h / n,
+                   balanced_accuracy=np.where((n1 > 0) & (n1 < n), (h1 / n1 + h0 / (n - n1)) / 2, np.nan),
                    log_loss=ll / n, brier=br / n)
         for k in np.unique(w):   # ROC AUC per window from session-pair counts, then row-weighted as in pooled_score
             m = w == k; ds, dl = np.unique(di[m], return_inverse=True); Cw = C[:, ds]
@@ -269,9 +276,10 @@ def compare_all(preds: pd.DataFrame, n: int = 200, seed: int = 0, metrics: list[
                 ref: str = 'model',
                 block: int = 5,   # sessions per resampled block (1: sessions drawn independently)
                ) -> dict:
-    "Pooled metrics of every candidate with 95% intervals, and `ref` minus each other (paired: the same resampled sessions)."
+    "Pooled metrics of every candidate with 95% intervals, and `ref` minus each other (paired: the same resamples)."
     cands = list(dict.fromkeys(preds.candidate))
-    by = {c: g.sort_values(['window', 'date', 'symbol'], kind='stable') for c, g in preds.groupby('candidate', sort=False)}
+    by = {c: g.sort_values(['window', 'date', 'symbol'], kind='stable')
+          for c, g in preds.groupby('candidate', sort=False)}
     m = by[ref]
     y, w, d = m.y.to_numpy().astype(int), m.window.to_numpy(), m.date.to_numpy()
     real_ret = 'fwd_ret' in m and m.fwd_ret.notna().all()
@@ -285,7 +293,8 @@ def compare_all(preds: pd.DataFrame, n: int = 200, seed: int = 0, metrics: list[
     return {'resamples': n, 'block': int(block), 'rows': len(y), 'dates': len(udates), 'ref': ref,
             'first': str(pd.Timestamp(udates[0]).date()), 'last': str(pd.Timestamp(udates[-1]).date()),
             'windows': int(len(np.unique(w))), 'rank_outcome': 'fwd_ret' if real_ret else 'y',
-            'candidates': {c: {k: dict(value=float(res[c][k][0]), ci=ci(res[c][k][1:])) for k in metrics} for c in cands},
+            'candidates': {c: {k: dict(value=float(res[c][k][0]), ci=ci(res[c][k][1:])) for k in metrics}
+                           for c in cands},
             'diffs': {c: {k: dict(diff=float(res[ref][k][0] - res[c][k][0]), ci=ci(res[ref][k][1:] - res[c][k][1:]))
                           for k in metrics} for c in cands if c != ref}}
 
@@ -303,28 +312,31 @@ def evidence_line(ev: dict) -> str:
 
 def bootstrap_all(preds: pd.DataFrame, baseline: str = 'logistic', n: int = 200, seed: int = 0,
                   metrics: list[str] = METRICS, block: int = 5) -> dict:
-    "For every metric: pooled value of the model and `baseline` with 95% intervals and the paired difference (dates resampled)."
-    return intervals_vs(compare_all(preds[preds.candidate.isin(['model', baseline])], n, seed, metrics, block=block), baseline)
+    "For every metric: the model and `baseline` pooled with 95% intervals, and the paired difference (by sessions)."
+    two = preds[preds.candidate.isin(['model', baseline])]
+    return intervals_vs(compare_all(two, n, seed, metrics, block=block), baseline)
 
 def intervals_vs(c: dict, baseline: str) -> dict:
     "From `compare_all`: per metric, the model and `baseline` with their intervals and the paired difference."
     mo, ba, di = c['candidates'][c['ref']], c['candidates'][baseline], c['diffs'][baseline]
-    return {k: dict(metric=k, baseline=baseline, model=mo[k]['value'], model_ci=mo[k]['ci'], baseline_value=ba[k]['value'],
+    return {k: dict(metric=k, baseline=baseline, model=mo[k]['value'], model_ci=mo[k]['ci'],
+                    baseline_value=ba[k]['value'],
                     baseline_ci=ba[k]['ci'], diff=di[k]['diff'], diff_ci=di[k]['ci']) for k in di}
 
 def bootstrap_by_date(preds: pd.DataFrame, metric: str = 'roc_auc', baseline: str = 'logistic',
                       n: int = 200, seed: int = 0, block: int = 5) -> dict:
-    "Pooled `metric` of the model and `baseline` with 95% intervals, and the paired difference, resampling blocks of dates."
+    "Pooled `metric` of the model and `baseline` with 95% intervals, and the paired difference (blocks of sessions)."
     return bootstrap_all(preds, baseline, n, seed, [metric], block)[metric]
 
 def comparison_table(c: dict, metric: str = 'roc_auc') -> pd.DataFrame:
-    "One row per candidate: the pooled `metric` with its interval, and the model's signed difference to it with its interval."
+    "One row per candidate: the pooled `metric` and its interval, the model's signed difference to it and its interval."
     rows = []
     for name, v in c['candidates'].items():
         d = c['diffs'].get(name)
         rows.append({'candidate': name, metric: round(v[metric]['value'], 4),
                      '95% interval': f"[{v[metric]['ci'][0]:.4f}, {v[metric]['ci'][1]:.4f}]",
-                     f"{c['ref']} minus this": '' if d is None else f"{d[metric]['diff']:+.4f} [{d[metric]['ci'][0]:+.4f}, {d[metric]['ci'][1]:+.4f}]"})
+                     f"{c['ref']} minus this": '' if d is None else
+                     f"{d[metric]['diff']:+.4f} [{d[metric]['ci'][0]:+.4f}, {d[metric]['ci'][1]:+.4f}]"})
     return pd.DataFrame(rows).set_index('candidate')
 
 def rank_table(c: dict, metrics=('roc_auc', 'rank_ic', 'top_decile')) -> pd.DataFrame:
@@ -336,7 +348,8 @@ def rank_table(c: dict, metrics=('roc_auc', 'rank_ic', 'top_decile')) -> pd.Data
     return pd.DataFrame(rows).set_index('candidate')
 
 # %% ../nbs/03a_evaluation.ipynb #c017
-def _book(sel: pd.DataFrame, buyable: pd.DataFrame, ret: pd.DataFrame, lag: int, hold: int, cost_one_way: float) -> pd.DataFrame:
+def _book(sel: pd.DataFrame, buyable: pd.DataFrame, ret: pd.DataFrame, lag: int, hold: int,
+          cost_one_way: float) -> pd.DataFrame:
     "Daily net return of a long-only book: entries `lag` sessions after the signal, each tranche held `hold` sessions."
     entry = (sel.shift(lag, fill_value=False) & buyable)
     tranche = entry.div(entry.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
@@ -348,7 +361,7 @@ def _book(sel: pd.DataFrame, buyable: pd.DataFrame, ret: pd.DataFrame, lag: int,
                          'skipped': (sel.shift(lag, fill_value=False) & ~buyable).sum(axis=1)})
 
 def backtest(preds: pd.DataFrame, cost_one_way: float = 0.004, limits=None) -> pd.DataFrame:
-    "Daily net returns of the model's long-only signal as a trader could run it (several executions) and of equal-weight buy-and-hold."
+    "Daily net returns of the model's long-only signal as a trader could run it (several ways), and of buy-and-hold."
     from nepse_mlops.validate import limits_in_force
     m = preds[preds.candidate == 'model'].dropna(subset=['fwd_ret'])
     piv = lambda v: m.assign(v=v).pivot_table(index='date', columns='symbol', values='v', aggfunc='first')
@@ -376,15 +389,17 @@ def backtest_summary(bt: pd.DataFrame) -> pd.DataFrame:
     rows = [{'book': k, 'what': v, 'net return': float(np.prod(1 + bt[k]) - 1),
              'gross return': float(np.prod(1 + bt[f"gross_{k.removeprefix('signal_')}"]) - 1),
              'mean daily net (bp)': float(bt[k].mean() * 1e4),
-             'daily t-stat': float(bt[k].mean() / bt[k].std(ddof=1) * np.sqrt(len(bt))) if bt[k].std(ddof=1) > 0 else np.nan}
+             'daily t-stat': (float(bt[k].mean() / bt[k].std(ddof=1) * np.sqrt(len(bt))) if bt[k].std(ddof=1) > 0
+                              else np.nan)}
             for k, v in books.items()]
     return pd.DataFrame(rows).set_index('book')
 
 # %% ../nbs/03a_evaluation.ipynb #dd206ffb
 def known_answer(preds: pd.DataFrame, truth: pd.DataFrame | None) -> dict | None:
-    "On a synthetic market: the best ROC AUC any model can reach (rows scored by the planted probability) beside the model's, same rows."
+    "Synthetic market: the best ROC AUC any model can reach (the planted probability) beside the model's, same rows."
     if truth is None or not len(truth) or 'planted_p_up' not in truth: return None
-    m = preds[preds.candidate == 'model'].merge(truth[['symbol', 'date', 'planted_p_up']].drop_duplicates(['symbol', 'date']),
+    planted = truth[['symbol', 'date', 'planted_p_up']].drop_duplicates(['symbol', 'date'])
+    m = preds[preds.candidate == 'model'].merge(planted,
                                                 on=['symbol', 'date'], how='inner').dropna(subset=['planted_p_up'])
     if not len(m): return None
     best = pooled_score(m.y, m.planted_p_up, (m.planted_p_up >= 0.5).astype(int), m.window)['roc_auc']

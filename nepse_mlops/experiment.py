@@ -87,10 +87,10 @@ def evidence_windows(settings: dict,                  # env.yaml + --set
 # %% ../nbs/05a_experiment.ipynb #91032ad7
 KEY = ['window', 'date', 'symbol']
 
-def side_by_side(preds: pd.DataFrame,                        # `train.walk_forward` predictions of the working copy
+def side_by_side(preds: pd.DataFrame,                        # `evaluation.walk_forward` predictions of the working copy
                  champion_preds: pd.DataFrame | None = None, # the champion's training run's walk-forward predictions
                  n: int = 200, seed: int = 0, block: int = 5) -> dict:
-    "`train.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
+    "`evaluation.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
     p = preds.assign(candidate=preds.candidate.replace({'model': 'experiment'}))
     exp = p[p.candidate == 'experiment']
     if champion_preds is not None and len(champion_preds):

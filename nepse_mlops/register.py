@@ -43,7 +43,7 @@ def evidence_resolution(evidence: dict | None, rules: dict, metric: str = 'roc_a
 
 def gate_decision(new: dict,               # the new model's gate-window metrics
                   rules: dict,             # every naive rule's gate-window metrics, by name
-                  evidence: dict | None,   # `train.compare_all` over all walk-forward windows: the model minus each rule
+                  evidence: dict | None,   # `evaluation.compare_all` over all walk-forward windows: the model minus each rule
                   champion: dict | None,   # the champion on the gate window: its metrics, `diff`/`diff_ci` (new minus it)
                   metric: str = 'roc_auc', margin: float = 0.0, problems: list[str] = (),
                  ) -> dict:

@@ -6,7 +6,7 @@
 __all__ = ['fit_final', 'serving_example', 'TrainingLog', 'code_digest', 'model_identity', 'log_training_run',
            'permutation_importance_table', 'should_retrain', 'TrainSettings', 'TrainInputs', 'load_inputs',
            'TrainDecision', 'decide_training', 'TrainEvaluation', 'evaluate', 'run_params', 'model_meta', 'fit_and_log',
-           'reuse_record', 'TrainResult', 'train_stage', 'train_report']
+           'reuse_record', 'TrainResult', 'train_stage', 'train_summary', 'train_report']
 
 # %% ../nbs/04_train.ipynb #c003
 import json
@@ -18,8 +18,8 @@ from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows, what_is_predicted, resolve_auto, is_real_data
 from .evaluation import (RecencyBoosting, BASELINES, GATE_METRICS, fit_ready, fit_weighted, recency_weights,
                                     fit_key, usable_features, feature_list, serving_eligible, walk_forward,
-                                    pooled_score, compare_all, half_width, evidence_line, intervals_vs, comparison_table, rank_table,
-                                    backtest, backtest_summary, known_answer, gate_window, gate_metrics)
+                                    pooled_score, compare_all, half_width, evidence_line, intervals_vs, comparison_table,
+                                    rank_table, backtest, backtest_summary, known_answer, gate_window, gate_metrics)
 from .model import MIN_CROSS_SECTION, cross_section_refusal, model_features, run_tag
 
 # %% ../nbs/04_train.ipynb #t0000001
@@ -36,7 +36,8 @@ def fit_final(data: pd.DataFrame, gate_start, model_params: dict, seed: int = 42
               # `walk_forward(..., fitted=)` of the same `data`: its last window's model, when valid
               reuse: dict | None = None,
              ):
-    "The model to register: trained on every labelled row whose outcome is known before the gate window (recency-weighted with `half_life`)."
+    "The model to register: trained on every labelled row whose outcome is known before the gate window."
+    # recency-weighted with `half_life`, as every walk-forward candidate
     pos = np.flatnonzero((data.target_date < gate_start).to_numpy())
     tr = data.iloc[pos]
     use, const = usable_features(tr[list(features or FEATURES)])
@@ -58,7 +59,7 @@ def serving_example(prices: pd.DataFrame, market: pd.DataFrame, n_rows: int = MA
 # %% ../nbs/04_train.ipynb #c022
 @dataclass
 class TrainingLog:
-    "What one training run logs beside its estimator: the settings, the walk-forward evidence, the data and the serving example."
+    "What one training run logs beside its estimator: settings, walk-forward evidence, data and the serving example."
     meta: dict                    # what the served model needs: horizon, sectors, circuit limits
     params: dict                  # the run's settings, logged as MLflow params (model_params flattened)
     per_window: pd.DataFrame      # metrics per candidate and walk-forward window
@@ -92,9 +93,11 @@ def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
     workdir = Path(workdir); workdir.mkdir(parents=True, exist_ok=True)
     with mlflow.start_run() as run:
         rid = run.info.run_id
-        mlflow.log_params({k: v for k, v in t.params.items() if not isinstance(v, dict)} | {f"model_{k}": v for k, v in t.params.get('model_params', {}).items()})
+        mlflow.log_params({k: v for k, v in t.params.items() if not isinstance(v, dict)}
+                          | {f"model_{k}": v for k, v in t.params.get('model_params', {}).items()})
         commit = git_commit()
-        mlflow.set_tags({'git_commit': commit, 'package_version': nepse_mlops.__version__, 'data_digest': t.snapshot_digest,
+        mlflow.set_tags({'git_commit': commit, 'package_version': nepse_mlops.__version__,
+                         'data_digest': t.snapshot_digest,
                          'code_digest': code_digest(), 'features': json.dumps(model_features(est))}
                         | ({'model_identity': t.identity} if t.identity else {})
                         | ({'market': t.meta['market']} if t.meta.get('market') else {}))   # core.market_identity
@@ -115,10 +118,12 @@ def log_training_run(est, t: TrainingLog, workdir: str | Path) -> dict:
         model.est, model.meta = est, meta
         sig = infer_signature(t.example, model.predict(None, t.example))
         info = mlflow.pyfunc.log_model(name='model', python_model=Model(),
-                                       artifacts={'estimator': str(workdir / 'estimator.joblib'), 'meta': str(workdir / 'meta.json')},
+                                       artifacts={'estimator': str(workdir / 'estimator.joblib'),
+                                                  'meta': str(workdir / 'meta.json')},
                                        signature=sig, input_example=t.example,
-                                       pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"pandas=={pd.__version__}",
-                                                         f"mlflow=={mlflow.__version__}", f"nepse_mlops=={nepse_mlops.__version__}"])
+                                       pip_requirements=[f"scikit-learn=={sklearn.__version__}",
+                                                         f"pandas=={pd.__version__}", f"mlflow=={mlflow.__version__}",
+                                                         f"nepse_mlops=={nepse_mlops.__version__}"])
         for name, path in t.artifacts.items():
             if Path(path).exists(): mlflow.log_artifact(str(path))
     return dict(run_id=rid, model_uri=info.model_uri)
@@ -131,8 +136,10 @@ def permutation_importance_table(est, rows: pd.DataFrame, path: str | Path | Non
     import matplotlib.pyplot as plt
     rows = rows.sample(max_rows, random_state=seed) if len(rows) > max_rows else rows
     cols = model_features(est)
-    r = permutation_importance(est, rows[cols], rows.target.astype(int), scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
-    tbl = pd.DataFrame({'feature': cols, 'importance': r.importances_mean, 'std': r.importances_std}).sort_values('importance')
+    r = permutation_importance(est, rows[cols], rows.target.astype(int), scoring='roc_auc', n_repeats=n_repeats,
+                               random_state=seed)
+    tbl = pd.DataFrame({'feature': cols, 'importance': r.importances_mean, 'std': r.importances_std})
+    tbl = tbl.sort_values('importance')
     fig, ax = plt.subplots(figsize=(6.5, 0.25 * len(tbl) + 1.2))
     ax.barh(tbl.feature, tbl.importance, xerr=tbl['std'], color=np.where(tbl.importance > 0, 'tab:blue', 'tab:grey'))
     ax.axvline(0, color='black', lw=0.8); ax.set_xlabel('drop in ROC AUC when shuffled')
@@ -153,10 +160,12 @@ def should_retrain(policy: str, decision: dict | None, champion_run_id: str | No
     if decision is None: return True, 'no monitoring decision yet'
     if decision.get('retrain'): return True, 'monitoring asked for it: ' + '; '.join(decision.get('reasons', []))
     same = bool(last_run) and (last_run.get('run_id') == champion_run_id
-                               or (champion_identity is not None and last_run.get('model_identity') == champion_identity))
+                               or (champion_identity is not None
+                                   and last_run.get('model_identity') == champion_identity))
     if not same:
         return True, "the evaluation on disk is not the champion's (the last trained model was refused)"
-    return False, f"the last monitoring decision ({decision.get('decided_at', 'previous run')}) found no reason to retrain: " + '; '.join(decision.get('checks', []))
+    return False, (f"the last monitoring decision ({decision.get('decided_at', 'previous run')}) found no reason to "
+                   "retrain: " + '; '.join(decision.get('checks', [])))
 
 # %% ../nbs/04_train.ipynb #1cd463f9
 @dataclass
@@ -396,15 +405,14 @@ def _changed_since(prev: dict | None, rec: dict) -> str:
     "One sentence comparing this run's record with the previous one on disk."
     if not prev: return 'First training run in this products folder.'
     if rec.get('reused'): return f"Nothing retrained since run `{str(prev.get('run_id'))[:8]}`."
-    a, b = (prev.get('pooled') or {}).get('model', {}).get('roc_auc'), (rec.get('pooled') or {}).get('model', {}).get('roc_auc')
+    auc_of = lambda r: (r.get('pooled') or {}).get('model', {}).get('roc_auc')
+    a, b = auc_of(prev), auc_of(rec)
     when = prev.get('trained_at') or prev.get('reused_at') or 'the previous run'
-    return (f"Previous training run ({when}): pooled model ROC AUC {a:.4f}; now {b:.4f} ({b - a:+.4f})." if a is not None and b is not None
-            else f"Previous training run: {when}.")
+    return (f"Previous training run ({when}): pooled model ROC AUC {a:.4f}; now {b:.4f} ({b - a:+.4f})."
+            if a is not None and b is not None else f"Previous training run: {when}.")
 
-def train_report(res: TrainResult) -> None:
-    "The train stage's memo: summary first (what ran, on which data, the model beside every naive rule, what changed, what next), then tables and plots."
-    import matplotlib.pyplot as plt
-    from IPython.display import display, Markdown, Image
+def train_summary(res: TrainResult) -> str:
+    "The memo's opening (markdown): what ran, on which data, the model beside every naive rule, what changed, what next."
     s, e, rec, dec = res.settings, res.evaluation, res.record, res.decision
     ev, best, info = e.evidence, e.best_baseline, res.inputs.summary()
     m, b = ev['candidates']['model']['roc_auc'], ev['candidates'][best]['roc_auc']
@@ -414,11 +422,13 @@ def train_report(res: TrainResult) -> None:
     bts = e.backtest_summary
     t2 = bts.loc['signal_t2_hold', 'net return'] if 'signal_t2_hold' in bts.index else np.nan
     bh = bts.loc['buy_hold', 'net return'] if 'buy_hold' in bts.index else np.nan
-    todo = ['the model minus each naive rule below: the gate promotes only a model whose walk-forward interval against every rule excludes 0',
-            'the T+2 book (the only one a trader can run) beside buy-and-hold'] + (['how much of the achievable edge the model found (known answer)'] if ka else [])
-    display(Markdown(f"# Train: walk-forward evaluation and the model to register\n\n**{head}**\n\n"
-        f"- **Data:** {res.inputs.planted['description']} {info['rows']:,} labelled rows of {info['symbols']} symbols, {info['first']} to {info['last']} "
-        f"(rows with under {MAX_LOOKBACK} earlier sessions, {res.inputs.left_out:,}, are left out: serving would not answer them).\n"
+    todo = ['the model minus each naive rule below: the gate promotes only a model whose walk-forward interval against '
+            'every rule excludes 0', 'the T+2 book (the only one a trader can run) beside buy-and-hold']
+    todo += ['how much of the achievable edge the model found (known answer)'] if ka else []
+    return (f"# Train: walk-forward evaluation and the model to register\n\n**{head}**\n\n"
+        f"- **Data:** {res.inputs.planted['description']} {info['rows']:,} labelled rows of {info['symbols']} symbols, "
+        f"{info['first']} to {info['last']} (rows with under {MAX_LOOKBACK} earlier sessions, "
+        f"{res.inputs.left_out:,}, are left out: serving would not answer them).\n"
         + (f"- **Label:** 1 when the next session's adjusted close is strictly higher; an unchanged close "
            f"({info['tie_share']:.1%} of rows) is *not up*.\n"
            if rec.get('label', 'absolute') == 'absolute' else
@@ -428,38 +438,51 @@ def train_report(res: TrainResult) -> None:
         + (f"; left out as constant over the training rows: {', '.join(rec['dropped_features'])}"
            if rec.get('dropped_features') else '')
         + ".\n"
-        f"- **Headline:** pooled out-of-sample ROC AUC **{m['value']:.4f}** [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] over {s.n_windows} windows of "
-        f"{s.test_sessions} sessions, beside the best naive rule, *{best}*, {b['value']:.4f}: difference **{d['diff']:+.4f}** "
-        f"[{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (95%, {ev['resamples']} resamples of {ev['block']}-session blocks; "
-        f"half-width ±{e.half_width:.4f}).\n"
+        f"- **Headline:** pooled out-of-sample ROC AUC **{m['value']:.4f}** [{m['ci'][0]:.4f}, {m['ci'][1]:.4f}] over "
+        f"{s.n_windows} windows of {s.test_sessions} sessions, beside the best naive rule, *{best}*, {b['value']:.4f}: "
+        f"difference **{d['diff']:+.4f}** [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] (95%, {ev['resamples']} resamples of "
+        f"{ev['block']}-session blocks; half-width ±{e.half_width:.4f}).\n"
         f"- **Evidence:** {e.evidence_line}.\n"
-        + (f"- **Known answer:** the planted probability reaches ROC AUC {ka['best_auc']:.4f} on these rows; the model reached {ka['model_auc']:.4f}, "
-           f"{ka['share_of_edge']:.0%} of the achievable edge.\n" if ka else '')
+        + (f"- **Known answer:** the planted probability reaches ROC AUC {ka['best_auc']:.4f} on these rows; the model "
+           f"reached {ka['model_auc']:.4f}, {ka['share_of_edge']:.0%} of the achievable edge.\n" if ka else '')
         + f"- **Backtest, net of {s.cost_one_way:.1%} each way:** T+2 book {t2:+.1%}, buy-and-hold {bh:+.1%}.\n"
         f"- **What changed:** {_changed_since(dec.previous, rec)}\n"
-        f"- **Check next:** " + '; '.join(todo) + '.'))
-    display(Markdown("## Every candidate on the same rows (pooled ROC AUC, 95% intervals)\nROC AUC is averaged over the windows "
-                     "(row-weighted), so a rule with one probability per window scores 0.5."))
+        f"- **Check next:** " + '; '.join(todo) + '.')
+
+def train_report(res: TrainResult) -> None:
+    "The train stage's memo: `train_summary` first, then every candidate's table, the plots and the backtest."
+    import matplotlib.pyplot as plt
+    from IPython.display import display, Markdown, Image
+    s, e, rec = res.settings, res.evaluation, res.record
+    ev, pw, bt = e.evidence, e.per_window, e.backtest
+    display(Markdown(train_summary(res)))
+    display(Markdown("## Every candidate on the same rows (pooled ROC AUC, 95% intervals)\nROC AUC is averaged over the "
+                     "windows (row-weighted), so a rule with one probability per window scores 0.5."))
     display(comparison_table(ev, 'roc_auc'))
     display(Markdown("## Ranking the day's symbols: rank IC and top decile beside ROC AUC (same rows, same resamples)\n"
                      "Rank IC: per-session Spearman of the score with the forward return, averaged (0 = no skill). Top "
                      "decile: share of each session's top 10% beating its median return (0.5 = no skill)."))
     display(rank_table(ev))
     display(Markdown("## Accuracy, with every naive rule (same rows)")); display(comparison_table(ev, 'accuracy'))
-    pw, bt = e.per_window, e.backtest
     fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
-    pw.pivot(index='window', columns='candidate', values='roc_auc').plot(marker='o', ax=ax[0], title='ROC AUC per window (out of sample)')
+    pw.pivot(index='window', columns='candidate', values='roc_auc').plot(marker='o', ax=ax[0],
+                                                                         title='ROC AUC per window (out of sample)')
     ax[0].axhline(0.5, color='grey', lw=0.8)
-    (1 + bt[['signal_t2_hold', 'signal_next_close', 'buy_hold']]).cumprod().plot(ax=ax[1], title=f'Growth of 1, net of {s.cost_one_way:.1%} each way')
+    (1 + bt[['signal_t2_hold', 'signal_next_close', 'buy_hold']]).cumprod().plot(
+        ax=ax[1], title=f'Growth of 1, net of {s.cost_one_way:.1%} each way')
     plt.tight_layout(); plt.show()
-    display(Markdown(f"## Backtest over {len(bt)} sessions\nNo purchase at a close within half a point of the limit in force, none on a "
-                     f"listing day, none in a symbol with under {MAX_LOOKBACK} sessions; {int(bt.limit_up_skipped.sum()):,} entries were skipped. NEPSE "
-                     "settles T+2, so the **T+2 book** (bought at the next close, held two sessions) is the one a trader could run. Quoted closes "
-                     "of thin symbols may not be tradable: an analysis, not a promise of returns."))
-    display(bts.style.format({'net return': '{:+.1%}', 'gross return': '{:+.1%}', 'mean daily net (bp)': '{:+.1f}', 'daily t-stat': '{:+.2f}'}))
-    display(Markdown("## Out-of-sample metrics per window")); display(pw.pivot_table(index='window', columns='candidate', values=['accuracy', 'roc_auc', 'brier']).round(4))
+    display(Markdown(f"## Backtest over {len(bt)} sessions\nNo purchase at a close within half a point of the limit in "
+                     f"force, none on a listing day, none in a symbol with under {MAX_LOOKBACK} sessions; "
+                     f"{int(bt.limit_up_skipped.sum()):,} entries were skipped. NEPSE settles T+2, so the **T+2 book** "
+                     "(bought at the next close, held two sessions) is the one a trader could run. Quoted closes of thin "
+                     "symbols may not be tradable: an analysis, not a promise of returns."))
+    display(e.backtest_summary.style.format({'net return': '{:+.1%}', 'gross return': '{:+.1%}',
+                                             'mean daily net (bp)': '{:+.1f}', 'daily t-stat': '{:+.2f}'}))
+    display(Markdown("## Out-of-sample metrics per window"))
+    display(pw.pivot_table(index='window', columns='candidate', values=['accuracy', 'roc_auc', 'brier']).round(4))
     display(Markdown("## What the model relies on (permutation importance on the gate window)"))
     if Path(res.imp_png).exists(): display(Image(filename=str(res.imp_png)))
     if len(res.importance): display(res.importance.head(8).round(5).set_index('feature').T)
+    trained = f"trained on {rec['train_rows']:,} rows before it" if res.decision.train_now else 'no model trained'
     display(Markdown(f"MLflow run `{rec.get('run_id')}` · gate window {rec.get('gate_start')} – {rec.get('gate_end')} · "
-                     f"{'trained on ' + format(rec['train_rows'], ',') + ' rows before it' if dec.train_now else 'no model trained'} · took {res.seconds:.1f}s"))
+                     f"{trained} · took {res.seconds:.1f}s"))
