@@ -18,8 +18,8 @@ from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows, what_is_predicted, resolve_auto, is_real_data
 from .evaluation import (RecencyBoosting, BASELINES, GATE_METRICS, fit_ready, fit_weighted, recency_weights,
                                     fit_key, usable_features, feature_list, serving_eligible, walk_forward,
-                                    pooled_score, compare_all, half_width, evidence_line, intervals_vs, comparison_table,
-                                    rank_table, backtest, backtest_summary, known_answer, gate_window, gate_metrics)
+                                    pooled_score, compare_all, half_width, evidence_line, intervals_vs,
+                                    comparison_table, rank_table, backtest, backtest_summary, known_answer, gate_window, gate_metrics)
 from .model import MIN_CROSS_SECTION, cross_section_refusal, model_features, run_tag
 
 # %% ../nbs/04_train.ipynb #t0000001
@@ -412,13 +412,14 @@ def _changed_since(prev: dict | None, rec: dict) -> str:
             if a is not None and b is not None else f"Previous training run: {when}.")
 
 def train_summary(res: TrainResult) -> str:
-    "The memo's opening (markdown): what ran, on which data, the model beside every naive rule, what changed, what next."
+    "The memo's opening (markdown): what ran, on which data, the model beside every rule, what changed, what next."
     s, e, rec, dec = res.settings, res.evaluation, res.record, res.decision
     ev, best, info = e.evidence, e.best_baseline, res.inputs.summary()
     m, b = ev['candidates']['model']['roc_auc'], ev['candidates'][best]['roc_auc']
     d = ev['diffs'][best]['roc_auc']
     ka = e.known_answer
-    head = ('Trained a new model' if dec.train_now else f"Reused the champion, version {dec.champion}") + f" — {dec.why}."
+    head = 'Trained a new model' if dec.train_now else f"Reused the champion, version {dec.champion}"
+    head += f" — {dec.why}."
     bts = e.backtest_summary
     t2 = bts.loc['signal_t2_hold', 'net return'] if 'signal_t2_hold' in bts.index else np.nan
     bh = bts.loc['buy_hold', 'net return'] if 'buy_hold' in bts.index else np.nan
@@ -456,8 +457,8 @@ def train_report(res: TrainResult) -> None:
     s, e, rec = res.settings, res.evaluation, res.record
     ev, pw, bt = e.evidence, e.per_window, e.backtest
     display(Markdown(train_summary(res)))
-    display(Markdown("## Every candidate on the same rows (pooled ROC AUC, 95% intervals)\nROC AUC is averaged over the "
-                     "windows (row-weighted), so a rule with one probability per window scores 0.5."))
+    display(Markdown("## Every candidate on the same rows (pooled ROC AUC, 95% intervals)\nROC AUC is averaged over "
+                     "the windows (row-weighted), so a rule with one probability per window scores 0.5."))
     display(comparison_table(ev, 'roc_auc'))
     display(Markdown("## Ranking the day's symbols: rank IC and top decile beside ROC AUC (same rows, same resamples)\n"
                      "Rank IC: per-session Spearman of the score with the forward return, averaged (0 = no skill). Top "
@@ -474,8 +475,8 @@ def train_report(res: TrainResult) -> None:
     display(Markdown(f"## Backtest over {len(bt)} sessions\nNo purchase at a close within half a point of the limit in "
                      f"force, none on a listing day, none in a symbol with under {MAX_LOOKBACK} sessions; "
                      f"{int(bt.limit_up_skipped.sum()):,} entries were skipped. NEPSE settles T+2, so the **T+2 book** "
-                     "(bought at the next close, held two sessions) is the one a trader could run. Quoted closes of thin "
-                     "symbols may not be tradable: an analysis, not a promise of returns."))
+                     "(bought at the next close, held two sessions) is the one a trader could run. Quoted closes of "
+                     "thin symbols may not be tradable: an analysis, not a promise of returns."))
     display(e.backtest_summary.style.format({'net return': '{:+.1%}', 'gross return': '{:+.1%}',
                                              'mean daily net (bp)': '{:+.1f}', 'daily t-stat': '{:+.2f}'}))
     display(Markdown("## Out-of-sample metrics per window"))
@@ -484,5 +485,5 @@ def train_report(res: TrainResult) -> None:
     if Path(res.imp_png).exists(): display(Image(filename=str(res.imp_png)))
     if len(res.importance): display(res.importance.head(8).round(5).set_index('feature').T)
     trained = f"trained on {rec['train_rows']:,} rows before it" if res.decision.train_now else 'no model trained'
-    display(Markdown(f"MLflow run `{rec.get('run_id')}` · gate window {rec.get('gate_start')} – {rec.get('gate_end')} · "
-                     f"{trained} · took {res.seconds:.1f}s"))
+    display(Markdown(f"MLflow run `{rec.get('run_id')}` · gate window {rec.get('gate_start')} – "
+                     f"{rec.get('gate_end')} · {trained} · took {res.seconds:.1f}s"))
