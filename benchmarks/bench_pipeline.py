@@ -81,7 +81,7 @@ with stage_log(path=P('plain.log')):
                  ReplayTask.from_params(env | {'experiment': env['replay_experiment'], 'policy': env['replay_policy']}))
     lap('replay')
 t['total'] = time.time() - t0
-pooled = r['pooled']
+pooled = r.evaluation.pooled
 print(json.dumps({'seconds': t, 'rows': int(json.load(open(prod['validate']['report']))['rows_in']),
                   'labelled_rows': int(f.target.notna().sum()),
                   'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

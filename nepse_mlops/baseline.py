@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import log, git_commit
-from .train import FEATURES, make_candidates, fit_weighted, fit_ready, recency_weights
+from .features import FEATURES
+from .evaluation import make_candidates, fit_weighted, fit_ready, recency_weights
 
 # %% ../nbs/05b_baseline.ipynb #b0000006
 SERVABLE_RULES = ['always_up', 'majority', 'persistence', 'reversal']   # one-line rules; logistic is a trained model
@@ -22,7 +23,7 @@ class RuleModel:
     "A fitted naive rule served as a model: it scores its own feature columns, from a frame or from NumPy rows."
     def __init__(self, rule, name: str, features: list[str] = ('ret_1',)):
         self.rule, self.name, self.columns_ = rule, name, list(features)
-        self.feature_names_in_ = np.array(self.columns_, dtype=object)   # the contract (`train.model_features`)
+        self.feature_names_in_ = np.array(self.columns_, dtype=object)   # the contract (`model.model_features`)
     def predict_proba(self, X) -> np.ndarray:
         if not isinstance(X, pd.DataFrame): X = pd.DataFrame(np.asarray(X, 'float64'), columns=self.columns_)
         return self.rule.predict_proba(X[self.columns_])
@@ -40,7 +41,7 @@ def fit_rule(data: pd.DataFrame,          # labelled feature rows (target, targe
     return RuleModel(rule, name), len(tr)
 
 # %% ../nbs/05b_baseline.ipynb #b000000a
-def best_rule(evidence: dict,            # `train.compare_all` over the walk-forward windows
+def best_rule(evidence: dict,            # `evaluation.compare_all` over the walk-forward windows
               metric: str = 'roc_auc') -> dict:
     "The servable rule with the best pooled `metric` on the evidence, its value and 95% interval."
     c = {k: v[metric] for k, v in evidence['candidates'].items() if k in SERVABLE_RULES}
@@ -94,7 +95,8 @@ def serve_baseline(run: dict,                  # the train stage's record (gate 
                    notebook: str = '') -> dict:
     "Register the best rule on the run's evidence as the baseline champion; the ledger event and the new champion."
     import mlflow
-    from nepse_mlops.train import serving_eligible, TrainingLog, log_training_run
+    from nepse_mlops.evaluation import serving_eligible
+    from nepse_mlops.train import TrainingLog, log_training_run
     from nepse_mlops.registry import set_champion
     client = mlflow.MlflowClient()
     best = best_rule(run['evidence'], run.get('primary_metric', 'roc_auc'))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .train import model_features
+from .model import model_features
 
 # %% ../nbs/06b_drift.ipynb #c006
 def drift_windows(features: pd.DataFrame, train_end: str, reference_sessions: int = 250, current_sessions: int = 20):

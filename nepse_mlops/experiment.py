@@ -17,9 +17,10 @@ import pandas as pd
 from .core import log, read_json, write_json, save_frame, load_env, find_root, sector_of
 from .registry import champion_version, load_estimator, setup_tracking, products_market
 from .features import FEATURES, features_stage, what_is_predicted, resolve_auto
-from .train import (walk_forward, compare_all, comparison_table, serving_eligible, fit_final, score,
-                               serving_example, TrainingLog, TrainSettings, log_training_run, rank_table, evidence_line,
-                               feature_list, model_features)
+from .evaluation import (walk_forward, compare_all, comparison_table, serving_eligible, score, rank_table,
+                                    evidence_line, feature_list, gate_window, gate_metrics, gate_rules)
+from .model import model_features
+from .train import fit_final, serving_example, TrainingLog, TrainSettings, log_training_run
 from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate
 from .registry import promote
 from .cli import real_data_settings
@@ -68,7 +69,7 @@ def git_state(root: str | Path) -> dict:
     return dict(commit=head.stdout.strip(), dirty=bool(diff), diff_sha256=digest, diff=diff)
 
 # %% ../nbs/05a_experiment.ipynb #fa35e192
-from .train import contract_proba as _proba   # P(up) from the estimator's own feature list (its contract)
+from .model import contract_proba as _proba   # P(up) from the estimator's own feature list (its contract)
 
 # %% ../nbs/05a_experiment.ipynb #0716d970
 WINDOW_KEYS = ['horizon', 'n_windows', 'test_sessions', 'embargo', 'min_train_sessions']
@@ -87,10 +88,10 @@ def evidence_windows(settings: dict,                  # env.yaml + --set
 # %% ../nbs/05a_experiment.ipynb #91032ad7
 KEY = ['window', 'date', 'symbol']
 
-def side_by_side(preds: pd.DataFrame,                        # `train.walk_forward` predictions of the working copy
+def side_by_side(preds: pd.DataFrame,                        # `evaluation.walk_forward` predictions of the working copy
                  champion_preds: pd.DataFrame | None = None, # the champion's training run's walk-forward predictions
                  n: int = 200, seed: int = 0, block: int = 5) -> dict:
-    "`train.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
+    "`evaluation.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
     p = preds.assign(candidate=preds.candidate.replace({'model': 'experiment'}))
     exp = p[p.candidate == 'experiment']
     if champion_preds is not None and len(champion_preds):
@@ -245,15 +246,14 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
     save_frame(per_window, ws / 'windows.csv'); save_frame(preds, ws / 'oos_predictions.parquet')
     cpreds = champion_walk_forward(products, champ['run_id']) if champ else None
     ev = side_by_side(preds, cpreds, ts.bootstrap, ts.seed, ts.bootstrap_block) | {'profile': ts.evidence_profile}
-    last = per_window[per_window.window == per_window.window.max()].set_index('candidate')
+    last = gate_window(per_window)
     gs, ge = last.test_start.iloc[0], last.test_end.iloc[0]
-    M = ['accuracy', 'roc_auc', 'brier', 'log_loss']
-    gate_metrics = {c: {m: float(last.loc[c, m]) for m in M} for c in last.index}
+    gm = gate_metrics(per_window)
     est, n_train = fit_final(data, gs, ts.model_params, ts.seed, ts.half_life, feature_list(ts.feature_set))
     rows = gate_rows(feats, str(gs.date()), str(ge.date()))   # all features: eligibility ranks a symbol's whole history
     cest = load_estimator(f"models:/{s['model_name']}/{champ['version']}") if champ else None
     cfeats = pd.read_parquet(products / 'features' / 'features.parquet') if champ else None
-    rules = {k: v for k, v in gate_metrics.items() if k != 'model'}
+    rules = gate_rules(gm)
     g = would_gate(est, rows, rules, ev, cest, cfeats, champ and champ['version'], float(s.get('margin') or 0),
                    ts.bootstrap, 0)
     notes = [] if cpreds is not None or not champ else [
@@ -268,7 +268,7 @@ def _evaluate(s: dict, feats: pd.DataFrame, ts: TrainSettings, champ: dict | Non
     if champ and champ['params'].get('train_end') not in (None, str(gs.date())):
         notes.append(f"the gate window starts {gs.date()}, the champion's started {champ['params']['train_end']}: "
                      "the data differ")
-    return dict(data=data, per_window=per_window, evidence=ev, gate=g | {'rules': rules}, gate_metrics=gate_metrics,
+    return dict(data=data, per_window=per_window, evidence=ev, gate=g | {'rules': rules}, gate_metrics=gm,
                 est=est, n_train=n_train, gate_start=str(gs.date()), gate_end=str(ge.date()), gate_rows=len(rows),
                 notes=notes)
 

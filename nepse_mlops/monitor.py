@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import save_frame, kill_point, read_json, write_json, sector_of
-from .train import contract_proba, _auc
+from .evaluation import auc as _auc
+from .model import contract_proba
 from .drift import drift_windows, drift_calibration, calibrate_drift_thresholds, build_drift_report
 from .drift import sector_drift, drift_columns, wasserstein_drift, SECTOR_COLUMNS
 from .alerts import alert_payload, raise_alerts, webhook_url

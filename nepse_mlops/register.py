@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from .core import log, git_commit, read_jsonl, kill_point
 from .registry import champion_version, load_estimator, append_ledger, set_champion, _history
-from .train import (score, compare_all, serving_eligible, contract_proba, ModelContractError, half_width,
-                               evidence_line)
+from .evaluation import score, compare_all, serving_eligible, half_width, evidence_line, gate_rules
+from .model import contract_proba, ModelContractError
 
 # %% ../nbs/05_register.ipynb #c006
 LOWER_IS_BETTER = {'log_loss', 'brier'}
@@ -43,7 +43,7 @@ def evidence_resolution(evidence: dict | None, rules: dict, metric: str = 'roc_a
 
 def gate_decision(new: dict,               # the new model's gate-window metrics
                   rules: dict,             # every naive rule's gate-window metrics, by name
-                  evidence: dict | None,   # `train.compare_all` over all walk-forward windows: the model minus each rule
+                  evidence: dict | None,   # `evaluation.compare_all` over all walk-forward windows: the model minus each rule
                   champion: dict | None,   # the champion on the gate window: its metrics, `diff`/`diff_ci` (new minus it)
                   metric: str = 'roc_auc', margin: float = 0.0, problems: list[str] = (),
                  ) -> dict:
@@ -180,7 +180,7 @@ def register_and_gate(run: dict, features: pd.DataFrame, model_name: str, ledger
         if isinstance(p_c, str): log(f"register: {p_c}"); champ = {'roc_auc': np.nan, 'unscorable': p_c}
         else: champ = champion_on_gate(p_new, p_c, rows, n_boot, seed, (run.get('evidence') or {}).get('block', 5))
         champ |= {'version': champ_v} | _kind_of(client, model_name, champ_v)   # a baseline rule is judged as one
-    rules = {k: v for k, v in run['gate_metrics'].items() if k != 'model'}
+    rules = gate_rules(run['gate_metrics'])
     d = gate_decision(new, rules, run.get('evidence'), champ, run['primary_metric'], margin, sanity_checks(p_new))
     if champ and champ.get('unscorable'): d['reasons'].append(f"champion v{champ_v}: {champ['unscorable']}")
     if aside: d['reasons'].append(f"set aside: {aside}; judged on the rules alone")

@@ -17,8 +17,9 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from .core import log, write_json, read_json, append_jsonl, read_jsonl, kill_point
 from .features import FEATURES
-from .train import walk_forward, compare_all, serving_eligible, fit_final, score, BASELINES, _auc
-from .train import contract_proba, model_features
+from .evaluation import walk_forward, compare_all, serving_eligible, score, gate_window, gate_rules
+from .model import contract_proba, model_features
+from .train import fit_final
 from .register import gate_decision, sanity_checks, champion_on_gate, gate_rows
 from .drift import calibrate_drift_thresholds, drift_calibration, wasserstein_drift, drift_columns
 from .monitor import settled_predictions, realised_metrics, retrain_decision, RetrainPolicy
@@ -125,7 +126,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
                                           s.half_life, fitted=fitted)
     except ValueError as e: return dict(decision='skipped', reasons=[str(e)])
     evidence = compare_all(preds, s.bootstrap, s.seed)
-    gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
+    gate = gate_window(per_window)
     gate_start, gate_end = gate.test_start.iloc[0], gate.test_end.iloc[0]
     est, n_train = fit_final(data, gate_start, s.model_params, s.seed, s.half_life, reuse=fitted)
     rows = gate_rows(known, gate_start, gate_end, known_by=t)   # the register stage's gate rows, as known at t
@@ -135,7 +136,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     cmp = None
     if champ is not None:
         cmp = champion_on_gate(p_new, contract_proba(champ.est, rows), rows, s.bootstrap, s.seed) | {'version': champ.version, 'kind': champ.kind}
-    rules = {c: {m: float(gate.loc[c, m]) for m in ['roc_auc', 'accuracy']} for c in BASELINES}
+    rules = gate_rules(per_window)   # the register stage's rules (train's gate_metrics), from this walk-forward
     d = gate_decision(new, rules, evidence, cmp, 'roc_auc', s.margin, sanity_checks(p_new))
     serve_rule = champ is None and d['decision'] == 'refused'   # nothing serves: the best rule will
     base = replay_baseline(data, evidence, gate, gate_start, s) if serve_rule else None

@@ -529,7 +529,7 @@ class ChampionWatch(threading.Thread):
             print(f"champion moved: now serving version {v}", flush=True); self.failed = False
             return True
         except Exception as e:
-            from nepse_mlops.train import ModelContractError
+            from nepse_mlops.model import ModelContractError
             # ModelContractError: the new champion has a feature contract this code cannot keep
             why = (f"the new champion cannot be served: {e}" if isinstance(e, ModelContractError)
                    else f"registry not reachable ({type(e).__name__}: {e})")
@@ -605,7 +605,7 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
     if market and (why := market_mismatch(champion_market(MlflowClient(), model_name, version), market, version)):
         print(f"error: {why}; run `nepse-mlops run` on this data (it trains and gates its own champion)", flush=True)
         return 2
-    from nepse_mlops.train import ModelContractError, check_contract
+    from nepse_mlops.model import ModelContractError, check_contract
     # its feature contract, checked before any worker starts; no model loaded
     meta = champion_meta(model_name, version)
     try:

@@ -59,7 +59,8 @@ def in_copy(root: Path, tmp: Path, code: str, *args: str) -> subprocess.Complete
 
 # the champion re-scored on the gate rows with its own feature list, as the gate must have scored it
 RESCORE = """from nepse_mlops.registry import load_estimator
-from nepse_mlops.train import contract_proba, model_features, pooled_score
+from nepse_mlops.model import contract_proba, model_features
+from nepse_mlops.evaluation import pooled_score
 from nepse_mlops.register import gate_rows
 tmp, version, start, end = sys.argv[1:]
 est = load_estimator(f'models:/nepse_direction/{version}')

@@ -14,8 +14,9 @@ from nepse_mlops.core import CANONICAL_COLUMNS
 from nepse_mlops.synthetic import make_market, PLANTED_LIMITS
 from nepse_mlops.validate import validate_prices, CIRCUIT_LIMITS, parse_limits
 from nepse_mlops.features import build_features, market_index, check_no_lookahead
-from nepse_mlops.train import (walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES,
-                               TrainSettings)
+from nepse_mlops.evaluation import (walk_forward, compare_all, known_answer, serving_eligible, backtest, BASELINES,
+                                    gate_window, gate_rules)
+from nepse_mlops.train import TrainSettings
 from nepse_mlops.register import gate_decision
 
 PARAMS = {'learning_rate': 0.05, 'max_iter': 200, 'max_leaf_nodes': 15, 'min_samples_leaf': 200,
@@ -37,8 +38,8 @@ def evaluate(seed=7, signal=1.0, model_seed=42, n_symbols=40, start='2019-01-01'
     data = fe[fe.target.notna().to_numpy() & serving_eligible(fe)].reset_index(drop=True)
     per_window, preds = walk_forward(data, PARAMS, seed=model_seed)
     ev = compare_all(preds, 200, 0)
-    gate = per_window[per_window.window == per_window.window.max()].set_index('candidate')
-    rules = {c: {'roc_auc': gate.loc[c, 'roc_auc']} for c in BASELINES}
+    gate = gate_window(per_window)
+    rules = gate_rules(per_window)   # the naive rules' gate-window metrics, as the register stage reads them
     d = gate_decision({'roc_auc': gate.loc['model', 'roc_auc']}, rules, ev, None)
     return dict(mk=mk, vp=vp, fe=fe, preds=preds, evidence=ev, decision=d,
                 known=known_answer(preds, mk[['date', 'symbol', 'planted_p_up']]))

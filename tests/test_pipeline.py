@@ -144,7 +144,7 @@ def test_serving_features_equal_training_features(sample_build):
 def test_training_metrics_reproduce(sample_build):
     "Same data, code and seed: the walk-forward metrics recomputed here equal the pipeline's, digit for digit."
     import yaml
-    from nepse_mlops.train import walk_forward, serving_eligible
+    from nepse_mlops.evaluation import walk_forward, serving_eligible
     tmp, _ = sample_build
     env = yaml.safe_load((ROOT / 'env.yaml').read_text())
     feats = pd.read_parquet(tmp / 'products/features/features.parquet')

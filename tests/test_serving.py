@@ -120,7 +120,7 @@ def test_served_probability_is_the_estimators(server):
     url, tmp = server
     import mlflow
     from nepse_mlops.features import build_features
-    from nepse_mlops.train import FEATURES
+    from nepse_mlops.features import FEATURES
     mlflow.set_tracking_uri(f'sqlite:///{tmp}/products/mlflow.db')
     est = mlflow.pyfunc.load_model('models:/nepse_direction@champion').unwrap_python_model().est
     prices = pd.read_parquet(tmp / 'products/validate/prices.parquet')
