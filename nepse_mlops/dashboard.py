@@ -245,11 +245,11 @@ def _champion_head(c: dict) -> str:
 def _baseline_sentence(c: dict, label: str = 'absolute') -> str:
     "What a baseline rule's number is: a ranking score, not a buy signal."
     rule = html.escape(str(c.get('rule')))
+    from nepse_mlops.model import ranking_score_words
     return (f"<p class='nm-plain'>The {rule} rule ({html.escape(RULES.get(c.get('rule'), ''))}) ranks the stocks "
-            "for the next session: its number is a <b>ranking score</b> (its probability of "
-            + ('beating the median return of the day' if label == 'relative' else 'an up close') + ", calibrated "
-            "on its training rows), <b>not a buy signal</b>: it loses after costs. A trained model replaces it only "
-            "by beating it and every other rule beyond noise.</p>")
+            f"for the next session: its number is a <b>ranking score</b> ({html.escape(ranking_score_words(label))}), "
+            "<b>not a buy signal</b>: it loses after costs. A trained model replaces it only by beating it and every "
+            "other rule beyond noise.</p>")
 
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5, train: dict | None = None) -> str:
     "Which model serves, what it predicts in plain words, since when, why, its gate metrics, recent registry events."

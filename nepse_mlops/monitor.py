@@ -451,7 +451,8 @@ def _rest_text(rest: dict, path: str) -> str:
 
 def _champion_name(ch: dict) -> str:
     "'v3', or for a baseline rule 'v3 - baseline rule 'reversal' (not a trained model)', from the version's tags."
-    from nepse_mlops.baseline import champion_label, BASELINE_KIND
+    from nepse_mlops.baseline import champion_label
+    from nepse_mlops.model import BASELINE_KIND
     t = ch.get('tags') or {}
     if t.get('kind') != BASELINE_KIND: return f"v{ch['version']}"
     return champion_label(ch['version'], BASELINE_KIND, t.get('rule'))

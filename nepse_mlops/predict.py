@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from .core import log, save_frame
 from .features import MAX_LOOKBACK, MARKET, SECTOR_PREFIX, request_rows, what_is_predicted
+from .model import ranking_score_words
 from .market_calendar import next_session   # the trading calendar's one home
 
 # %% ../nbs/06_predict.ipynb #c009
@@ -91,8 +92,8 @@ def _baseline_memo(summary: dict, last_session: str) -> str:
     return (f"# Predict: the next session\n\nChampion **{lab}** ranked **{summary['n']}** symbols for "
             f"**{summary['prediction_for']}** from prices to {last_session}; left out: "
             f"{summary['left_out'] or 'none'} · took {summary['seconds']:.1f}s.\n\nNo trained model beat every naive "
-            "rule, so this is the rule's **ranking score** (its probability, calibrated on its training rows, that "
-            f"{summary.get('what') or what_is_predicted()}): a higher score ranks a symbol above another, it is "
+            f"rule, so this is the rule's **ranking score** ({ranking_score_words(event=summary.get('what'))}): a "
+            "higher score ranks a symbol above another, it is "
             "**not a buy signal** (the rule loses after "
             "costs). **Check next:** the register report (a model must beat this rule and every other beyond noise to "
             "replace it), and the monitor's realised ROC AUC.")

@@ -215,7 +215,8 @@ def record_reuse(run: dict, model_name: str, ledger: str | Path, report: str = '
 
 def _champion_now(ev: dict) -> str:
     "Who serves now, labelled: a trained model, or a baseline rule (and why, when this run chose it)."
-    from nepse_mlops.baseline import champion_label, BASELINE_KIND
+    from nepse_mlops.baseline import champion_label
+    from nepse_mlops.model import BASELINE_KIND
     if ev.get('champion_kind') != BASELINE_KIND: return f"Champion is now version **{ev['champion']}**."
     s = (f"Champion is now **{champion_label(ev['champion'], BASELINE_KIND, ev.get('champion_rule'))}**: a ranking "
          "score for the next session, not a buy signal. A model replaces it only by beating it and every rule "
