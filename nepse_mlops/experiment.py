@@ -91,7 +91,8 @@ KEY = ['window', 'date', 'symbol']
 def side_by_side(preds: pd.DataFrame,                        # `evaluation.walk_forward` predictions of the working copy
                  champion_preds: pd.DataFrame | None = None, # the champion's training run's walk-forward predictions
                  n: int = 200, seed: int = 0, block: int = 5) -> dict:
-    "`evaluation.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common rows."
+    """`evaluation.compare_all`, the experiment as reference, over every rule and the champion's walk-forward, on common
+    rows."""
     p = preds.assign(candidate=preds.candidate.replace({'model': 'experiment'}))
     exp = p[p.candidate == 'experiment']
     if champion_preds is not None and len(champion_preds):

@@ -63,8 +63,9 @@ def test_the_default_places_the_change_inside_the_replay():
 
 
 def test_every_later_day_replays_a_planted_change():
-    # the change recurs (synth_change_every), so a fresh `make run` on any day up to synth_end replays one, with sessions
-    # after it; the days shown before the next change are those of the single-change market (tested in 00f_synthetic)
+    # the change recurs (synth_change_every), so a fresh `make run` on any day up to synth_end replays one, with
+    # sessions after it; the days shown before the next change are those of the single-change market (tested in
+    # 00f_synthetic)
     seed = ENV['seed']
     cal = synthetic_calendar(ENV['synth_start'], HORIZON, seed)
     changes = pd.DatetimeIndex(regime_sessions(planted_changes(CHANGE, ENV['synth_change_every'], HORIZON),
