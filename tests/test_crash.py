@@ -88,7 +88,7 @@ def test_killed_run_leaves_a_state_the_next_run_completes(crashed, point):
     from nepse_mlops.core import load_env
     s = {'products': f'{tmp}/products', 'reports': f'{tmp}/reports',
          'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db', 'sample': True,
-         'synth_through': '2026-08-21', 'synth_change_at': '', 'today': '2026-08-22', 'test_sessions': 40,
-         'half_life': '',
+         'synth_through': '2026-08-21', 'synth_change_at': None, 'today': '2026-08-22', 'test_sessions': 40,
+         'half_life': None,
          'replay_sessions': 20, 'retrain': 'always'}
     assert why_outdated(ROOT, resolve_settings(load_env(ROOT), s)) == []

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, BIN, QUIET
 
-SETTINGS = {'today': '2026-08-22', 'test_sessions': 40, 'half_life': '', 'replay_sessions': 30,
+SETTINGS = {'today': '2026-08-22', 'test_sessions': 40, 'half_life': None, 'replay_sessions': 30,
             'n_windows': 4}   # CI time: not the real-data profile's 10 windows (nbs/09_cli tests that it applies)
 
 
@@ -14,7 +14,7 @@ def cli(root, tmp, *args, timeout=1500):
     base = [str(BIN / 'nepse-mlops'), '--root', str(root)]
     sets = [a for k, v in ({'products': f'{tmp}/products', 'reports': f'{tmp}/reports',
                             'tracking_uri': f'sqlite:///{tmp}/products/mlflow.db'}
-                           | SETTINGS).items() for a in ('--set', f"{k}={v if v != '' else chr(39) * 2}")]
+                           | SETTINGS).items() for a in ('--set', f"{k}={'null' if v is None else v}")]
     cmd = base + list(args[:1]) + (sets if args[:1] in (('run',), ('history',), ('status',)) else []) + list(args[1:])
     return subprocess.run(cmd, cwd=root, env=os.environ | QUIET, capture_output=True, text=True, timeout=timeout)
 
