@@ -25,6 +25,11 @@ def _env_args(settings: dict) -> list[str]:
     flat |= {k.replace('.', '--'): v for k, v in settings.items() if not isinstance(v, dict)}
     return [a for k, v in flat.items() for a in (f"--env--{k}", text(v))]
 
+def _env_overrides(settings: dict) -> dict:
+    "`_env_args` as Ploomber's Python API names them (`env__KEY`, `env__block__key`): what `ploomber build` would load."
+    args = dict(zip(*[iter(_env_args(settings))] * 2))
+    return {'env__' + k.removeprefix('--env--').replace('--', '__'): v for k, v in args.items()}
+
 QUIET = ('will be ignored since they only apply',          # Ploomber: the .ipynb product ignores
                                                            # the HTML report's export options
          'Kernel is running over TCP without encryption',   # ipykernel: papermill's local kernel
@@ -388,9 +393,7 @@ print(json.dumps(out))
 def why_outdated(root: Path, settings: dict) -> list[dict]:
     ("Each task Ploomber would run now and why, with the settings "
      "a run would pass (asks Ploomber itself: ~5 s of imports).")
-    args = dict(zip(*[iter(_env_args(settings))] * 2))
-    r = subprocess.run([sys.executable, '-c', _WHY, str(root / 'pipeline.yaml'),
-                        json.dumps({'env__' + k.removeprefix('--env--'): v for k, v in args.items()})],
+    r = subprocess.run([sys.executable, '-c', _WHY, str(root / 'pipeline.yaml'), json.dumps(_env_overrides(settings))],
                        cwd=root, capture_output=True, text=True, env=os.environ | TELEMETRY_OFF)
     if r.returncode: raise RuntimeError(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else 'ploomber failed')
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -424,9 +427,8 @@ def task_params(root: Path, task: str, settings: dict | None = None) -> dict:
     from ploomber.env.envdict import EnvDict
     from ploomber.spec import DAGSpec
     root = Path(root).resolve()
-    args = dict(zip(*[iter(_env_args(resolve_settings(load_env(root), dict(settings or {}))))] * 2))
     env = EnvDict(str(root / 'env.yaml'), path_to_here=str(root))._replace_flatten_keys(
-        {'env__' + k.removeprefix('--env--'): v for k, v in args.items()})   # as `ploomber build --env--KEY V`
+        _env_overrides(resolve_settings(load_env(root), dict(settings or {}))))   # as `ploomber build --env--KEY V`
     cwd = os.getcwd(); os.chdir(root)   # the spec's notebook paths are relative to the project folder
     try:
         with warnings.catch_warnings():   # env.yaml's `image` is for `nepse-mlops export argo`, unused by the tasks
