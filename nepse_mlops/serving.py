@@ -468,17 +468,22 @@ class MetricsMiddleware:
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http': return await self.app(scope, receive, send)
-        t0, status = time.perf_counter(), [500]
-        async def send_status(msg):
-            if msg['type'] == 'http.response.start': status[0] = msg['status']
-            await send(msg)
-        try: await self.app(scope, receive, send_status)
-        finally:
-            path = scope['path'] if scope['path'] in self.KNOWN else 'other'   # bounded label values
+        t0, status, counted = time.perf_counter(), [500], [False]
+        path = scope['path'] if scope['path'] in self.KNOWN else 'other'   # bounded label values
+        def count():
+            if counted[0]: return
+            counted[0] = True
             self.metrics.requests.labels(path, str(status[0])).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
             if status[0] >= 500 and status[0] not in (503, 504):   # the queue and the timeout log their own events
                 self.log.event('server_error', path=path, status=status[0])
+        async def send_status(msg):
+            if msg['type'] == 'http.response.start': status[0] = msg['status']
+            # counted before the last byte leaves: a client that got its answer finds it in /metrics (no race)
+            if msg['type'] == 'http.response.body' and not msg.get('more_body'): count()
+            await send(msg)
+        try: await self.app(scope, receive, send_status)
+        finally: count()   # no response sent (an exception): counted as the 500 it becomes
 
 def make_app(model, version: str, model_name: str = 'nepse_direction', request_log: str | Path | None = None,
              limits: Limits = Limits()):
