@@ -46,17 +46,18 @@ def evaluate(seed=7, signal=1.0, model_seed=42, n_symbols=40, start='2019-01-01'
 
 
 ENV = yaml.safe_load((Path(__file__).resolve().parents[1] / 'env.yaml').read_text())
-# the shipped settings must find this share of the edge on the default market (73.8% measured;
-SHIPPED_SHARE = 0.70
-                              # issue 21 asks 75%: not reached by these settings;
-                              # half_life 60 found 61% on 2026-12-04) ...
+# the shipped settings must find this share of the edge on the default market (issue 21; 75.006% measured with
+# max_bins 32, 73.8% without: at the threshold). The limit is the 16 inputs that carry nothing here: on ret_1 and
+# volume_z20 alone the model finds 84% (README: the known answer) ...
+SHIPPED_SHARE = 0.75
 # ... as a run on 2026-11-25 sees it: 120 sessions into the changed regime (tests/test_replay.py)
 SHIPPED_THROUGH = '2026-11-24'
 
 
-def evaluate_shipped(through=SHIPPED_THROUGH, seed=None):
-    ("The known answer of the default market (env.yaml's generator) "
-     "trained as the train stage does with env.yaml's settings.")
+def evaluate_shipped(through=SHIPPED_THROUGH, seed=None, features=None, **model_params):
+    """The known answer of the default market (env.yaml's generator) trained as the train stage does with env.yaml's
+    settings. `features` (default `FEATURES`) and `model_params` (overriding env.yaml's) are for experiments
+    (benchmarks/known_answer.py)."""
     seed = ENV['seed'] if seed is None else seed
     mk, _ = make_market(ENV['synth_symbols'], ENV['synth_start'], ENV['synth_end'], seed, ENV['synth_signal'],
                         ENV['synth_change_at'] or None, through, ENV['synth_change_every'] or None)
@@ -64,8 +65,8 @@ def evaluate_shipped(through=SHIPPED_THROUGH, seed=None):
     fe = build_features(vp, market=market_index(vp))
     data = fe[fe.target.notna().to_numpy() & serving_eligible(fe)].reset_index(drop=True)
     s = TrainSettings.from_params(ENV)
-    _, preds = walk_forward(data, s.model_params, s.n_windows, s.test_sessions, max(s.embargo, s.horizon),
-                            s.min_train_sessions, s.seed, s.half_life)
+    _, preds = walk_forward(data, s.model_params | model_params, s.n_windows, s.test_sessions,
+                            max(s.embargo, s.horizon), s.min_train_sessions, s.seed, s.half_life, features=features)
     return known_answer(preds, mk[['date', 'symbol', 'planted_p_up']])
 
 
