@@ -27,7 +27,7 @@ $(UV): $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==0.13.9'
 
 $(VENV)/.installed: $(UV) requirements.lock pyproject.toml
-	$(UV) pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(UV) pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.lock   # .pyc now, not in each first kernel
 	$(UV) pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $@
 
