@@ -122,14 +122,8 @@ def champion_on_gate(p_new: np.ndarray, p_champ: np.ndarray, rows: pd.DataFrame,
     ret = rows.fwd_ret.to_numpy() if 'fwd_ret' in rows else np.nan
     frame = lambda c, p: pd.DataFrame(
         {
-            'candidate': c,
-            'window': 0,
-            'date': rows.date.to_numpy(),
-            'symbol': rows.symbol.to_numpy(),
-            'y': y,
-            'p': p,
-            'label': (p >= 0.5).astype(int),
-            'fwd_ret': ret,
+            'candidate': c, 'window': 0, 'date': rows.date.to_numpy(), 'symbol': rows.symbol.to_numpy(), 'y': y, 'p': p,
+            'label': (p >= 0.5).astype(int), 'fwd_ret': ret,
         }
     )
     c = compare_all(pd.concat([frame('model', p_new), frame('champion', p_champ)]), n, seed, block=block)
@@ -150,15 +144,8 @@ def _finish_gated(client, name: str, mv, ledger) -> dict:
     logged = [e for e in read_jsonl(ledger) if str(e.get('version')) == v and e.get('event') in ('promoted', 'refused')]
     if decision == 'promoted' and champion_version(client, name) != v and not logged:
         return set_champion(
-            client,
-            name,
-            v,
-            ledger,
-            'promoted',
-            run_id=mv.run_id,
-            decision='promoted',
-            reasons=[mv.tags.get('gate_reasons', '')],
-            resumed=True,
+            client, name, v, ledger, 'promoted', run_id=mv.run_id, decision='promoted',
+            reasons=[mv.tags.get('gate_reasons', '')], resumed=True,
         ) | {'champion': v, 'new_metrics': {}, 'champion_metrics': None}
     hist = _history(client, name)   # the champion before this version, from the registry's own history
     prev = hist[hist.index(v) - 1] if v in hist and hist.index(v) > 0 else None
@@ -168,13 +155,8 @@ def _finish_gated(client, name: str, mv, ledger) -> dict:
         else append_ledger(
             ledger,
             dict(
-                event='promoted' if decision == 'promoted' else 'refused',
-                model=name,
-                version=v,
-                previous_champion=prev,
-                run_id=mv.run_id,
-                decision=decision,
-                reasons=[mv.tags.get('gate_reasons', '')],
+                event='promoted' if decision == 'promoted' else 'refused', model=name, version=v,
+                previous_champion=prev, run_id=mv.run_id, decision=decision, reasons=[mv.tags.get('gate_reasons', '')],
                 resumed=True,
             ),
         )
@@ -291,16 +273,9 @@ def record_reuse(run: dict, model_name: str, ledger: str | Path, report: str = '
     return append_ledger(
         ledger,
         dict(
-            event='reused',
-            model=model_name,
-            version=v,
-            previous_champion=v,
-            decision='reused',
-            reasons=[run['reuse_reason']],
-            run_id=run['run_id'],
-            data_digest=run['data_digest_now'],
-            git_commit=git_commit(),
-            notebook=report,
+            event='reused', model=model_name, version=v, previous_champion=v, decision='reused',
+            reasons=[run['reuse_reason']], run_id=run['run_id'], data_digest=run['data_digest_now'],
+            git_commit=git_commit(), notebook=report,
         ),
     ) | {'champion': v, 'new_metrics': {}, 'champion_metrics': None}
 
@@ -399,8 +374,7 @@ def register_report(r: dict) -> None:
         others = {
             **ev.get('rules', {}),
             **(
-                {f"champion v{ev['champion_metrics']['version']}": ev['champion_metrics']}
-                if ev['champion_metrics']
+                {f"champion v{ev['champion_metrics']['version']}": ev['champion_metrics']} if ev['champion_metrics']
                 else {}
             ),
         }
@@ -408,8 +382,7 @@ def register_report(r: dict) -> None:
             f"{wf[k]['diff']:+.4f} [{wf[k]['ci'][0]:+.4f}, {wf[k]['ci'][1]:+.4f}]"
             if k in wf
             else (
-                f"{v['diff']:+.4f} [{v['diff_ci'][0]:+.4f}, {v['diff_ci'][1]:+.4f}] (gate window)"
-                if 'diff' in v
+                f"{v['diff']:+.4f} [{v['diff_ci'][0]:+.4f}, {v['diff_ci'][1]:+.4f}] (gate window)" if 'diff' in v
                 else ''
             )
         )
@@ -417,8 +390,7 @@ def register_report(r: dict) -> None:
             pd.DataFrame(
                 [
                     {
-                        'candidate': k,
-                        f'gate-window {m}': round(v[m], 4),
+                        'candidate': k, f'gate-window {m}': round(v[m], 4),
                         'new minus it (gate window)': f"{new_v - v[m]:+.4f}",
                         'new minus it, all windows [95%]': ci(k, v),
                     }
@@ -439,7 +411,6 @@ def register_report(r: dict) -> None:
                                      for k, v in rk.items()]).set_index('candidate'))
     display(Markdown("## The registry ledger (last 10 events)"))
     display(
-        pd.DataFrame(read_jsonl(s.ledger))
-        .tail(10)
+        pd.DataFrame(read_jsonl(s.ledger)) .tail(10)
         .reindex(columns=['time', 'event', 'version', 'previous_champion', 'decision'])
     )

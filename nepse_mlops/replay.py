@@ -128,14 +128,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     fitted = {}   # the gate window's model: `fit_final` reuses it when it would fit the same rows
     try:
         per_window, preds = walk_forward(
-            data,
-            s.model_params,
-            s.n_windows,
-            s.test_sessions,
-            s.embargo,
-            s.min_train_sessions,
-            s.seed,
-            s.half_life,
+            data, s.model_params, s.n_windows, s.test_sessions, s.embargo, s.min_train_sessions, s.seed, s.half_life,
             fitted=fitted,
         )
     except ValueError as e: return dict(decision='skipped', reasons=[str(e)])
@@ -150,8 +143,7 @@ def train_and_gate(known: pd.DataFrame, t, champ: Champion | None, s: ReplaySett
     cmp = None
     if champ is not None:
         cmp = champion_on_gate(p_new, contract_proba(champ.est, rows), rows, s.bootstrap, s.seed) | {
-            'version': champ.version,
-            'kind': champ.kind,
+            'version': champ.version, 'kind': champ.kind,
         }
     rules = gate_rules(per_window)   # the register stage's rules (train's gate_metrics), from this walk-forward
     d = gate_decision(new, rules, evidence, cmp, 'roc_auc', s.margin, sanity_checks(p_new))
@@ -184,9 +176,7 @@ class ReplayRegistry:
             )
             mlflow.log_metric('gate_roc_auc', decision['gate_auc'])
             info = mlflow.sklearn.log_model(
-                est,
-                name='model',
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                est, name='model', pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
                 serialization_format='cloudpickle',
             )  # our own estimators: skops refuses tree predictors
         v = str(mlflow.register_model(info.model_uri, self.name).version)
@@ -205,26 +195,9 @@ class LocalRegistry:
 
 # %% ../nbs/07a_replay.ipynb #fd68f1c6
 TIMELINE_COLUMNS = [
-    'session',
-    'champion',
-    'drift_share',
-    'drifted',
-    'realised_settled',
-    'realised_sessions',
-    'realised_auc',
-    'realised_accuracy',
-    'realised_always_up_accuracy',
-    'realised_reversal_auc',
-    'realised_persistence_auc',
-    'retrain',
-    'reasons',
-    'gate',
-    'gate_auc',
-    'gate_reasons',
-    'version',
-    'champion_after',
-    'predicted',
-    'seconds',
+    'session', 'champion', 'drift_share', 'drifted', 'realised_settled', 'realised_sessions', 'realised_auc',
+    'realised_accuracy', 'realised_always_up_accuracy', 'realised_reversal_auc', 'realised_persistence_auc', 'retrain',
+    'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds',
 ]
 
 
@@ -267,10 +240,7 @@ def replay(
         & (sessions <= np.datetime64(pd.Timestamp(end or sessions[-1])))
     ]
     state_p, log_p, tl_p, led_p = (
-        out / 'state.json',
-        out / 'predictions.parquet',
-        out / 'timeline.csv',
-        out / 'ledger.jsonl',
+        out / 'state.json', out / 'predictions.parquet', out / 'timeline.csv', out / 'ledger.jsonl',
     )
     state = read_json(state_p) if state_p.exists() else {'done': None, 'champion': None, 'settings': asdict(s)}
     if state['settings'] != json.loads(json.dumps(asdict(s))):
@@ -280,12 +250,8 @@ def replay(
     if state['champion']:
         c = state['champion']; known0 = feats[feats.date <= pd.Timestamp(state['done'])]
         champ = Champion(
-            c['version'],
-            joblib.load(out / 'models' / f"v{c['version']}.joblib"),
-            pd.Timestamp(c['train_end']),
-            pd.Timestamp(c['as_of']),
-            kind=c.get('kind', 'trained_model'),
-            rule=c.get('rule'),
+            c['version'], joblib.load(out / 'models' / f"v{c['version']}.joblib"), pd.Timestamp(c['train_end']),
+            pd.Timestamp(c['as_of']), kind=c.get('kind', 'trained_model'), rule=c.get('rule'),
         )
         champ.thresholds, champ.reference = drift_reference(known0, champ.train_end, s, cols=drift_columns(champ.est))
     if state['done']:   # resume: drop whatever a killed session wrote after the last completed one
@@ -295,8 +261,7 @@ def replay(
         if led_p.exists():
             led_p.write_text(
                 ''.join(
-                    l + '\n'
-                    for l in led_p.read_text().splitlines()
+                    l + '\n' for l in led_p.read_text().splitlines()
                     if l.strip().endswith('}') and pd.Timestamp(json.loads(l)['as_of']) <= done
                 )
             )
@@ -314,8 +279,7 @@ def replay(
             model = dict(trained_on=str(champ.train_end.date()), created=str(champ.as_of.date()), new_sessions=new)
             decision = retrain_decision(drift, settled, model, str(t.date()), RetrainPolicy.of(s), now=str(t.date()))
             row |= dict(
-                drift_share=drift['drift_share'],
-                drifted=','.join(drift['drifted']),
+                drift_share=drift['drift_share'], drifted=','.join(drift['drifted']),
                 **{f'realised_{k}': v for k, v in real.items()},
             )
         else:
@@ -330,14 +294,12 @@ def replay(
             )
         last = state.get('last_attempt')
         since = (
-            None
-            if last is None
+            None if last is None
             else int((sessions[(sessions > np.datetime64(pd.Timestamp(last))) & (sessions <= np.datetime64(t))]).size)
         )
         if decision['retrain'] and champ is not None and since is not None and since < s.retry_sessions:
             decision = decision | dict(
-                retrain=False,
-                reasons=decision['reasons']
+                retrain=False, reasons=decision['reasons']
                 + [f"(waiting: the last retrain was {since} sessions ago, fewer than {s.retry_sessions})"],
             )
         row |= dict(retrain=decision['retrain'], reasons='; '.join(decision['reasons']))
@@ -349,13 +311,8 @@ def replay(
                 v = registry.register(g['est'], t, g)
                 (out / 'models').mkdir(exist_ok=True); joblib.dump(g['est'], out / 'models' / f'v{v}.joblib')
                 ev = dict(
-                    event=g['decision'],
-                    version=v,
-                    previous_champion=champ.version if champ else None,
-                    as_of=str(t.date()),
-                    replay=True,
-                    trigger='; '.join(decision['reasons']),
-                    reasons=g['reasons'],
+                    event=g['decision'], version=v, previous_champion=champ.version if champ else None,
+                    as_of=str(t.date()), replay=True, trigger='; '.join(decision['reasons']), reasons=g['reasons'],
                 )
                 if g['decision'] == 'promoted':
                     registry.promote(v)
@@ -375,12 +332,8 @@ def replay(
                 p = contract_proba(champ.est, today)
             new = pd.DataFrame(
                 {
-                    'feature_date': t,
-                    'symbol': today.symbol.to_numpy(),
-                    'prob_up': p,
-                    'model_version': champ.version,
-                    'prediction_for': today.target_date.fillna(t + pd.Timedelta(days=1)).to_numpy(),
-                    'as_of': t,
+                    'feature_date': t, 'symbol': today.symbol.to_numpy(), 'prob_up': p, 'model_version': champ.version,
+                    'prediction_for': today.target_date.fillna(t + pd.Timedelta(days=1)).to_numpy(), 'as_of': t,
                     'replay': True,
                 }
             )
@@ -400,11 +353,8 @@ def replay(
                 None
                 if champ is None
                 else dict(
-                    version=champ.version,
-                    train_end=str(champ.train_end.date()),
-                    as_of=str(champ.as_of.date()),
-                    kind=champ.kind,
-                    rule=champ.rule,
+                    version=champ.version, train_end=str(champ.train_end.date()), as_of=str(champ.as_of.date()),
+                    kind=champ.kind, rule=champ.rule,
                 )
             ),
         )
@@ -440,8 +390,7 @@ def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None =
         ],
         champion_changes=[
             dict(as_of=e['as_of'], version=e['version'], previous=e['previous_champion'], trigger=e.get('trigger'))
-            for e in ledger
-            if e['event'] == 'promoted'
+            for e in ledger if e['event'] == 'promoted'
         ],
         seconds_per_session=float(tl.seconds.median()) if len(tl) else None,
         seconds_no_retrain=(
@@ -456,15 +405,11 @@ def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None =
         promo = [e for e in ledger if e['event'] == 'promoted' and pd.Timestamp(e['as_of']) > c]
         auc = lambda d: float(d.realised_auc.dropna().iloc[-1]) if d.realised_auc.notna().any() else None
         out['change'] = dict(
-            at=str(c.date()),
-            flagged_on=str(first.date()) if first is not None else None,
+            at=str(c.date()), flagged_on=str(first.date()) if first is not None else None,
             sessions_to_flag=int(((tl.session > c) & (tl.session <= first)).sum()) if first is not None else None,
-            flag_reason=flag.reasons.iat[0] if len(flag) else None,
-            promoted_on=promo[0]['as_of'] if promo else None,
-            new_champion=promo[0]['version'] if promo else None,
-            realised_auc_before=auc(tl[tl.session < c]),
-            realised_auc_at_flag=auc(tl[tl.session <= first]) if first is not None else None,
-            realised_auc_end=auc(tl),
+            flag_reason=flag.reasons.iat[0] if len(flag) else None, promoted_on=promo[0]['as_of'] if promo else None,
+            new_champion=promo[0]['version'] if promo else None, realised_auc_before=auc(tl[tl.session < c]),
+            realised_auc_at_flag=auc(tl[tl.session <= first]) if first is not None else None, realised_auc_end=auc(tl),
         )
     return out
 
@@ -483,20 +428,17 @@ def replay_memo(summary: dict, n: int) -> str:
             f"- **The planted change** ({ch['at']}): "
             + (
                 f"flagged on {ch['flagged_on']}, {ch['sessions_to_flag']} sessions later ({ch['flag_reason']}); "
-                if ch['flagged_on']
-                else 'never flagged; '
+                if ch['flagged_on'] else 'never flagged; '
             )
             + (
-                f"a retrained champion v{ch['new_champion']} was promoted on {ch['promoted_on']}. "
-                if ch['promoted_on']
+                f"a retrained champion v{ch['new_champion']} was promoted on {ch['promoted_on']}. " if ch['promoted_on']
                 else 'no retrained model passed the gate. '
             )
             + "Realised ROC AUC (last 40 sessions of the champion's settled predictions): "
             + ', '.join(
                 f"{k} {v:.3f}"
                 for k, v in [
-                    ('before the change', ch['realised_auc_before']),
-                    ('when flagged', ch['realised_auc_at_flag']),
+                    ('before the change', ch['realised_auc_before']), ('when flagged', ch['realised_auc_at_flag']),
                     ('at the end', ch['realised_auc_end']),
                 ]
                 if v is not None
@@ -508,8 +450,7 @@ def replay_memo(summary: dict, n: int) -> str:
         f" ({summary['first']} to {summary['last']}) of {summary.get('planted') or 'the data'}\n{story}"
         + ''.join(
             f"- **Baseline champion v{b['version']}** from {b['as_of']}: the rule '{b['rule']}' (not a "
-            "trained model), served as a ranking score (not a buy signal) because no model beat every "
-            "naive rule.\n"
+            "trained model), served as a ranking score (not a buy signal) because no model beat every " "naive rule.\n"
             for b in summary.get('baselines', [])
         )
         + f"- **Retrains:** {summary['retrains']}, **champion changes:** {summary['promotions']}; a session without"
@@ -532,12 +473,8 @@ def timeline_plot(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = 
         x = r[r.get('gate', pd.Series(dtype=object)) == dec].session if 'gate' in r else []
         if len(x):
             a1.scatter(
-                x,
-                np.full(len(x), a1.get_ylim()[0] if 'realised_auc' in tl else 0.5),
-                marker='^',
-                color=col,
-                label=f'retrain: {dec}',
-                zorder=3,
+                x, np.full(len(x), a1.get_ylim()[0] if 'realised_auc' in tl else 0.5), marker='^', color=col,
+                label=f'retrain: {dec}', zorder=3,
             )
     for e in ledger:
         if e['event'] == 'promoted':
@@ -580,9 +517,7 @@ def run_replay(env: dict,                      # env.yaml's settings (with any -
     if fresh and out.exists(): shutil.rmtree(out)
     reg = (
         ReplayRegistry(
-            env['tracking_uri'],
-            env['model_name'],
-            Path(env['products']) / 'mlartifacts',
+            env['tracking_uri'], env['model_name'], Path(env['products']) / 'mlartifacts',
             experiment=env.get('replay_experiment', ''),
         )
         if registry == 'mlflow'
@@ -632,8 +567,7 @@ def replay_stage(upstream: dict, product: dict, task: ReplayTask) -> dict:
     for k in ['timeline', 'ledger', 'predictions']:
         if not Path(product[k]).exists(): Path(product[k]).write_text('')
     summary = replay_summary(tl, led, planted.get('change_at')) | {
-        'planted': planted.get('description'),
-        'change_at': planted.get('change_at'),
+        'planted': planted.get('description'), 'change_at': planted.get('change_at'),
     }
     write_json(summary, product['summary'])
     return dict(tl=tl, ledger=led, summary=summary, n=n, out=out, change_at=planted.get('change_at'))
@@ -647,6 +581,5 @@ def replay_report(r: dict) -> None:
         tl = r['tl']
         display(
             tl[tl.retrain.astype(bool)][['session', 'champion', 'reasons', 'gate', 'gate_auc']]
-            .rename(columns={'reasons': 'why'})
-            .set_index('session')
+            .rename(columns={'reasons': 'why'}) .set_index('session')
         )

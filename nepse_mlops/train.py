@@ -17,29 +17,9 @@ import pandas as pd
 from .core import log, sector_of, save_frame, kill_point
 from .features import FEATURES, MAX_LOOKBACK, request_rows, what_is_predicted, resolve_auto, is_real_data
 from nepse_mlops.evaluation import (
-    RecencyBoosting,
-    BASELINES,
-    GATE_METRICS,
-    fit_ready,
-    fit_weighted,
-    recency_weights,
-    fit_key,
-    usable_features,
-    feature_list,
-    serving_eligible,
-    walk_forward,
-    pooled_score,
-    compare_all,
-    half_width,
-    evidence_line,
-    intervals_vs,
-    comparison_table,
-    rank_table,
-    backtest,
-    backtest_summary,
-    known_answer,
-    gate_window,
-    gate_metrics,
+    RecencyBoosting, BASELINES, GATE_METRICS, fit_ready, fit_weighted, recency_weights, fit_key, usable_features,
+    feature_list, serving_eligible, walk_forward, pooled_score, compare_all, half_width, evidence_line, intervals_vs,
+    comparison_table, rank_table, backtest, backtest_summary, known_answer, gate_window, gate_metrics,
 )
 from .model import MIN_CROSS_SECTION, cross_section_refusal, model_features, run_tag
 
