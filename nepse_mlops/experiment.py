@@ -23,7 +23,7 @@ from .model import model_features
 from .train import fit_final, serving_example, TrainingLog, TrainSettings, log_training_run
 from .register import gate_rows, champion_on_gate, gate_decision, sanity_checks, register_and_gate
 from .registry import promote
-from .cli import real_data_settings
+from .settings import real_data_settings
 
 # %% ../nbs/05a_experiment.ipynb #ac3478d6
 def apply_sets(env: dict,  # settings from `env.yaml`
@@ -406,15 +406,17 @@ def promote_experiment(env: dict, name: str, force: bool = False, reason: str = 
     return out
 
 # %% ../nbs/05a_experiment.ipynb #af3e1334
-def experiment_main(env: dict, args, root: Path) -> int:
+def experiment_main(env: dict, args, root: Path,
+                    sets: dict | None = None,   # the `--set KEY=VALUE` pairs, parsed by the CLI
+                   ) -> int:
     "`nepse-mlops experiment|experiments|promote --experiment`: run one, list them, or promote one; the exit code."
     import sys
-    from nepse_mlops.cli import _parse_set
+    sets = sets or {}
     try:
         if args.command == 'experiment':
-            r = run_experiment(args.name, _parse_set(args.set), root)
+            r = run_experiment(args.name, sets, root)
             print(r.memo); print(f"\nmemo: {r.workspace / 'memo.md'}, {r.workspace / 'memo.html'}"); return 0
-        env = apply_sets(env, _parse_set(args.set))
+        env = apply_sets(env, sets)
         if args.command == 'experiments':
             with pd.option_context('display.width', 250, 'display.max_columns', 20, 'display.max_colwidth', 60):
                 lb = leaderboard(experiment_runs(env))

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MODEL_PARAMS', 'REPLAY_KEYS', 'REPLAY_POLICY', 'REAL_DATA', 'SCHEMA', 'FROM_ENV', 'Setting', 'SettingsError',
-           'problems', 'check_env', 'check_env_file', 'project_root', 'env_values', 'task_env_keys', 'stage_params',
-           'fill_from_env']
+           'problems', 'check_env', 'check_env_file', 'real_data_settings', 'project_root', 'env_values',
+           'task_env_keys', 'stage_params', 'fill_from_env']
 
 # %% ../nbs/00e_settings.ipynb #e004
 import datetime as _dt, difflib, os
@@ -54,7 +54,7 @@ REPLAY_KEYS = ('n_windows', 'test_sessions', 'embargo', 'min_train_sessions', 's
 REPLAY_POLICY = Setting('block', block={k: _TOP[k] for k in REPLAY_KEYS} | dict(
     realised_window=_I, retry_sessions=_I, train_sessions=_I0))
 
-# real_data: the evidence profile of real files (cli.real_data_settings): top-level keys and a replay_policy of its own
+# real_data: the evidence profile of real files (`real_data_settings`): top-level keys and a replay_policy of its own
 REAL_DATA = Setting('block', block={k: v for k, v in _TOP.items() if k != 'model_params'}
                                    | dict(replay_policy=REPLAY_POLICY))
 
@@ -147,6 +147,22 @@ def check_env_file(path: str | Path = 'env.yaml') -> int:
     try: n = len(check_env(load_env(path.parent), str(path), complete=True))
     except SettingsError as e: print(f"error: {e}"); return 2
     print(f"{path}: {n} settings match the schema (nepse_mlops.settings.SCHEMA)"); return 0
+
+# %% ../nbs/00e_settings.ipynb #e016b
+def real_data_settings(env: dict,   # env.yaml
+                       given: dict, # the settings given (--set, --data): they win
+                       real: bool,  # the data is real (not the synthetic market)
+                      ) -> dict:
+    """On real data, env.yaml's `real_data` evidence profile for every key not `given`, and evidence_profile=real_data.
+    A block in the profile (e.g. `replay_policy`) sets its keys over env.yaml's block; `block.key` given wins."""
+    if not real or not isinstance(env.get('real_data'), dict): return {}
+    out = {}
+    for k, v in (env['real_data'] | {'evidence_profile': 'real_data'}).items():
+        if k in given: continue
+        if isinstance(v, dict) and isinstance(env.get(k), dict):
+            v = env[k] | {kk: vv for kk, vv in v.items() if f"{k}.{kk}" not in given}
+        out[k] = v
+    return out
 
 # %% ../nbs/00e_settings.ipynb #e018
 class _FromEnv:
