@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import save_frame, kill_point, read_json, write_json, sector_of
-from .evaluation import auc as _auc
+from .evaluation import auc
 from .model import contract_proba
 from .drift import drift_windows, drift_calibration, calibrate_drift_thresholds, build_drift_report
 from .drift import sector_drift, drift_columns, wasserstein_drift, SECTOR_COLUMNS
@@ -42,7 +42,7 @@ def realised_metrics(settled: pd.DataFrame) -> dict:
     if not len(settled): return {}
     y, p = settled.target.to_numpy().astype(int), settled.prob_up.to_numpy(dtype=float)
     sessions = int(settled.feature_date.nunique()) if 'feature_date' in settled else None
-    m = dict(settled=len(settled), sessions=sessions, auc=_auc(y, p),
+    m = dict(settled=len(settled), sessions=sessions, auc=auc(y, p),
              accuracy=float(((p >= 0.5).astype(int) == y).mean()), always_up_accuracy=float(y.mean()))
     if 'ret_1' in settled:
         r = settled.ret_1.fillna(0).to_numpy()
