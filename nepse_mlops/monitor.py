@@ -98,10 +98,11 @@ def retrain_decision(drift: dict,                # `drift_share` of the current 
                      settled: pd.DataFrame,      # the champion's settled predictions: prob_up, target
                      model: dict,                # trained_on (its data's end), created, new_sessions (None: not judged)
                      latest_data: str,
-                     policy: RetrainPolicy = RetrainPolicy(),
+                     policy: RetrainPolicy | None = None,   # None: env.yaml's (read when called, not at import)
                      now: str | None = None,     # "now" for the model's age (default: the real time)
                     ) -> dict:
     "Whether to retrain: every reason that applies, every check that passed, and each breach as a record."
+    policy = policy or RetrainPolicy()
     reasons, checks, breaches = [], [], []
     def judge(check, value, limit, breached, msg):
         (reasons if breached else checks).append(msg)
