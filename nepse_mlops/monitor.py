@@ -46,7 +46,7 @@ def realised_metrics(settled: pd.DataFrame) -> dict:
              accuracy=float(((p >= 0.5).astype(int) == y).mean()), always_up_accuracy=float(y.mean()))
     if 'ret_1' in settled:
         r = settled.ret_1.fillna(0).to_numpy()
-        m |= dict(reversal_auc=_auc(y, -r), persistence_auc=_auc(y, r))
+        m |= dict(reversal_auc=auc(y, -r), persistence_auc=auc(y, r))
     return m
 
 def realised_performance(log_df: pd.DataFrame, features: pd.DataFrame,
