@@ -23,7 +23,8 @@ import sys, time, json, resource
 from pathlib import Path
 t = {}
 t0 = time.time()
-from nepse_mlops.core import load_env, stage_log
+from nepse_mlops.core import load_env
+from nepse_mlops.runs import stage_log
 from nepse_mlops.ingest import IngestSettings, ingest_stage
 from nepse_mlops.validate import ValidateSettings, validate_stage
 from nepse_mlops.features import features_stage

@@ -115,7 +115,8 @@ def run_pipeline(root: Path, data: str | None = None, sample: bool = False, forc
     try: return _run_pipeline(root, data, sample, force, settings, trigger, wait, retries, task)
     except OSError as e:
         if e.errno != errno.ENOSPC: raise
-        from nepse_mlops.ops import spool_record, new_run_id
+        from nepse_mlops.ops import spool_record
+        from nepse_mlops.runs import new_run_id
         products = Path(dict(settings or {}).get('products') or load_env(root)['products'])
         kept = spool_record(products, dict(run_id=new_run_id(),
                                            trigger=trigger or os.environ.get('NEPSE_MLOPS_TRIGGER') or 'manual',
@@ -131,9 +132,8 @@ def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, for
                   task: str | None = None) -> int:
     ("Build the DAG with Ploomber, one run at a time; return at once "
      "when nothing changed; record every run in products/runs.jsonl.")
-    from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, record_killed, inputs_stamp,
-                                 up_to_date,
-                                 save_stamp, with_retries, parse_task_summary)
+    from nepse_mlops.runs import run_lock, RunBusy, EXIT_BUSY, new_run_id, record_run, record_killed
+    from nepse_mlops.ops import inputs_stamp, up_to_date, save_stamp, with_retries, parse_task_summary
     from nepse_mlops.core import git_commit, kill_point
     env = load_env(root)
     settings = dict(settings or {})
@@ -141,7 +141,7 @@ def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, for
     if sample: settings['sample'] = True
     get = lambda k: settings.get(k, env.get(k))
     products = Path(get('products')); reports = Path(get('reports'))
-    from nepse_mlops.tracking import password_in_uri_error
+    from nepse_mlops.safety import password_in_uri_error
     if err := password_in_uri_error(str(get('tracking_uri'))): print(f"error: {err}", file=sys.stderr); return 2
     trigger = trigger or os.environ.get('NEPSE_MLOPS_TRIGGER') or 'manual'
     run_id, t0, started = new_run_id(), time.time(), time.strftime('%Y-%m-%dT%H:%M:%S%z')
@@ -303,7 +303,7 @@ def status(env: dict) -> dict:
     products = Path(env['products'])
     out = dict(champion=None, promoted_at=None, last_run=None, last_market_session=None, data_age_days=None)
     if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')
-    from nepse_mlops.ops import read_runs
+    from nepse_mlops.runs import read_runs
     runs = read_runs(products)
     if runs: out['last_run_record'] = {k: runs[-1].get(k)
                                        for k in ['run_id', 'trigger', 'status', 'started_at', 'seconds', 'exit_code',
@@ -344,7 +344,7 @@ def status(env: dict) -> dict:
         out['market'] = products_market(products)   # the data's market; a champion of another is not used on it
         if v and (why := market_mismatch(out['champion_market'], out['market'], v)): out['champion_refused'] = why
     except Exception as e:   # a damaged store or an unreachable server: say which and what to do, never a traceback
-        from nepse_mlops.tracking import mask_secrets
+        from nepse_mlops.safety import mask_secrets
         from nepse_mlops.ops import verify_products
         hint = next((f"{b['why']}; {b['todo']}" for b in verify_products(products, env['reports'])
                      if b['path'].endswith('mlflow.db')),
@@ -625,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/09_cli.ipynb #c018
 def _secret_error(items) -> str | None:
     "Why `--set` items must be refused (a value carries a secret, which `ps` and logs would show), or None."
-    from nepse_mlops.tracking import mask_secrets, secret_in
+    from nepse_mlops.safety import mask_secrets, secret_in
     for it in items or []:
         k, _, v = str(it).partition('=')
         if kind := secret_in(v):
@@ -693,7 +693,8 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as e: out['outdated'] = f"could not ask Ploomber: {e}"
         print(json.dumps(out, indent=2, default=str)); return 0
     if args.command == 'history':
-        from nepse_mlops.ops import read_runs, history_table
+        from nepse_mlops.runs import read_runs
+        from nepse_mlops.ops import history_table
         print(history_table(read_runs((env | _parse_set(args.set))['products']), args.n)); return 0
     if args.command == 'schedule':
         from nepse_mlops.ops import schedule_text
@@ -701,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == 'params': return params_command(root, args.task, args.output, _parse_set(args.set))
     if args.command == 'export': from nepse_mlops.export import export_command; return export_command(root, env, args)
     if args.command == 'replay':
-        from nepse_mlops.ops import run_lock, RunBusy, EXIT_BUSY
+        from nepse_mlops.runs import run_lock, RunBusy, EXIT_BUSY
         try:
             products = _parse_set(args.set).get('products', env['products'])
             with run_lock(products, f"nepse-mlops replay --from {args.start}", args.wait): return replay_command(env,

@@ -6,8 +6,8 @@
 __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS', 'RUN_DIRECTIVES', 'find_root', 'load_env',
            'sha256_file', 'frame_digest', 'kill_point', 'save_frame', 'log', 'write_json', 'read_json', 'git_commit',
            'record_digest', 'verify_digest', 'append_jsonl', 'read_jsonl', 'ProductError', 'read_history_parquet',
-           'sector_of', 'drop_silent_code_cells', 'settings_kwargs', 'stage_log', 'is_test_cell', 'is_run_cell',
-           'drop_cells', 'skip_tests_in_pipeline']
+           'sector_of', 'drop_silent_code_cells', 'settings_kwargs', 'is_test_cell', 'is_run_cell', 'drop_cells',
+           'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, time
@@ -254,35 +254,6 @@ def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
     from dataclasses import fields
     names = {f.name for f in fields(cls)}
     return {k: (None if k in optional and v == '' else v) for k, v in params.items() if k in names}
-
-# %% ../nbs/00_core.ipynb #a90b9478
-from contextlib import contextmanager
-
-@contextmanager
-def stage_log(product=None, path: str | Path | None = None):
-    """Send stdout, stderr and every logging stream handler to `path` (default: the executed notebook's `.log`) while
-    inside. A stage run alone (papermill, no DAG build) also holds the run lock and is in the ledger
-    (ops.standalone_run)."""
-    import io, logging
-    from contextlib import redirect_stdout, redirect_stderr
-    from nepse_mlops.ops import standalone_run   # imported here, not at the top: ops imports this module
-    if path is None and product is not None:
-        nb = product['nb'] if hasattr(product, '__getitem__') else product
-        path = Path(str(nb)).with_suffix('.log')
-    with standalone_run(product):
-        buf = io.StringIO()
-        loggers = [logging.getLogger()] + [l for l in logging.Logger.manager.loggerDict.values()
-                                           if isinstance(l, logging.Logger)]
-        handlers = [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
-        old = [h.setStream(buf) for h in handlers]
-        try:
-            with redirect_stdout(buf), redirect_stderr(buf): yield buf
-        finally:
-            for h, s in zip(handlers, old):
-                if s is not None: h.setStream(s)
-            if path:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                with open(path, 'a') as f: f.write(buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #7811062a
 import re

@@ -9,7 +9,7 @@ __all__ = ['TOKEN_ENV', 'MIN_TOKEN', 'STARTING_GRACE', 'dashboard_refusal', 'ove
 # %% ../nbs/08a_dashboard_server.ipynb #ds002
 import asyncio, os, sys
 from datetime import datetime, timezone
-from .tracking import is_loopback   # the one definition of "this machine only" (127.0.0.0/8, ::1, localhost)
+from .safety import is_loopback   # the one definition of "this machine only" (127.0.0.0/8, ::1, localhost)
 
 # %% ../nbs/08a_dashboard_server.ipynb #ds005
 TOKEN_ENV = 'NEPSE_MLOPS_DASHBOARD_TOKEN'

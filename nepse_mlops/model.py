@@ -117,7 +117,7 @@ def check_contract(features: list[str], version=None, commit=None) -> list[str]:
     return list(features)
 
 # %% ../nbs/03b_model.ipynb #m00000w2
-BASELINE_KIND = 'baseline_rule'   # a registered version's `kind` tag when the best naive rule serves (nbs/05b_baseline)
+BASELINE_KIND = 'baseline_rule'   # a registered version's `kind` tag when the best naive rule serves (nbs/04b_baseline)
 
 def ranking_score_words(label: str = 'absolute', horizon: int = 1,
                         event: str | None = None,   # the label in words, when the caller has it (`what_is_predicted`)

@@ -592,7 +592,7 @@ def serve(tracking_uri: str, model_name: str, host: str = '127.0.0.1', port: int
           market: str = '') -> int:   # the data's market (`registry.products_market`): a champion of another is refused
     "Serve `models:/<model_name>@champion` with `/invocations`, `/metrics` and the request log until interrupted."
     import mlflow, uvicorn
-    from nepse_mlops.tracking import mask_secrets
+    from nepse_mlops.safety import mask_secrets
     from mlflow import MlflowClient
     from nepse_mlops.registry import champion_version
     mlflow.set_tracking_uri(tracking_uri)

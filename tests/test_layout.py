@@ -14,10 +14,6 @@ NO_NOTEBOOK = {'__init__', '_modidx'}   # nbdev's own files: no imports of the p
 # Upward imports that predate this test (issue 23): each names its reason; a new one fails the test. When one is moved
 # to its right home, delete its line here.
 KNOWN_UPWARD = {
-    ('core', 'ops'): 'stage_log enters ops.standalone_run (the run lock and ledger) for a stage run alone',
-    ('register', 'baseline'): 'the champion kind, and the rule served when the gate refuses (baseline.serve_baseline)',
-    ('serving', 'tracking'): 'tracking.mask_secrets for the served URI',
-    ('dashboard_server', 'tracking'): 'tracking.is_loopback, the one definition of "this machine only"',
     ('cli', 'ops'): 'ops.data_fingerprint and the run commands',
     ('cli', 'export'): 'the `export` subcommand',
     ('cli', 'tracking'): 'the `tracking-server` subcommand and its URI checks',

@@ -112,7 +112,7 @@ def test_deleted_product_is_not(ops):
 
 def test_one_run_at_a_time(ops):
     root, tmp = ops
-    hold = ("import sys, time; from nepse_mlops.ops import run_lock\nwith run_lock(sys.argv[1], 'nepse-mlops run (a "
+    hold = ("import sys, time; from nepse_mlops.runs import run_lock\nwith run_lock(sys.argv[1], 'nepse-mlops run (a "
             "long one)'):\n    print('locked', flush=True); time.sleep(float(sys.argv[2]))")
     p = subprocess.Popen([sys.executable, '-c', hold, str(tmp / 'products'), '60'], stdout=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == 'locked'

@@ -132,7 +132,7 @@ def test_exported_dag_runs_on_airflow_then_is_up_to_date(airflow):
 def test_one_task_takes_the_run_lock(tmp_path):
     ("`run --task` refuses (exit 75) while another run holds the "
      "products folder: a manual run and Airflow never collide.")
-    hold = ("import sys, time; from nepse_mlops.ops import run_lock\nwith run_lock(sys.argv[1], "
+    hold = ("import sys, time; from nepse_mlops.runs import run_lock\nwith run_lock(sys.argv[1], "
             "'a manual run'):\n    print('locked', flush=True); time.sleep(120)")
     holder = subprocess.Popen([sys.executable, '-c', hold, str(tmp_path / 'products')], stdout=subprocess.PIPE,
                               text=True)

@@ -85,7 +85,7 @@ def test_typo_in_a_stage_cell_fails(sample_build, tmp_path):
     assert (tmp_path / 'products/features/features.parquet').stat().st_size > 0
     assert [(r['task'], r['status']) for r in runs(tmp_path)] == [('features', 'failed'), ('features', 'success')]
 
-    hold = ("import sys, time; from nepse_mlops.ops import run_lock\n"
+    hold = ("import sys, time; from nepse_mlops.runs import run_lock\n"
             "with run_lock(sys.argv[1], 'nepse-mlops run (a test)'):\n    print('locked', flush=True); time.sleep(600)")
     holder = subprocess.Popen([sys.executable, '-c', hold, str(tmp_path / 'products')], stdout=subprocess.PIPE,
                               text=True)
