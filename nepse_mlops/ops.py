@@ -42,7 +42,8 @@ def sweep_temp(products: str | Path) -> list[str]:
     gone = []
     for p in Path(products).rglob('.*.tmp'):
         parts = p.name.split('.')          # ['', name..., pid, 'tmp']
-        if len(parts) >= 4 and parts[-2].isdigit() and p.is_file() and not process_alive(int(parts[-2]), p.stat().st_mtime):
+        if (len(parts) >= 4 and parts[-2].isdigit() and p.is_file()
+                and not process_alive(int(parts[-2]), p.stat().st_mtime)):
             p.unlink(missing_ok=True); gone.append(str(p))
     return sorted(gone)
 
