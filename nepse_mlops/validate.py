@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['RULES', 'CIRCUIT_LIMITS', 'PRICE_TOL', 'TURNOVER_KNOWN_FROM', 'PRICE_RULE_COLUMNS', 'SLACK', 'KEPT', 'BAD_TICK',
            'ACTION', 'REBASE', 'off_calendar', 'load_holidays', 'parse_limits', 'limits_in_force', 'Validation',
-           'price_rule_masks', 'stale_mask', 'adjustment_factors', 'normalise_actions', 'validate_prices',
-           'passes_unchanged', 'report_html', 'write_validation', 'validation_memo', 'ValidateSettings',
-           'ValidateStageResult', 'validate_stage', 'validate_report']
+           'price_rule_masks', 'stale_mask', 'adjustment_factors', 'normalise_actions', 'RuleTally', 'user_factors',
+           'circuit_rules', 'adjust_prices', 'flag_rows', 'validate_prices', 'passes_unchanged', 'report_html',
+           'write_validation', 'validation_memo', 'ValidateSettings', 'ValidateStageResult', 'validate_stage',
+           'validate_report']
 
 # %% ../nbs/02_validate.ipynb #c003
 from dataclasses import dataclass, field
@@ -288,6 +289,83 @@ def normalise_actions(actions: pd.DataFrame, prices: pd.DataFrame) -> pd.DataFra
     if 'factor' in a: f = a.factor.fillna(pd.Series(f, index=a.index))
     return a.assign(factor=f)[['symbol', 'date', 'factor']].dropna()
 
+# %% ../nbs/02_validate.ipynb #f353e6d2
+class RuleTally:
+    "Each rule's count and first examples (file:line), and the rows it sent to quarantine: ingest's rejects first."
+    def __init__(self, ingest_quarantine: pd.DataFrame):   # rows ingest already rejected (bad cells, malformed rows)
+        iq = ingest_quarantine
+        self.counts, self.examples, self.qs = {}, {}, [iq]
+        for rule in ['bad_cell', 'malformed_row']:
+            self.counts[rule] = int((iq.rule == rule).sum()) if len(iq) else 0
+            self.examples[rule] = [f"{Path(r.source_file).name}:{r.source_line} {r.column} {r.reason}"
+                                   for r in iq[iq.rule == rule].head(5).itertuples()] if len(iq) else []
+
+    def __call__(self, rule: str, rows: pd.DataFrame, column: str = '', why: str = '', quarantine: bool = True):
+        "Count `rows` under `rule`; quarantine them (`why`, or the rule's description) where its severity says so."
+        self.counts[rule] = self.counts.get(rule, 0) + len(rows)
+        self.examples.setdefault(rule, []).extend(_examples(rows))
+        if quarantine and RULES[rule][0] == 'quarantine' and len(rows):
+            self.qs.append(_q(rows, rule, why or RULES[rule][1], column))
+
+    @property
+    def quarantine(self) -> pd.DataFrame: return pd.concat(self.qs, ignore_index=True)
+
+# %% ../nbs/02_validate.ipynb #b1f670b1
+def user_factors(actions: pd.DataFrame | None,   # the user's corporate actions (`normalise_actions` reads them)
+                 df: pd.DataFrame,                # the rows so far, sorted by symbol and date
+                ) -> tuple[pd.DataFrame, np.ndarray | None]:
+    "The user's actions as events (symbol, date, factor, source 'user'), and each row's factor (None: no actions)."
+    user = pd.DataFrame(columns=['symbol', 'date', 'factor', 'source'])
+    if actions is not None and len(actions):
+        user = normalise_actions(actions, df).assign(source='user')[['symbol', 'date', 'factor', 'source']]
+    uf = (user.groupby(['symbol', 'date']).factor.prod().reindex(pd.MultiIndex.from_frame(df[['symbol', 'date']]))
+          .fillna(1.0).to_numpy()
+          if len(user) else None)
+    return user, uf
+
+# %% ../nbs/02_validate.ipynb #0c2515e4
+def circuit_rules(df: pd.DataFrame,             # kept rows, sorted by symbol and date
+                  limits: list,                 # `parse_limits`: [(first day in force, daily limit)]
+                  user: pd.DataFrame,           # `user_factors`: the user's events
+                  uf: np.ndarray | None,        # and each row's user factor
+                  rec: RuleTally,
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ("Bad ticks out (quarantined), unexplained jumps and corporate actions recorded: the kept rows, and every "
+     "action event (detected, then the user's).")
+    lim = limits_in_force(df.date, limits)
+    kind, fac = _circuit(df.symbol.to_numpy(object), df.close.to_numpy('float64'), lim, uf)
+    rec('bad_tick', df[kind == BAD_TICK], 'close', 'rose beyond the circuit limit in force from the last kept close')
+    rec('unexplained_jump', df[kind == REBASE])
+    act = kind == ACTION
+    rec('corporate_action', df[act])
+    detected = pd.DataFrame({'symbol': df.symbol[act], 'date': df.date[act], 'factor': fac[act], 'source': 'detected'})
+    events = pd.concat([detected, user], ignore_index=True) if len(user) else detected
+    return df[kind != BAD_TICK].reset_index(drop=True), events
+
+# %% ../nbs/02_validate.ipynb #8249f9e1
+def adjust_prices(df: pd.DataFrame,      # kept rows sorted by symbol and date (gets the new columns)
+                  events: pd.DataFrame,  # every corporate action: symbol, date, factor
+                 ) -> pd.DataFrame:
+    "`adj_factor` and the adjusted open, high, low and close (a row with no later action keeps its prices exactly)."
+    df['adj_factor'] = adjustment_factors(df, events).to_numpy()
+    one = df.adj_factor.to_numpy() == 1.0
+    for c in ['open', 'high', 'low', 'close']:
+        df[f'adj_{c}'] = np.where(one, df[c].to_numpy('float64'),
+                                  _round_sig(df[c].to_numpy('float64') * df.adj_factor.to_numpy()))
+    return df
+
+# %% ../nbs/02_validate.ipynb #3243a876
+def flag_rows(df: pd.DataFrame,   # kept, adjusted rows (gets the flag columns)
+              holidays,           # dates NEPSE was closed, or None
+              rec: RuleTally,
+             ) -> pd.DataFrame:
+    "Flag (keep, count) an open outside the day's range, a session on a closed day, and a non-equity instrument."
+    df['flag_open_outside_range'] = ((df.open > df.high + PRICE_TOL) | (df.open < df.low - PRICE_TOL)).fillna(False)
+    df['flag_off_calendar'] = off_calendar(df.date, holidays).to_numpy()
+    rec('open_outside_range', df[df.flag_open_outside_range]); rec('off_calendar', df[df.flag_off_calendar])
+    rec('non_equity', df[df.instrument_type != 'equity'])
+    return df
+
 # %% ../nbs/02_validate.ipynb #c020
 def validate_prices(prices: pd.DataFrame,             # canonical rows from ingest
                     ingest_quarantine: pd.DataFrame | None = None, # rows ingest already rejected
@@ -301,52 +379,20 @@ def validate_prices(prices: pd.DataFrame,             # canonical rows from inge
     "Apply every rule; return kept rows with adjusted prices, quarantine, adjustments and a report."
     limits = parse_limits(circuit_limits)
     iq = ingest_quarantine if ingest_quarantine is not None else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    counts, examples, qs = {}, {}, [iq]
-    for rule in ['bad_cell', 'malformed_row']:
-        counts[rule] = int((iq.rule == rule).sum()) if len(iq) else 0
-        examples[rule] = [f"{Path(r.source_file).name}:{r.source_line} {r.column} {r.reason}"
-                          for r in iq[iq.rule == rule].head(5).itertuples()] if len(iq) else []
-    def rec(rule, rows, column='', why='', quarantine=True):
-        counts[rule] = counts.get(rule, 0) + len(rows); examples.setdefault(rule, []).extend(_examples(rows))
-        if quarantine and RULES[rule][0] == 'quarantine' and len(rows): qs.append(_q(rows, rule, why or RULES[rule][1],
-                                                                                     column))
-    n_in = len(prices) + len(iq)
+    rec, n_in = RuleTally(iq), len(prices) + len(iq)
     df = prices.sort_values(['symbol', 'date', 'source_file', 'source_line'], kind='stable').reset_index(drop=True)
     log(f"validate: {len(df):,} rows, {df.symbol.nunique()} symbols")
-    early = df.date < TURNOVER_KNOWN_FROM
-    zero_t = early & (df.turnover == 0)
+    zero_t = (df.date < TURNOVER_KNOWN_FROM) & (df.turnover == 0)
     rec('unknown_turnover', df[zero_t]); df.loc[zero_t, 'turnover'] = np.nan
     df, dropped = _basic_rules(df, rec)
-    stale = _stale_rows(df); rec('stale_copy', df[stale], 'close',
-                                 'repeats the previous session exactly'); df = df[~stale]
-    df = df.reset_index(drop=True)
-    user = pd.DataFrame(columns=['symbol', 'date', 'factor', 'source'])
-    if actions is not None and len(actions):
-        user = normalise_actions(actions, df).assign(source='user')[['symbol', 'date', 'factor', 'source']]
-    uf = (user.groupby(['symbol', 'date']).factor.prod().reindex(pd.MultiIndex.from_frame(df[['symbol', 'date']]))
-          .fillna(1.0).to_numpy()
-          if len(user) else None)
-    lim = limits_in_force(df.date, limits)
-    kind, fac = _circuit(df.symbol.to_numpy(object), df.close.to_numpy('float64'), lim, uf)
-    rec('bad_tick', df[kind == BAD_TICK], 'close', 'rose beyond the circuit limit in force from the last kept close')
-    rec('unexplained_jump', df[kind == REBASE])
-    act = kind == ACTION
-    rec('corporate_action', df[act])
-    detected = pd.DataFrame({'symbol': df.symbol[act], 'date': df.date[act], 'factor': fac[act], 'source': 'detected'})
-    events = pd.concat([detected, user], ignore_index=True) if len(user) else detected
-    df = df[kind != BAD_TICK].reset_index(drop=True)
-    df['adj_factor'] = adjustment_factors(df, events).to_numpy()
-    one = df.adj_factor.to_numpy() == 1.0
-    for c in ['open', 'high', 'low', 'close']:   # rows with no later action keep their prices exactly
-        df[f'adj_{c}'] = np.where(one, df[c].to_numpy('float64'),
-                                  _round_sig(df[c].to_numpy('float64') * df.adj_factor.to_numpy()))
-    df['flag_open_outside_range'] = ((df.open > df.high + PRICE_TOL) | (df.open < df.low - PRICE_TOL)).fillna(False)
-    df['flag_off_calendar'] = off_calendar(df.date, holidays).to_numpy()
-    rec('open_outside_range', df[df.flag_open_outside_range]); rec('off_calendar', df[df.flag_off_calendar])
-    rec('non_equity', df[df.instrument_type != 'equity'])
-    quarantine = pd.concat(qs, ignore_index=True)
-    if not len(df): counts['no_rows'] = 1; examples['no_rows'] = ['no row survived ingest and validation']
-    report = _report(df, quarantine, dropped, n_in, counts, examples, today)
+    stale = _stale_rows(df)
+    rec('stale_copy', df[stale], 'close', 'repeats the previous session exactly')
+    df = df[~stale].reset_index(drop=True)
+    user, uf = user_factors(actions, df)
+    df, events = circuit_rules(df, limits, user, uf, rec)
+    df = flag_rows(adjust_prices(df, events), holidays, rec)
+    if not len(df): rec.counts['no_rows'] = 1; rec.examples['no_rows'] = ['no row survived ingest and validation']
+    report = _report(df, quarantine := rec.quarantine, dropped, n_in, rec.counts, rec.examples, today)
     report['circuit_limits'] = [list(p) for p in limits]
     return Validation(df, quarantine, events.reset_index(drop=True), report, dropped)
 
