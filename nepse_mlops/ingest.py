@@ -612,6 +612,7 @@ class IngestSettings:
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
+# %% ../nbs/01_ingest.ipynb #7345a631
 @_dataclass
 class IngestStageResult:
     "What the ingest stage read, and what its memo reports."
@@ -652,6 +653,7 @@ def ingest_stage(product: dict, s: IngestSettings) -> IngestStageResult:
     write_ingest(res, source, product)
     return IngestStageResult(res=res, source=source, settings=s, seconds=time.time() - t0, sectors=sectors)
 
+# %% ../nbs/01_ingest.ipynb #85f23b01
 def ingest_report(r: IngestStageResult) -> None:
     "The ingest stage's memo, a table per instrument type and the symbols per date; then stop if a named input failed."
     import matplotlib.pyplot as plt
