@@ -318,6 +318,7 @@ async def _read_body(receive, cap: int) -> bytes | None:
         if size > cap: return None
     return b''.join(chunks)
 
+# %% ../nbs/06a_serving.ipynb #8f467ea5
 class RequestGuard:
     """ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked,
     then scored and answered here within `timeout` seconds (MLflow's app answers every other path)."""
@@ -569,6 +570,7 @@ def quiet_validation():
     import nepse_mlops.validate as v
     v.log = lambda *msg, **kw: None
 
+# %% ../nbs/06a_serving.ipynb #45e88b34
 def champion_meta(model_name: str, version: str) -> dict:
     ("The registered version's `meta.json` (features, horizon, sectors, "
      "git commit), read without loading the model; {} if none.")
@@ -579,6 +581,7 @@ def champion_meta(model_name: str, version: str) -> dict:
                 artifact_uri=f'models:/{model_name}/{version}/artifacts/meta.json', dst_path=d)).read_text())
         except Exception: return {}   # an older or foreign model: the caller loads it instead
 
+# %% ../nbs/06a_serving.ipynb #5ba1f721
 def app_from_env():
     "uvicorn's app factory, run in each worker: load the champion, build the app, start this worker's champion watch."
     import mlflow
