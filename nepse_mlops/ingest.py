@@ -525,6 +525,7 @@ def ingest_paths(paths: list[str | Path],            # files and/or folders
         "the source's tables")
     return IngestResult(prices, quarantine, man, actions, errors)
 
+# %% ../nbs/01_ingest.ipynb #ac630abd
 def ingest_summary(res: IngestResult) -> str:
     ("Every file accounted for: counts by status and symbol rule, "
      "each file not ingested with its reason, and the action checks.")
