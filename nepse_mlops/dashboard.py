@@ -358,6 +358,7 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 def _yfmt(v: float, span: float) -> str:
     return f'{v:,.0f}' if span >= 20 else f'{v:,.1f}' if span >= 2 else f'{v:.2f}'
 
+# %% ../nbs/08_dashboard_helpers.ipynb #868f1f1a
 def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hline: float | None = None,
               width: int = 820, height: int = 260, vlines: list[tuple] = ()) -> str:
     """A small self-contained SVG time chart: `lines` are (label, [(date, y), ...], colour, dashed);
