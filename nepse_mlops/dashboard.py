@@ -152,6 +152,7 @@ def freshness_card(summary: dict, run: dict | None = None) -> str:
     body += f"<div class='nm-muted'>monitoring computed at {summary.get('generated_at')}</div>"
     return card('Data freshness and last run', body)
 
+# %% ../nbs/08_dashboard_helpers.ipynb #3187a0e1
 CHAMPION_EVENTS = ('promoted', 'manual_promotion', 'rollback', 'baseline')
 
 def _reasons(text: str | None) -> str:
@@ -160,6 +161,8 @@ def _reasons(text: str | None) -> str:
     if not parts: return ''
     return (f"<details><summary>why: {len(parts)} checks passed</summary><ul>"
             + ''.join(f"<li>{html.escape(r)}</li>" for r in parts) + "</ul></details>")
+
+# %% ../nbs/08_dashboard_helpers.ipynb #51465d0c
 ORDER = ['always_up', 'majority', 'persistence', 'reversal', 'logistic']   # display order of the naive rules
 RULES = {'always_up': "always 'up'", 'majority': 'always the direction most common in training',
          'persistence': 'the next move repeats the last one', 'reversal': 'the next move reverses the last one',
@@ -192,6 +195,7 @@ def plain_sentence(champion: dict, train: dict | None = None) -> str:
     elif t2 is not None: s += " (The backtest on disk is of another training run, not this version: see its report.)"
     return f"<p class='nm-plain'>{s}</p>"
 
+# %% ../nbs/08_dashboard_helpers.ipynb #fd69e6f6
 FAILED_MARKS = ('does not beat', 'not shown better', 'no walk-forward evidence', 'sanity:', 'cannot be judged',
                 'the champion stays')
 
@@ -222,6 +226,7 @@ def ledger_table(ledger: list[dict], events: int = 5) -> str:
     head = ''.join(f'<th>{h}</th>' for h in ['time', 'event', 'version', 'previous', 'why'])
     return f"<table class='nm-t nm-ledger'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
+# %% ../nbs/08_dashboard_helpers.ipynb #710a1b43
 def rest_line(rest: dict | None) -> str:
     ("One line on the REST answers monitoring read from the request "
      "log: how many, which versions, whether they agree with the batch.")
@@ -235,6 +240,7 @@ def rest_line(rest: dict | None) -> str:
     return (f"<div class='nm-muted'>REST: {rest['requests']:,} answers to "
             f"{html.escape(str(rest.get('last', ''))[:16])} UTC ({vs}){agree}</div>")
 
+# %% ../nbs/08_dashboard_helpers.ipynb #b4e09c44
 def _champion_head(c: dict) -> str:
     "The card's headline: 'version 3', or 'version 3 - baseline rule 'reversal' (not a trained model)'."
     if c.get('kind') != 'baseline_rule': return f"<div class='nm-big'>version {html.escape(str(c['version']))}</div>"
@@ -251,6 +257,7 @@ def _baseline_sentence(c: dict, label: str = 'absolute') -> str:
             "<b>not a buy signal</b>: it loses after costs. A trained model replaces it only by beating it and every "
             "other rule beyond noise.</p>")
 
+# %% ../nbs/08_dashboard_helpers.ipynb #64dd2ec5
 def champion_card(summary: dict, ledger: list[dict] | None = None, events: int = 5, train: dict | None = None) -> str:
     "Which model serves, what it predicts in plain words, since when, why, its gate metrics, recent registry events."
     c, ledger = summary.get('champion'), ledger or []
@@ -351,6 +358,7 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
 def _yfmt(v: float, span: float) -> str:
     return f'{v:,.0f}' if span >= 20 else f'{v:,.1f}' if span >= 2 else f'{v:.2f}'
 
+# %% ../nbs/08_dashboard_helpers.ipynb #868f1f1a
 def svg_chart(lines: list[tuple], points: list[tuple] = (), title: str = '', hline: float | None = None,
               width: int = 820, height: int = 260, vlines: list[tuple] = ()) -> str:
     """A small self-contained SVG time chart: `lines` are (label, [(date, y), ...], colour, dashed);
@@ -433,11 +441,13 @@ def performance_card(perf: list[dict], replay_summary: dict | None = None) -> st
     return card('Realised performance', "<p class='nm-muted'>Predictions of the served models, from the prediction "
                 f"log, once their session has closed.{replay}</p>" + svg)
 
+# %% ../nbs/08_dashboard_helpers.ipynb #908d4538
 def query_symbol(query: str | None = None) -> str | None:
     "The `symbol` in a URL query string (default: $QUERY_STRING, which Voila sets for each page view), upper-cased."
     q = parse_qs(query if query is not None else os.environ.get('QUERY_STRING', ''))
     return q['symbol'][0].strip().upper() if q.get('symbol') else None
 
+# %% ../nbs/08_dashboard_helpers.ipynb #b1524ec7
 def price_svg(prices: list[tuple], log: list[dict], latest: dict | None, symbol: str) -> str:
     """Adjusted close of `symbol` (`prices`: [(date, close)]), its past predictions from the prediction log marked at
     the session they were for (green right, red wrong, grey not settled), and the latest prediction for the next
@@ -464,6 +474,7 @@ def price_svg(prices: list[tuple], log: list[dict], latest: dict | None, symbol:
     title = f'{symbol} — adjusted close and predictions' if prices else f'{symbol}: no price data'
     return svg_chart([('adjusted close', prices, '#24292f', False)] if prices else [], pts, title=title)
 
+# %% ../nbs/08_dashboard_helpers.ipynb #1a7e65cb
 def _rows_of(path: Path, columns: list[str], **equal) -> list[dict]:
     """Rows of a parquet file where each `column=value` in `equal` holds, as dicts of `columns`.
     Plain `ParquetFile.read` + `pyarrow.compute`: `filters=` would import pyarrow.dataset and `pa.scalar` pandas
@@ -496,6 +507,7 @@ def read_symbol_log(products: str | Path, symbol: str) -> list[dict]:
     return sorted((r for r in rows if r.get('prediction_for') and r.get('prob_up') is not None),
                   key=lambda r: str(r['prediction_for']))
 
+# %% ../nbs/08_dashboard_helpers.ipynb #0f63db8c
 def loop_card(timeline: list[dict], ledger: list[dict], summary: dict | None) -> str:
     ("The loop over time (a replay of recent sessions): realised ROC "
      "AUC beside the reversal rule, retrains, champion changes, drift.")

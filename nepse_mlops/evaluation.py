@@ -71,6 +71,7 @@ class SignRule:
         return np.column_stack([1 - p, p])
     def direction(self, X): return (self._x(X) > 0).astype(int)
 
+# %% ../nbs/03a_evaluation.ipynb #1663d612
 class RecencyBoosting(HistGradientBoostingClassifier):
     """Gradient boosting whose bin edges come from the rows unweighted; recency weights still weigh every gradient.
     scikit-learn (>= 1.7) finds weighted bin edges one percentile at a time: 9x slower on 10,000 rows (2.25 s vs
@@ -80,6 +81,7 @@ class RecencyBoosting(HistGradientBoostingClassifier):
     def _bin_data(self, X, sample_weight, is_training_data):
         return super()._bin_data(X, None, is_training_data)
 
+# %% ../nbs/03a_evaluation.ipynb #48e3bdbf
 def make_candidates(model_params: dict, seed: int = 42) -> dict:
     "Fresh, unfitted naive rules and model, by name."
     return {'always_up': AlwaysUp(), 'majority': Majority(), 'persistence': SignRule(1), 'reversal': SignRule(-1),
@@ -226,6 +228,7 @@ def block_counts(n_dates: int, n: int, block: int = 5, seed: int = 0) -> np.ndar
     flat = (ix + n_dates * np.arange(n)[:, None]).ravel()
     return np.bincount(flat, minlength=n * n_dates).reshape(n, n_dates).astype(float)
 
+# %% ../nbs/03a_evaluation.ipynb #8d1108ad
 def session_ranks(p, outcome, di) -> tuple[np.ndarray, np.ndarray]:
     "Per session `di` (0..k-1): the Spearman rank IC of `p` with `outcome`, and (top-decile rows, their hits)."
     f = pd.DataFrame({'d': di, 'p': p, 'r': outcome}); g = f.groupby('d')
@@ -241,6 +244,7 @@ def session_ranks(p, outcome, di) -> tuple[np.ndarray, np.ndarray]:
     th = pd.DataFrame({'d': f.d, 'n': top.astype(float), 'h': hit * top}).groupby('d').sum()
     return ic, th[['n', 'h']].to_numpy()
 
+# %% ../nbs/03a_evaluation.ipynb #d2614b9a
 def _pair_counts(y, p, dl, nd) -> np.ndarray:
     "(nd, nd): per pair of sessions (a, b), the (up in a, not up in b) pairs ranked right, ties half: AUC's numerator."
     U = np.zeros((nd, nd)); pos = y == 1; pp = p[pos]
@@ -272,6 +276,7 @@ def resampled_metrics(C: np.ndarray,   # (resamples, sessions): how often each s
         out['top_decile'] = (C @ top[:, 1]) / (C @ top[:, 0])
     return out
 
+# %% ../nbs/03a_evaluation.ipynb #eaaa2758
 def compare_all(preds: pd.DataFrame, n: int = 200, seed: int = 0, metrics: list[str] = METRICS,
                 ref: str = 'model',
                 block: int = 5,   # sessions per resampled block (1: sessions drawn independently)
@@ -298,10 +303,12 @@ def compare_all(preds: pd.DataFrame, n: int = 200, seed: int = 0, metrics: list[
             'diffs': {c: {k: dict(diff=float(res[ref][k][0] - res[c][k][0]), ci=ci(res[ref][k][1:] - res[c][k][1:]))
                           for k in metrics} for c in cands if c != ref}}
 
+# %% ../nbs/03a_evaluation.ipynb #8d5923eb
 def half_width(ci) -> float:
     "Half the width of an interval [lo, hi]: the resolution the evidence achieved."
     return float((ci[1] - ci[0]) / 2)
 
+# %% ../nbs/03a_evaluation.ipynb #15548661
 def evidence_line(ev: dict) -> str:
     "One line: the walk-forward evidence's span (windows, sessions, first and last session, rows) and its resampling."
     profile = ev.get('profile', ''); per = ev['dates'] / max(ev['windows'], 1)
@@ -310,6 +317,7 @@ def evidence_line(ev: dict) -> str:
             + f", {ev['first']} to {ev['last']}, {ev['rows']:,} rows; intervals: {ev['resamples']} resamples of "
             f"{ev['block']}-session blocks")
 
+# %% ../nbs/03a_evaluation.ipynb #0ee136e6
 def bootstrap_all(preds: pd.DataFrame, baseline: str = 'logistic', n: int = 200, seed: int = 0,
                   metrics: list[str] = METRICS, block: int = 5) -> dict:
     "For every metric: the model and `baseline` pooled with 95% intervals, and the paired difference (by sessions)."
@@ -328,6 +336,7 @@ def bootstrap_by_date(preds: pd.DataFrame, metric: str = 'roc_auc', baseline: st
     "Pooled `metric` of the model and `baseline` with 95% intervals, and the paired difference (blocks of sessions)."
     return bootstrap_all(preds, baseline, n, seed, [metric], block)[metric]
 
+# %% ../nbs/03a_evaluation.ipynb #7f8beaae
 def comparison_table(c: dict, metric: str = 'roc_auc') -> pd.DataFrame:
     "One row per candidate: the pooled `metric` and its interval, the model's signed difference to it and its interval."
     rows = []

@@ -525,6 +525,7 @@ def ingest_paths(paths: list[str | Path],            # files and/or folders
         "the source's tables")
     return IngestResult(prices, quarantine, man, actions, errors)
 
+# %% ../nbs/01_ingest.ipynb #ac630abd
 def ingest_summary(res: IngestResult) -> str:
     ("Every file accounted for: counts by status and symbol rule, "
      "each file not ingested with its reason, and the action checks.")
@@ -612,6 +613,7 @@ class IngestSettings:
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
+# %% ../nbs/01_ingest.ipynb #7345a631
 @_dataclass
 class IngestStageResult:
     "What the ingest stage read, and what its memo reports."
@@ -652,6 +654,7 @@ def ingest_stage(product: dict, s: IngestSettings) -> IngestStageResult:
     write_ingest(res, source, product)
     return IngestStageResult(res=res, source=source, settings=s, seconds=time.time() - t0, sectors=sectors)
 
+# %% ../nbs/01_ingest.ipynb #85f23b01
 def ingest_report(r: IngestStageResult) -> None:
     "The ingest stage's memo, a table per instrument type and the symbols per date; then stop if a named input failed."
     import matplotlib.pyplot as plt

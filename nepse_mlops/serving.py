@@ -71,6 +71,7 @@ class Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message); self.status, self.message = status, message
 
+# %% ../nbs/06a_serving.ipynb #4b17350d
 class Deadline:
     "A request's time budget: `check` between steps raises `Refused(504)` once `seconds` have passed since admission."
     def __init__(self, seconds: float, clock=time.monotonic):
@@ -83,6 +84,7 @@ class Deadline:
             raise Refused(504, f"the request was stopped after {self.seconds:g} s, the server's timeout: "
                           "send fewer symbols per request, or retry when the server is less busy")
 
+# %% ../nbs/06a_serving.ipynb #a702218e
 SEND = ('send {"dataframe_split": {"columns": ["date", "symbol", "open", "high", "low", "close", "volume"], '
         '"data": [...]}}')
 REQUEST_COLUMNS = ('date', 'symbol', 'open', 'high', 'low', 'close', 'volume', 'turnover', 'sector')
@@ -93,6 +95,7 @@ ISO_DATE = re.compile(r'\d{4}-\d{2}-\d{2}')
 FIRST_SESSION = date(1994, 1, 1)      # NEPSE's first trading year
 NEPAL = timezone(timedelta(hours=5, minutes=45))
 
+# %% ../nbs/06a_serving.ipynb #9d2e846e
 def _constant(name):
     raise Refused(400, f"{name} is not a number: send null for a missing value and finite numbers otherwise")
 
@@ -116,6 +119,7 @@ def _columns(split: dict) -> list[str]:
                       f"columns {', '.join(missing)} are missing: send date, symbol, open, high, low, close, volume")
     return cols
 
+# %% ../nbs/06a_serving.ipynb #52f1ae8e
 def latest_session(now: datetime | None = None) -> date:
     "The latest session a request may carry: today in Kathmandu if it is a session weekday, else the one before."
     from nepse_mlops.market_calendar import session_weekdays, last_session_before
@@ -145,6 +149,7 @@ def _answered_on_sessions(last: dict) -> None:
         if d.weekday() not in session_weekdays(d):
             raise Refused(422, f"{sym}'s latest date {s} is a {d:%A}, not a NEPSE session day: send session dates only")
 
+# %% ../nbs/06a_serving.ipynb #c63c3bb6
 def _symbol(s, universe) -> bool:
     "Whether `s` is an index row (NEPSE, SECTOR:<sector>); refuse what is not a NEPSE symbol of the model's universe."
     if not isinstance(s, str):
@@ -175,6 +180,7 @@ def _number(v, col: str) -> None:
     if v > NUMBER_RANGES[col]:
         raise Refused(422, f"{col} is above {NUMBER_RANGES[col]:.0e}, beyond any NEPSE value: send rupees and shares")
 
+# %% ../nbs/06a_serving.ipynb #d711c373
 def check_request(body: bytes,                  # the raw POST body
                   universe: frozenset | None,   # the model's symbols (None: not checked)
                   latest: date,                 # the latest session a row may carry
@@ -312,6 +318,7 @@ async def _read_body(receive, cap: int) -> bytes | None:
         if size > cap: return None
     return b''.join(chunks)
 
+# %% ../nbs/06a_serving.ipynb #8f467ea5
 class RequestGuard:
     """ASGI before MLflow's app: POST /invocations admitted up to `max_queue` in flight, its body capped and checked,
     then scored and answered here within `timeout` seconds (MLflow's app answers every other path)."""
@@ -370,6 +377,7 @@ def model_universe(meta: dict) -> frozenset | None:
     u = meta.get('universe') or list((meta.get('sectors') or {}).keys())
     return frozenset(map(str, u)) if u else None
 
+# %% ../nbs/06a_serving.ipynb #80b636af
 class ServedModel:
     ("What MLflow's scoring app calls: the champion's `predict`, "
      "counted and logged; `swap` replaces the model between requests.")
@@ -431,6 +439,7 @@ class ServedModel:
         except MlflowException as e: return e.get_http_status_code(), e.serialize_as_json().encode()
         return 200, json.dumps({'predictions': records}).encode()
 
+# %% ../nbs/06a_serving.ipynb #a1758bf9
 @functools.cache
 def _short_class():
     from mlflow.exceptions import MlflowException       # imported here: monitoring imports this module without MLflow
@@ -460,6 +469,7 @@ class _OwnParsing:
     def get_input_schema(self): return None
     def __getattr__(self, name): return getattr(self._m, name)
 
+# %% ../nbs/06a_serving.ipynb #6e6ba642
 class MetricsMiddleware:
     "ASGI middleware: every HTTP request counted by path and status and timed (`/metrics` too); 5xx logged."
     KNOWN = {'/invocations', '/ping', '/health', '/version', '/metrics'}
@@ -485,6 +495,7 @@ class MetricsMiddleware:
         try: await self.app(scope, receive, send_status)
         finally: count()   # no response sent (an exception): counted as the 500 it becomes
 
+# %% ../nbs/06a_serving.ipynb #5decffe4
 def make_app(model, version: str, model_name: str = 'nepse_direction', request_log: str | Path | None = None,
              limits: Limits = Limits()):
     "MLflow's scoring app for `model` (a loaded pyfunc) behind `RequestGuard`, with `/metrics` and the request log."
@@ -559,6 +570,7 @@ def quiet_validation():
     import nepse_mlops.validate as v
     v.log = lambda *msg, **kw: None
 
+# %% ../nbs/06a_serving.ipynb #45e88b34
 def champion_meta(model_name: str, version: str) -> dict:
     ("The registered version's `meta.json` (features, horizon, sectors, "
      "git commit), read without loading the model; {} if none.")
@@ -569,6 +581,7 @@ def champion_meta(model_name: str, version: str) -> dict:
                 artifact_uri=f'models:/{model_name}/{version}/artifacts/meta.json', dst_path=d)).read_text())
         except Exception: return {}   # an older or foreign model: the caller loads it instead
 
+# %% ../nbs/06a_serving.ipynb #5ba1f721
 def app_from_env():
     "uvicorn's app factory, run in each worker: load the champion, build the app, start this worker's champion watch."
     import mlflow
