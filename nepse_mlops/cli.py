@@ -131,8 +131,7 @@ def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, for
                   task: str | None = None) -> int:
     ("Build the DAG with Ploomber, one run at a time; return at once "
      "when nothing changed; record every run in products/runs.jsonl.")
-    from nepse_mlops.ops import (run_lock, RunBusy, EXIT_BUSY, new_run_id, inputs_stamp, up_to_date, with_retries,
-                                 parse_task_summary, sweep_temp)
+    from nepse_mlops.ops import run_lock, RunBusy, EXIT_BUSY, new_run_id, inputs_stamp, up_to_date
     from nepse_mlops.core import git_commit
     env = load_env(root)
     settings = dict(settings or {})
@@ -164,17 +163,7 @@ def _run_pipeline(root: Path, data: str | None = None, sample: bool = False, for
         if same: return _noop(products, rec, same, t0)
         cmd = ploomber_command(root, settings, force, task)
         log(command_summary(cmd, f"run {run_id}: "))
-        # the run's own dashboard snapshot says so
-        write_json(dict(status='running', started_at=started, run_id=run_id, data=str(get('data'))),
-                   products / 'run_status.json')
-        rc, out, attempts = with_retries(lambda: _build(cmd, root), int(retries))
-        tasks = parse_task_summary(out)
-        if task: tasks = {k: v for k, v in tasks.items() if k == task}   # the summary also lists the skipped upstream
-        if rc: sweep_temp(products)   # the failed task's writers are gone: their half-written files go (and free space)
-        status = dict(status='success' if rc == 0 else 'failed', started_at=started,
-                      finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-                      seconds=round(time.time() - t0, 1), data=str(get('data')), exit_code=rc, run_id=run_id)
-        if 'No space left on device' in out: status['error'] = 'no space left on device'
+        rc, status, tasks, attempts = _build_run(root, cmd, products, run, int(retries), task, t0)
         try: _record_build(root, products, reports, settings, str(get('tracking_uri')), rec, status, tasks, attempts,
                            task)
         # e.g. the disk filled up: one line; .run_current.json stays, so the next run records this one
@@ -240,8 +229,25 @@ def _noop(products: Path, rec: dict, same: dict, t0: float) -> int:
           f"product changed; nothing to do ({secs} s). `nepse-mlops run --force` re-runs everything.")
     return 0
 
+def _build_run(root: Path, cmd: list[str], products: Path, run: dict, retries: int, task: str | None,
+               t0: float) -> tuple[int, dict, dict, list]:
+    "Run the build (a transient failure retried): (exit code, the run's status record, its tasks, its attempts)."
+    from nepse_mlops.ops import with_retries, parse_task_summary, sweep_temp
+    # the run's own dashboard snapshot says so
+    write_json(dict(status='running', started_at=run['started_at'], run_id=run['run_id'], data=run['data']),
+               products / 'run_status.json')
+    rc, out, attempts = with_retries(lambda: _build(cmd, root), retries)
+    tasks = parse_task_summary(out)
+    if task: tasks = {k: v for k, v in tasks.items() if k == task}   # the summary also lists the skipped upstream
+    if rc: sweep_temp(products)   # the failed task's writers are gone: their half-written files go (and free space)
+    status = dict(status='success' if rc == 0 else 'failed', started_at=run['started_at'],
+                  finished_at=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                  seconds=round(time.time() - t0, 1), data=run['data'], exit_code=rc, run_id=run['run_id'])
+    if 'No space left on device' in out: status['error'] = 'no space left on device'
+    return rc, status, tasks, attempts
+
 def _record_build(root: Path, products: Path, reports: Path, settings: dict, tracking_uri: str, rec: dict,
-                  status: dict, tasks: dict, attempts: int, task: str | None) -> None:
+                  status: dict, tasks: dict, attempts: list, task: str | None) -> None:
     ("A finished build's status and ledger line; a whole successful build also saves the "
      "no-op check's stamp and backs up a SQLite tracking store (raises OSError, e.g. disk full).")
     from nepse_mlops.ops import record_run, save_stamp, inputs_stamp
@@ -331,39 +337,44 @@ def _last_realised(path: Path) -> dict:
                 realised_accuracy=float(last['realised_accuracy']) if last else None,
                 reversal_rule_auc=float(last['realised_reversal_auc']) if last.get('realised_reversal_auc') else None)
 
-def status(env: dict) -> dict:
-    "Champion version and when it was promoted, the last run, and data freshness."
-    from datetime import date
-    from nepse_mlops.market_calendar import market_today
-    from nepse_mlops.registry import champion_version
-    products = Path(env['products'])
-    out = dict(champion=None, promoted_at=None, last_run=None, last_market_session=None, data_age_days=None)
-    if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')
+def _runs_status(products: Path) -> dict:
+    "The last run as the dashboard snapshot and the run ledger record it (stdlib only: status stays fast)."
     from nepse_mlops.ops import read_runs
+    out = {}
+    if (products / 'run_status.json').exists(): out['last_run'] = read_json(products / 'run_status.json')
     runs = read_runs(products)
     if runs: out['last_run_record'] = {k: runs[-1].get(k)
                                        for k in ['run_id', 'trigger', 'status', 'started_at', 'seconds', 'exit_code',
-                                                                    'champion_before', 'champion_after',
-                                                                    'up_to_date_since']}
-    if (products / 'validate/report.json').exists():
-        rep = read_json(products / 'validate/report.json')
-        last = rep['last_market_session']   # the age now, on NEPSE's clock (the report's age is as of its run)
-        age = (market_today() - date.fromisoformat(last)).days if last else rep['data_age_days']
-        out.update(last_market_session=last, data_age_days=age)
-    if (products / 'replay/summary.json').exists():   # the pipeline's replay of recent sessions: the loop over time
-        rs = read_json(products / 'replay/summary.json')
-        mon = read_json(products / 'monitor/summary.json') if (products / 'monitor/summary.json').exists() else {}
-        out['settled_predictions'] = mon.get('settled_predictions')
-        out['replay'] = {k: rs.get(k)
-                         for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes',
-                                                     'baselines']}
-        out['replay'] |= _last_realised(products / 'replay/timeline.csv')
-        # sessions whose predictions have settled (replayed loop)
-        out['settled_sessions'] = out['replay'].get('settled_sessions')
-        out['realised'] = {k: out['replay'].get(k)
-                           for k in ['realised_as_of', 'realised_auc', 'realised_accuracy', 'reversal_rule_auc']}
-    db = env['tracking_uri'].replace('sqlite:///', '')
-    if env['tracking_uri'].startswith('sqlite:///') and not Path(db).exists(): return out
+                                                 'champion_before', 'champion_after', 'up_to_date_since']}
+    return out
+
+def _freshness(products: Path) -> dict:
+    "The data's last market session and its age now, on NEPSE's clock (the report's age is as of its run)."
+    from datetime import date
+    from nepse_mlops.market_calendar import market_today
+    if not (products / 'validate/report.json').exists(): return {}
+    rep = read_json(products / 'validate/report.json')
+    last = rep['last_market_session']
+    return dict(last_market_session=last,
+                data_age_days=(market_today() - date.fromisoformat(last)).days if last else rep['data_age_days'])
+
+def _loop_status(products: Path) -> dict:
+    "The pipeline's replay of recent sessions (the loop over time): settled sessions and realised metrics."
+    if not (products / 'replay/summary.json').exists(): return {}
+    rs = read_json(products / 'replay/summary.json')
+    mon = read_json(products / 'monitor/summary.json') if (products / 'monitor/summary.json').exists() else {}
+    replay = {k: rs.get(k) for k in ['sessions', 'first', 'last', 'retrains', 'promotions', 'champion_changes',
+                                     'baselines']} | _last_realised(products / 'replay/timeline.csv')
+    # sessions whose predictions have settled (replayed loop)
+    return dict(settled_predictions=mon.get('settled_predictions'), replay=replay,
+                settled_sessions=replay.get('settled_sessions'),
+                realised={k: replay.get(k)
+                          for k in ['realised_as_of', 'realised_auc', 'realised_accuracy', 'reversal_rule_auc']})
+
+def _registry_status(env: dict, products: Path) -> dict:
+    "The champion (version, promotion, market, model or rule) and the data's market; or why the registry is unreadable."
+    from nepse_mlops.registry import champion_version
+    out = {}
     try:
         client = _client(env)
         v = champion_version(client, env['model_name'], strict=True)
@@ -389,6 +400,16 @@ def status(env: dict) -> dict:
                                  f"({type(e).__name__}): {hint}")
     return out
 
+def status(env: dict) -> dict:
+    "Champion version and when it was promoted, the last run, and data freshness."
+    products = Path(env['products'])
+    out = dict(champion=None, promoted_at=None, last_run=None, last_market_session=None, data_age_days=None)
+    out |= _runs_status(products) | _freshness(products) | _loop_status(products)
+    db = env['tracking_uri'].replace('sqlite:///', '')
+    if env['tracking_uri'].startswith('sqlite:///') and not Path(db).exists(): return out
+    return out | _registry_status(env, products)
+
+# %% ../nbs/09_cli.ipynb #c013b
 _WHY = """
 import json, sys
 from pathlib import Path
