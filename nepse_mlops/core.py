@@ -250,10 +250,12 @@ def drop_silent_code_cells(nb, resources):
 
 # %% ../nbs/00_core.ipynb #b13afedb
 def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
-    "The entries of `params` that are fields of `cls`; for `optional` names '' (env.yaml's 'not set') is None."
+    "The entries of `params` that are fields of `cls`; an `optional` one given as '' is an error (off is null)."
     from dataclasses import fields
     names = {f.name for f in fields(cls)}
-    return {k: (None if k in optional and v == '' else v) for k, v in params.items() if k in names}
+    if bad := [k for k in optional if params.get(k) == '' and k in names]:
+        raise ValueError(f"{', '.join(bad)} is ''; write null (YAML) or leave it out to turn it off")
+    return {k: v for k, v in params.items() if k in names}
 
 # %% ../nbs/00_core.ipynb #7811062a
 import re

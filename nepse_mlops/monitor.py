@@ -191,7 +191,7 @@ class MonitorSettings:
         "From a task's parameters (e.g. a notebook's `globals()`): known names only; the webhook: `alerts.webhook_url`."
         from nepse_mlops.core import settings_kwargs
         kw = settings_kwargs(cls, params, optional=('min_realised_accuracy', 'min_realised_auc', 'max_model_age_days',
-                                                    'max_new_sessions'))   # an old '' : None
+                                                    'max_new_sessions'))   # '' is an error: off is null
         kw['alert_webhook'] = webhook_url(kw.get('alert_webhook', ''))   # a token stays out of env.yaml and reports
         return cls(**kw)
 

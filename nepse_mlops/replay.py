@@ -62,7 +62,7 @@ class ReplaySettings:
 
     @classmethod
     def from_env(cls, env: dict) -> 'ReplaySettings':
-        "The settings `env` gives (unknown keys ignored; an old '' is None), the rest from env.yaml (`replay_env`)."
+        "The settings `env` gives (unknown keys ignored; '' is an error), the rest from env.yaml (`replay_env`)."
         from nepse_mlops.core import settings_kwargs
         return cls(**settings_kwargs(cls, env, optional=tuple(f.name for f in fields(cls))))
 
