@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT, BIN, QUIET
 
 SETTINGS = {'today': '2026-08-22', 'test_sessions': 40, 'half_life': None, 'replay_sessions': 30,
-            'n_windows': 4}   # CI time: not the real-data profile's 10 windows (nbs/09_cli tests that it applies)
+            'n_windows': 4}   # CI time: not the real-data profile's 10 windows (nbs/10_cli tests that it applies)
 
 
 def cli(root, tmp, *args, timeout=1500):

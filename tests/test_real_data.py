@@ -92,7 +92,7 @@ def test_whole_dag_on_real_files(tmp_path):
     for s in ['NABIL', 'ADBL', 'NTC', 'CHCL', 'BPCL', 'AHPC', 'SCB', 'SBI', 'PCBL', 'CZBIL', 'ALICL', 'API']:
         shutil.copy(S1 / f'{s}.csv', real / f'{s}.csv')
     before = {f.name: f.read_bytes() for f in real.iterdir()}
-    # CI time: not the real-data profile's 10 windows (nbs/09_cli tests that it applies)
+    # CI time: not the real-data profile's 10 windows (nbs/10_cli tests that it applies)
     res = build(tmp_path, '--data', str(real), '--set', 'today=2026-08-22', '--set', 'replay_sessions=30',
                 '--set', 'n_windows=4')
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
