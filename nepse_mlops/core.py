@@ -6,8 +6,7 @@
 __all__ = ['CANONICAL_COLUMNS', 'PRICE_COLUMNS', 'TELEMETRY_OFF', 'KILL_POINTS', 'RUN_DIRECTIVES', 'find_root', 'load_env',
            'sha256_file', 'frame_digest', 'kill_point', 'save_frame', 'log', 'write_json', 'read_json', 'git_commit',
            'record_digest', 'verify_digest', 'append_jsonl', 'read_jsonl', 'ProductError', 'read_history_parquet',
-           'sector_of', 'drop_silent_code_cells', 'settings_kwargs', 'is_test_cell', 'is_run_cell', 'drop_cells',
-           'skip_tests_in_pipeline']
+           'sector_of', 'drop_silent_code_cells', 'is_test_cell', 'is_run_cell', 'drop_cells', 'skip_tests_in_pipeline']
 
 # %% ../nbs/00_core.ipynb #c002
 import hashlib, json, math, os, subprocess, sys, time
@@ -247,15 +246,6 @@ def drop_silent_code_cells(nb, resources):
     (imports, parameters, a stage call) would still leave an empty box, and 30 of them pushed the memo 200 px down."""
     nb.cells = [c for c in nb.cells if c.cell_type != 'code' or c.get('outputs')]
     return nb, resources
-
-# %% ../nbs/00_core.ipynb #b13afedb
-def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
-    "The entries of `params` that are fields of `cls`; an `optional` one given as '' is an error (off is null)."
-    from dataclasses import fields
-    names = {f.name for f in fields(cls)}
-    if bad := [k for k in optional if params.get(k) == '' and k in names]:
-        raise ValueError(f"{', '.join(bad)} is ''; write null (YAML) or leave it out to turn it off")
-    return {k: v for k, v in params.items() if k in names}
 
 # %% ../nbs/00_core.ipynb #7811062a
 import re

@@ -610,7 +610,7 @@ class IngestSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> 'IngestSettings':
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
 # %% ../nbs/01_ingest.ipynb #7345a631

@@ -189,7 +189,7 @@ class MonitorSettings:
     @classmethod
     def from_params(cls, params: dict) -> 'MonitorSettings':
         "From a task's parameters (e.g. a notebook's `globals()`): known names only; the webhook: `alerts.webhook_url`."
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         kw = settings_kwargs(cls, params, optional=('min_realised_accuracy', 'min_realised_auc', 'max_model_age_days',
                                                     'max_new_sessions'))   # '' is an error: off is null
         kw['alert_webhook'] = webhook_url(kw.get('alert_webhook', ''))   # a token stays out of env.yaml and reports

@@ -135,7 +135,7 @@ class PredictSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> 'PredictSettings':
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
 def _kind_summary(name: str, version) -> dict:

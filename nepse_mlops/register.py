@@ -366,7 +366,7 @@ class RegisterSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> 'RegisterSettings':
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
 def _champion_kind_now(name: str, version) -> dict:

@@ -63,7 +63,7 @@ class ReplaySettings:
     @classmethod
     def from_env(cls, env: dict) -> 'ReplaySettings':
         "The settings `env` gives (unknown keys ignored; '' is an error), the rest from env.yaml (`replay_env`)."
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, env, optional=tuple(f.name for f in fields(cls))))
 
 # %% ../nbs/07a_replay.ipynb #23b0fecd
@@ -542,7 +542,7 @@ class ReplayTask:
 
     @classmethod
     def from_params(cls, params: dict) -> 'ReplayTask':
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
 def replay_stage(upstream: dict, product: dict, task: ReplayTask) -> dict:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MODEL_PARAMS', 'REPLAY_KEYS', 'REPLAY_POLICY', 'REAL_DATA', 'SCHEMA', 'FROM_ENV', 'Setting', 'SettingsError',
            'problems', 'check_env', 'check_env_file', 'real_data_settings', 'project_root', 'env_values',
-           'task_env_keys', 'stage_params', 'fill_from_env']
+           'task_env_keys', 'stage_params', 'fill_from_env', 'settings_kwargs']
 
 # %% ../nbs/00e_settings.ipynb #e004
 import datetime as _dt, difflib, os
@@ -224,3 +224,11 @@ def fill_from_env(obj,                      # a dataclass instance whose fields 
             raise TypeError(f"{type(obj).__name__}.{f.name}: not given, and env.yaml has no value for it")
         object.__setattr__(obj, f.name, values[f.name])   # also for frozen dataclasses
     return obj
+
+# %% ../nbs/00e_settings.ipynb #b13afedb
+def settings_kwargs(cls, params: dict, optional: tuple = ()) -> dict:
+    "The entries of `params` that are fields of `cls`; an `optional` one given as '' is an error (off is null)."
+    names = {f.name for f in fields(cls)}
+    if bad := [k for k in optional if params.get(k) == '' and k in names]:
+        raise ValueError(f"{', '.join(bad)} is ''; write null (YAML) or leave it out to turn it off")
+    return {k: v for k, v in params.items() if k in names}

@@ -204,7 +204,7 @@ class TrainSettings:
     @classmethod
     def from_params(cls, params: dict) -> 'TrainSettings':
         "From a task's parameters (e.g. a notebook's `globals()`): known names only; the rest from env.yaml."
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params, optional=('half_life',)))   # '' is an error: off is null
 
 def _champion_of(s: TrainSettings, market: str = '') -> tuple[str | None, str | None]:

@@ -504,7 +504,7 @@ class ValidateSettings:
 
     @classmethod
     def from_params(cls, params: dict) -> 'ValidateSettings':
-        from nepse_mlops.core import settings_kwargs
+        from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
 @dataclass
