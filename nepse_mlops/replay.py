@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['TIMELINE_COLUMNS', 'replay_env', 'ReplaySettings', 'Champion', 'drift_reference', 'drift_now', 'realised_now',
            'replay_baseline', 'train_and_gate', 'ReplayRegistry', 'LocalRegistry', 'ReplayFiles', 'read_timeline',
-           'replay_sessions', 'known_at', 'sessions_since', 'monitor_session', 'decide_session', 'new_champion',
+           'sessions_to_replay', 'known_at', 'sessions_since', 'monitor_session', 'decide_session', 'new_champion',
            'retrain_session', 'predict_session', 'champion_record', 'checkpoint', 'load_champion', 'drop_after',
            'resume_replay', 'session_line', 'replay', 'replay_summary', 'replay_memo', 'timeline_plot', 'run_replay',
            'ReplayTask', 'ReplayResult', 'replay_stage', 'replay_report']
@@ -222,7 +222,7 @@ def read_timeline(path: str | Path) -> pd.DataFrame:
     if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
     return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
 
-def replay_sessions(features: pd.DataFrame, start, end=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def sessions_to_replay(features: pd.DataFrame, start, end=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(the features sorted by session with their serving eligibility, every session, the sessions from `start` to
     `end` to replay; default `end`: the last session)."""
     feats = features.sort_values(['date', 'symbol'], kind='stable').reset_index(drop=True)
@@ -238,7 +238,7 @@ def known_at(feats: pd.DataFrame, t) -> pd.DataFrame:
     "The rows of `feats` (sorted by date) dated up to `t`: a slice, not a copy of every column of the history."
     return feats.iloc[:np.searchsorted(feats.date.to_numpy(), np.datetime64(pd.Timestamp(t)), 'right')]
 
-# %% ../nbs/07a_replay.ipynb #d02486a3
+# %% ../nbs/07a_replay.ipynb #45875397
 def sessions_since(sessions: np.ndarray, since, t) -> int | None:
     "How many of `sessions` fall after `since` and up to `t` (None: no `since`)."
     if since is None: return None
@@ -274,7 +274,7 @@ def decide_session(known: pd.DataFrame, t, champ: Champion | None, plog: pd.Data
         decision = decision | dict(retrain=False, reasons=decision['reasons'] + [why])
     return seen, decision
 
-# %% ../nbs/07a_replay.ipynb #d60e23f3
+# %% ../nbs/07a_replay.ipynb #4eba3d91
 def new_champion(version: str, est, train_end, as_of, known: pd.DataFrame, s: ReplaySettings,
                  kind: str = 'trained_model', rule: str | None = None) -> Champion:
     "A champion with its drift thresholds and reference, calibrated on `known` before its training data ended."
@@ -317,7 +317,7 @@ def retrain_session(known: pd.DataFrame, t, champ: Champion | None, decision: di
         champ = _serve_baseline(g, t, known, s, registry, files, decision)
     return champ, gated | dict(version=v, champion_after=champ.version if champ else None)
 
-# %% ../nbs/07a_replay.ipynb #d1f8f749
+# %% ../nbs/07a_replay.ipynb #8c75f51c
 def predict_session(known: pd.DataFrame, t, champ: Champion | None) -> pd.DataFrame | None:
     "The champion's predictions for the session after `t`, from the eligible rows of `t` (None: nothing to predict)."
     today = known[(known.date == t) & known.eligible]
@@ -333,7 +333,7 @@ def predict_session(known: pd.DataFrame, t, champ: Champion | None) -> pd.DataFr
         }
     )
 
-# %% ../nbs/07a_replay.ipynb #8fe65d28
+# %% ../nbs/07a_replay.ipynb #c6ab95e1
 def champion_record(champ: Champion | None) -> dict | None:
     "The champion as the resume state keeps it (None: none serves)."
     if champ is None: return None
@@ -379,7 +379,7 @@ def resume_replay(feats: pd.DataFrame, s: ReplaySettings,
     champ = load_champion(state['champion'], feats[feats.date <= done], s, files)
     return state, drop_after(done, plog, files), champ
 
-# %% ../nbs/07a_replay.ipynb #d13363a3
+# %% ../nbs/07a_replay.ipynb #c631cfeb
 def session_line(row: dict, i: int, n: int) -> str:
     "The progress line of the `i`-th of `n` sessions: the champion after it, the retrain and its gate, the seconds."
     return (f"replay: {row['session']} ({i + 1}/{n}) champion v{row.get('champion_after', row['champion'])} · "
@@ -399,7 +399,7 @@ def replay(
     timeline."""
     s, files, registry = settings or ReplaySettings(), ReplayFiles(Path(out)), registry or LocalRegistry()
     files.out.mkdir(parents=True, exist_ok=True)
-    feats, sessions, todo = replay_sessions(features, start, end)
+    feats, sessions, todo = sessions_to_replay(features, start, end)
     state, plog, champ = resume_replay(feats, s, files)
     if state['done']: todo = todo[todo > np.datetime64(pd.Timestamp(state['done']))]
     t_start = time.time()
@@ -461,7 +461,7 @@ def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None =
         )
     return out
 
-# %% ../nbs/07a_replay.ipynb #7a0f33aa
+# %% ../nbs/07a_replay.ipynb #a9e96d28
 def replay_memo(summary: dict, n: int) -> str:
     """The replay report's opening summary: what was replayed on which market, how the loop met the planted change, what
     next."""
@@ -508,7 +508,7 @@ def replay_memo(summary: dict, n: int) -> str:
         " replayed (model `<name>_replay`, `products/replay/`), never mixed with live runs."
     )
 
-# %% ../nbs/07a_replay.ipynb #144cb529
+# %% ../nbs/07a_replay.ipynb #dd0ceaff
 def timeline_plot(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = None, path: str | Path | None = None):
     """Realised ROC AUC of the champion and the reversal rule over time, champion changes, retrains and a planted change
     marked; drift below."""
