@@ -4,9 +4,11 @@
 
 # %% auto #0
 __all__ = ['TIMELINE_COLUMNS', 'replay_env', 'ReplaySettings', 'Champion', 'drift_reference', 'drift_now', 'realised_now',
-           'replay_baseline', 'train_and_gate', 'ReplayRegistry', 'LocalRegistry', 'replay', 'read_timeline',
-           'replay_summary', 'replay_memo', 'timeline_plot', 'run_replay', 'ReplayTask', 'replay_stage',
-           'replay_report']
+           'replay_baseline', 'train_and_gate', 'ReplayRegistry', 'LocalRegistry', 'ReplayFiles', 'read_timeline',
+           'sessions_to_replay', 'known_at', 'sessions_since', 'monitor_session', 'decide_session', 'new_champion',
+           'retrain_session', 'predict_session', 'champion_record', 'checkpoint', 'load_champion', 'drop_after',
+           'resume_replay', 'session_line', 'replay', 'replay_summary', 'replay_memo', 'timeline_plot', 'run_replay',
+           'ReplayTask', 'ReplayResult', 'replay_stage', 'replay_report']
 
 # %% ../nbs/07a_replay.ipynb #85738b79
 import json, time
@@ -200,21 +202,189 @@ TIMELINE_COLUMNS = [
     'reasons', 'gate', 'gate_auc', 'gate_reasons', 'version', 'champion_after', 'predicted', 'seconds',
 ]
 
+@dataclass(frozen=True)
+class ReplayFiles:
+    "A replay's folder: its resume state, prediction log, timeline, ledger and the models it registered."
+    out: Path
+    @property
+    def state(self) -> Path: return self.out / 'state.json'
+    @property
+    def log(self) -> Path: return self.out / 'predictions.parquet'
+    @property
+    def timeline(self) -> Path: return self.out / 'timeline.csv'
+    @property
+    def ledger(self) -> Path: return self.out / 'ledger.jsonl'
+    def model(self, version: str) -> Path: return self.out / 'models' / f'v{version}.joblib'
 
-def _serve_baseline(g: dict, t, known: pd.DataFrame, s: ReplaySettings, registry, out: Path, led_p: Path,
+def read_timeline(path: str | Path) -> pd.DataFrame:
+    "A replay's timeline (one row per session), versions as strings."
+    p = Path(path)
+    if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
+    return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
+
+def sessions_to_replay(features: pd.DataFrame, start, end=None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(the features sorted by session with their serving eligibility, every session, the sessions from `start` to
+    `end` to replay; default `end`: the last session)."""
+    feats = features.sort_values(['date', 'symbol'], kind='stable').reset_index(drop=True)
+    feats['eligible'] = serving_eligible(feats)
+    sessions = np.sort(feats.date.unique())
+    todo = sessions[
+        (sessions >= np.datetime64(pd.Timestamp(start)))
+        & (sessions <= np.datetime64(pd.Timestamp(end or sessions[-1])))
+    ]
+    return feats, sessions, todo
+
+def known_at(feats: pd.DataFrame, t) -> pd.DataFrame:
+    "The rows of `feats` (sorted by date) dated up to `t`: a slice, not a copy of every column of the history."
+    return feats.iloc[:np.searchsorted(feats.date.to_numpy(), np.datetime64(pd.Timestamp(t)), 'right')]
+
+# %% ../nbs/07a_replay.ipynb #45875397
+def sessions_since(sessions: np.ndarray, since, t) -> int | None:
+    "How many of `sessions` fall after `since` and up to `t` (None: no `since`)."
+    if since is None: return None
+    after = (sessions > np.datetime64(pd.Timestamp(since))) & (sessions <= np.datetime64(pd.Timestamp(t)))
+    return int(sessions[after].size)
+
+def monitor_session(known: pd.DataFrame, t, champ: Champion, plog: pd.DataFrame, sessions: np.ndarray,
+                    s: ReplaySettings) -> tuple[dict, dict]:
+    """(the timeline's drift and realised-performance fields, the monitor's retrain decision) for `champ`, from what is
+    known at `t`."""
+    drift = drift_now(known, champ, s)
+    settled, real = realised_now(plog, known, champ.version, t, s.realised_window)
+    model = dict(trained_on=str(champ.train_end.date()), created=str(champ.as_of.date()),
+                 new_sessions=sessions_since(sessions, champ.as_of, t))
+    decision = retrain_decision(drift, settled, model, str(t.date()), RetrainPolicy.of(s), now=str(t.date()))
+    seen = dict(drift_share=drift['drift_share'], drifted=','.join(drift['drifted']),
+                **{f'realised_{k}': v for k, v in real.items()})
+    return seen, decision
+
+def decide_session(known: pd.DataFrame, t, champ: Champion | None, plog: pd.DataFrame, sessions: np.ndarray,
+                   last_attempt: str | None,   # the session of the last retrain (None: none yet)
+                   s: ReplaySettings) -> tuple[dict, dict]:
+    """(monitoring fields, retrain decision) at `t`: the monitor's, or 'no champion model'; held back within
+    `retry_sessions` of the last attempt."""
+    since = sessions_since(sessions, last_attempt, t)
+    wait = since is not None and since < s.retry_sessions
+    if champ is None:
+        reasons = ['no champion model'] + (['(waiting to retry)'] if wait else [])
+        return {}, dict(retrain=not wait, reasons=reasons, checks=[])
+    seen, decision = monitor_session(known, t, champ, plog, sessions, s)
+    if decision['retrain'] and wait:
+        why = f"(waiting: the last retrain was {since} sessions ago, fewer than {s.retry_sessions})"
+        decision = decision | dict(retrain=False, reasons=decision['reasons'] + [why])
+    return seen, decision
+
+# %% ../nbs/07a_replay.ipynb #4eba3d91
+def new_champion(version: str, est, train_end, as_of, known: pd.DataFrame, s: ReplaySettings,
+                 kind: str = 'trained_model', rule: str | None = None) -> Champion:
+    "A champion with its drift thresholds and reference, calibrated on `known` before its training data ended."
+    c = Champion(version, est, pd.Timestamp(train_end), pd.Timestamp(as_of), kind=kind, rule=rule)
+    c.thresholds, c.reference = drift_reference(known, c.train_end, s, cols=drift_columns(est))
+    return c
+
+def _serve_baseline(g: dict, t, known: pd.DataFrame, s: ReplaySettings, registry, files: ReplayFiles,
                     decision: dict) -> Champion:
     "Register and promote `g`'s baseline rule (`replay_baseline`) as of `t`; the ledger event `baseline`; the champion."
     import joblib
     b = g['baseline']
     v = registry.register(b['est'], t, dict(decision='baseline', gate_auc=b['gate_auc'], kind='baseline_rule',
                                             rule=b['rule']))
-    joblib.dump(b['est'], out / 'models' / f'v{v}.joblib')
+    joblib.dump(b['est'], files.model(v))
     registry.promote(v)
-    champ = Champion(v, b['est'], pd.Timestamp(g['train_end']), t, kind='baseline_rule', rule=b['rule'])
-    champ.thresholds, champ.reference = drift_reference(known, champ.train_end, s, cols=drift_columns(champ.est))
-    append_jsonl(led_p, dict(event='baseline', version=v, previous_champion=None, as_of=str(t.date()), replay=True,
-                             trigger='; '.join(decision['reasons']), reasons=[b['reason']], rule=b['rule']))
+    champ = new_champion(v, b['est'], g['train_end'], t, known, s, kind='baseline_rule', rule=b['rule'])
+    append_jsonl(files.ledger, dict(event='baseline', version=v, previous_champion=None, as_of=str(t.date()),
+                                    replay=True, trigger='; '.join(decision['reasons']), reasons=[b['reason']],
+                                    rule=b['rule']))
     return champ
+
+def retrain_session(known: pd.DataFrame, t, champ: Champion | None, decision: dict, s: ReplaySettings, registry,
+                    files: ReplayFiles) -> tuple[Champion | None, dict]:
+    """Retrain and gate at `t`, register the model, log the gate's decision and promote it (or serve the best rule
+    when nothing serves); (the champion after it, the timeline's gate fields)."""
+    import joblib
+    g = train_and_gate(known, t, champ, s)
+    gated = dict(gate=g['decision'], gate_auc=g.get('gate_auc'), gate_reasons=' | '.join(g['reasons']))
+    if g['decision'] == 'skipped': return champ, gated
+    v = registry.register(g['est'], t, g)
+    files.model(v).parent.mkdir(exist_ok=True); joblib.dump(g['est'], files.model(v))
+    ev = dict(event=g['decision'], version=v, previous_champion=champ.version if champ else None, as_of=str(t.date()),
+              replay=True, trigger='; '.join(decision['reasons']), reasons=g['reasons'])
+    if g['decision'] == 'promoted':
+        registry.promote(v)
+        champ = new_champion(v, g['est'], g['train_end'], t, known, s)
+    append_jsonl(files.ledger, ev)
+    if champ is None and g.get('baseline'):   # no model passed and none serves: the best rule does
+        champ = _serve_baseline(g, t, known, s, registry, files, decision)
+    return champ, gated | dict(version=v, champion_after=champ.version if champ else None)
+
+# %% ../nbs/07a_replay.ipynb #8c75f51c
+def predict_session(known: pd.DataFrame, t, champ: Champion | None) -> pd.DataFrame | None:
+    "The champion's predictions for the session after `t`, from the eligible rows of `t` (None: nothing to predict)."
+    today = known[(known.date == t) & known.eligible]
+    if champ is None or not len(today): return None
+    # a few hundred rows: OpenMP thread start-up costs more than it saves (2.4 s vs 5 ms on a busy machine)
+    with threadpool_limits(1):
+        p = contract_proba(champ.est, today)
+    return pd.DataFrame(
+        {
+            'feature_date': t, 'symbol': today.symbol.to_numpy(), 'prob_up': p, 'model_version': champ.version,
+            'prediction_for': today.target_date.fillna(t + pd.Timedelta(days=1)).to_numpy(), 'as_of': t,
+            'replay': True,
+        }
+    )
+
+# %% ../nbs/07a_replay.ipynb #c6ab95e1
+def champion_record(champ: Champion | None) -> dict | None:
+    "The champion as the resume state keeps it (None: none serves)."
+    if champ is None: return None
+    return dict(version=champ.version, train_end=str(champ.train_end.date()), as_of=str(champ.as_of.date()),
+                kind=champ.kind, rule=champ.rule)
+
+def checkpoint(row: dict, plog: pd.DataFrame, state: dict, champ: Champion | None, files: ReplayFiles) -> dict:
+    "Write a finished session: the prediction log and its timeline row first, then the state that marks it done."
+    tmp = files.log.with_suffix('.tmp'); plog.to_parquet(tmp, index=False); tmp.replace(files.log)
+    tl_p = files.timeline
+    pd.DataFrame([row]).reindex(columns=TIMELINE_COLUMNS).to_csv(tl_p, mode='a', header=not tl_p.exists(), index=False)
+    state = dict(done=str(row['session']), settings=state['settings'], last_attempt=state.get('last_attempt'),
+                 champion=champion_record(champ))
+    write_json(state, files.state)
+    return state
+
+def load_champion(rec: dict | None, known: pd.DataFrame, s: ReplaySettings, files: ReplayFiles) -> Champion | None:
+    "The champion of a resume state's record: its estimator from the replay's models, its drift reference from `known`."
+    import joblib
+    if not rec: return None
+    return new_champion(rec['version'], joblib.load(files.model(rec['version'])), rec['train_end'], rec['as_of'],
+                        known, s, kind=rec.get('kind', 'trained_model'), rule=rec.get('rule'))
+
+def drop_after(done: pd.Timestamp, plog: pd.DataFrame, files: ReplayFiles) -> pd.DataFrame:
+    "Drop the timeline rows and ledger events a killed session wrote after `done`; the prediction log up to `done`."
+    if files.timeline.exists():
+        tl = read_timeline(files.timeline); tl[tl.session <= done].to_csv(files.timeline, index=False)
+    if files.ledger.exists():
+        files.ledger.write_text(''.join(l + '\n' for l in files.ledger.read_text().splitlines()
+                                        if l.strip().endswith('}') and pd.Timestamp(json.loads(l)['as_of']) <= done))
+    return plog[plog.as_of <= done] if len(plog) else plog
+
+def resume_replay(feats: pd.DataFrame, s: ReplaySettings,
+                  files: ReplayFiles) -> tuple[dict, pd.DataFrame, Champion | None]:
+    """(state, prediction log, champion) a replay left in `files` (fresh ones if none), less what a killed session wrote
+    after the last completed one; an error if that replay ran with other settings."""
+    state = read_json(files.state) if files.state.exists() else {'done': None, 'champion': None, 'settings': asdict(s)}
+    if state['settings'] != json.loads(json.dumps(asdict(s))):
+        raise ValueError(f"{files.out} holds a replay with other settings: delete the folder or use another --out")
+    plog = pd.read_parquet(files.log) if files.log.exists() else pd.DataFrame()
+    if not state['done']: return state, plog, None
+    done = pd.Timestamp(state['done'])
+    champ = load_champion(state['champion'], feats[feats.date <= done], s, files)
+    return state, drop_after(done, plog, files), champ
+
+# %% ../nbs/07a_replay.ipynb #c631cfeb
+def session_line(row: dict, i: int, n: int) -> str:
+    "The progress line of the `i`-th of `n` sessions: the champion after it, the retrain and its gate, the seconds."
+    return (f"replay: {row['session']} ({i + 1}/{n}) champion v{row.get('champion_after', row['champion'])} · "
+            + (f"RETRAIN ({row['reasons']}): {row.get('gate', '')}" if row['retrain'] else 'no retrain')
+            + f" · {row['seconds']:.2f}s")
 
 def replay(
     features: pd.DataFrame,  # the features stage's table: every symbol and session, with targets
@@ -227,152 +397,30 @@ def replay(
 ) -> pd.DataFrame:
     """Run the daily loop as of each session from `start` to `end`; resumes from the last completed session; the
     timeline."""
-    import joblib
-    s = settings or ReplaySettings(); out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    registry = registry or LocalRegistry()
-    feats = features.sort_values(['date', 'symbol'], kind='stable').reset_index(drop=True)
-    feats['eligible'] = serving_eligible(feats)
-    sessions = np.sort(feats.date.unique())
-    # date <= t
-    upto = lambda t: feats.iloc[:np.searchsorted(feats.date.to_numpy(), np.datetime64(pd.Timestamp(t)), 'right')]
-    todo = sessions[
-        (sessions >= np.datetime64(pd.Timestamp(start)))
-        & (sessions <= np.datetime64(pd.Timestamp(end or sessions[-1])))
-    ]
-    state_p, log_p, tl_p, led_p = (
-        out / 'state.json', out / 'predictions.parquet', out / 'timeline.csv', out / 'ledger.jsonl',
-    )
-    state = read_json(state_p) if state_p.exists() else {'done': None, 'champion': None, 'settings': asdict(s)}
-    if state['settings'] != json.loads(json.dumps(asdict(s))):
-        raise ValueError(f"{out} holds a replay with other settings: delete the folder or use another --out")
-    plog = pd.read_parquet(log_p) if log_p.exists() else pd.DataFrame()
-    champ = None
-    if state['champion']:
-        c = state['champion']; known0 = feats[feats.date <= pd.Timestamp(state['done'])]
-        champ = Champion(
-            c['version'], joblib.load(out / 'models' / f"v{c['version']}.joblib"), pd.Timestamp(c['train_end']),
-            pd.Timestamp(c['as_of']), kind=c.get('kind', 'trained_model'), rule=c.get('rule'),
-        )
-        champ.thresholds, champ.reference = drift_reference(known0, champ.train_end, s, cols=drift_columns(champ.est))
-    if state['done']:   # resume: drop whatever a killed session wrote after the last completed one
-        done = pd.Timestamp(state['done']); todo = todo[todo > np.datetime64(done)]
-        if len(plog): plog = plog[plog.as_of <= done]
-        if tl_p.exists(): tl = read_timeline(tl_p); tl[tl.session <= done].to_csv(tl_p, index=False)
-        if led_p.exists():
-            led_p.write_text(
-                ''.join(
-                    l + '\n' for l in led_p.read_text().splitlines()
-                    if l.strip().endswith('}') and pd.Timestamp(json.loads(l)['as_of']) <= done
-                )
-            )
+    s, files, registry = settings or ReplaySettings(), ReplayFiles(Path(out)), registry or LocalRegistry()
+    files.out.mkdir(parents=True, exist_ok=True)
+    feats, sessions, todo = sessions_to_replay(features, start, end)
+    state, plog, champ = resume_replay(feats, s, files)
+    if state['done']: todo = todo[todo > np.datetime64(pd.Timestamp(state['done']))]
     t_start = time.time()
     for i, t in enumerate(pd.DatetimeIndex(todo)):
         if i == len(todo) // 2: kill_point('replay_session')   # crash tests: a run killed mid-replay
-        t0 = time.time()
-        known = upto(t)   # a slice, not a copy of every column of the history: 150 sessions of 500k rows
+        t0, known = time.time(), known_at(feats, t)
         row = dict(session=t.date(), champion=champ.version if champ else None)
-        # monitor: drift and the champion's realised performance, from what is known at t
-        if champ is not None:
-            drift = drift_now(known, champ, s)
-            settled, real = realised_now(plog, known, champ.version, t, s.realised_window)
-            new = int((sessions[(sessions > np.datetime64(champ.as_of)) & (sessions <= np.datetime64(t))]).size)
-            model = dict(trained_on=str(champ.train_end.date()), created=str(champ.as_of.date()), new_sessions=new)
-            decision = retrain_decision(drift, settled, model, str(t.date()), RetrainPolicy.of(s), now=str(t.date()))
-            row |= dict(
-                drift_share=drift['drift_share'], drifted=','.join(drift['drifted']),
-                **{f'realised_{k}': v for k, v in real.items()},
-            )
-        else:
-            last = state.get('last_attempt')
-            wait = (
-                last is not None
-                and (sessions[(sessions > np.datetime64(pd.Timestamp(last))) & (sessions <= np.datetime64(t))]).size
-                < s.retry_sessions
-            )
-            decision = dict(
-                retrain=not wait, reasons=['no champion model'] + (['(waiting to retry)'] if wait else []), checks=[]
-            )
-        last = state.get('last_attempt')
-        since = (
-            None if last is None
-            else int((sessions[(sessions > np.datetime64(pd.Timestamp(last))) & (sessions <= np.datetime64(t))]).size)
-        )
-        if decision['retrain'] and champ is not None and since is not None and since < s.retry_sessions:
-            decision = decision | dict(
-                retrain=False, reasons=decision['reasons']
-                + [f"(waiting: the last retrain was {since} sessions ago, fewer than {s.retry_sessions})"],
-            )
-        row |= dict(retrain=decision['retrain'], reasons='; '.join(decision['reasons']))
+        seen, decision = decide_session(known, t, champ, plog, sessions, state.get('last_attempt'), s)
+        row |= seen | dict(retrain=decision['retrain'], reasons='; '.join(decision['reasons']))
         if decision['retrain']:
             state['last_attempt'] = str(t.date())
-            g = train_and_gate(known, t, champ, s)
-            row |= dict(gate=g['decision'], gate_auc=g.get('gate_auc'), gate_reasons=' | '.join(g['reasons']))
-            if g['decision'] != 'skipped':
-                v = registry.register(g['est'], t, g)
-                (out / 'models').mkdir(exist_ok=True); joblib.dump(g['est'], out / 'models' / f'v{v}.joblib')
-                ev = dict(
-                    event=g['decision'], version=v, previous_champion=champ.version if champ else None,
-                    as_of=str(t.date()), replay=True, trigger='; '.join(decision['reasons']), reasons=g['reasons'],
-                )
-                if g['decision'] == 'promoted':
-                    registry.promote(v)
-                    champ = Champion(v, g['est'], pd.Timestamp(g['train_end']), t)
-                    champ.thresholds, champ.reference = drift_reference(
-                        known, champ.train_end, s, cols=drift_columns(champ.est)
-                    )
-                append_jsonl(led_p, ev)
-                if champ is None and g.get('baseline'):   # no model passed and none serves: the best rule does
-                    champ = _serve_baseline(g, t, known, s, registry, out, led_p, decision)
-                row |= dict(version=v, champion_after=champ.version if champ else None)
-        # predict the next session with the champion of this moment
-        today = known[(known.date == t) & known.eligible]
-        if champ is not None and len(today):
-            # a few hundred rows: OpenMP thread start-up costs more than it saves (2.4 s vs 5 ms on a busy machine)
-            with threadpool_limits(1):
-                p = contract_proba(champ.est, today)
-            new = pd.DataFrame(
-                {
-                    'feature_date': t, 'symbol': today.symbol.to_numpy(), 'prob_up': p, 'model_version': champ.version,
-                    'prediction_for': today.target_date.fillna(t + pd.Timedelta(days=1)).to_numpy(), 'as_of': t,
-                    'replay': True,
-                }
-            )
+            champ, gated = retrain_session(known, t, champ, decision, s, registry, files)
+            row |= gated
+        if (new := predict_session(known, t, champ)) is not None:   # the champion of this moment
             plog = pd.concat([plog, new], ignore_index=True) if len(plog) else new
             row['predicted'] = len(new)
         row['seconds'] = round(time.time() - t0, 3)
-        # checkpoint: the log and timeline first, then the state that says this session is done
-        tmp = log_p.with_suffix('.tmp'); plog.to_parquet(tmp, index=False); tmp.replace(log_p)
-        pd.DataFrame([row]).reindex(columns=TIMELINE_COLUMNS).to_csv(
-            tl_p, mode='a', header=not tl_p.exists(), index=False
-        )
-        state = dict(
-            done=str(t.date()),
-            settings=state['settings'],
-            last_attempt=state.get('last_attempt'),
-            champion=(
-                None
-                if champ is None
-                else dict(
-                    version=champ.version, train_end=str(champ.train_end.date()), as_of=str(champ.as_of.date()),
-                    kind=champ.kind, rule=champ.rule,
-                )
-            ),
-        )
-        write_json(state, state_p)
-        if progress:
-            log(
-                f"replay: {t.date()} ({i + 1}/{len(todo)}) champion v{row.get('champion_after', row['champion'])} · "
-                + (f"RETRAIN ({row['reasons']}): {row.get('gate', '')}" if decision['retrain'] else 'no retrain')
-                + f" · {row['seconds']:.2f}s"
-            )
+        state = checkpoint(row, plog, state, champ, files)
+        if progress: log(session_line(row, i, len(todo)))
     if progress: log(f"replay: {len(todo)} sessions in {time.time() - t_start:.1f}s")
-    return read_timeline(tl_p)
-
-def read_timeline(path: str | Path) -> pd.DataFrame:
-    "A replay's timeline (one row per session), versions as strings."
-    p = Path(path)
-    if not p.exists() or not p.stat().st_size: return pd.DataFrame(columns=TIMELINE_COLUMNS)
-    return pd.read_csv(p, parse_dates=['session'], dtype={'champion': str, 'version': str, 'champion_after': str})
+    return read_timeline(files.timeline)
 
 # %% ../nbs/07a_replay.ipynb #1b070997
 def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = None) -> dict:
@@ -413,6 +461,7 @@ def replay_summary(tl: pd.DataFrame, ledger: list[dict], change_at: str | None =
         )
     return out
 
+# %% ../nbs/07a_replay.ipynb #a9e96d28
 def replay_memo(summary: dict, n: int) -> str:
     """The replay report's opening summary: what was replayed on which market, how the loop met the planted change, what
     next."""
@@ -459,6 +508,7 @@ def replay_memo(summary: dict, n: int) -> str:
         " replayed (model `<name>_replay`, `products/replay/`), never mixed with live runs."
     )
 
+# %% ../nbs/07a_replay.ipynb #dd0ceaff
 def timeline_plot(tl: pd.DataFrame, ledger: list[dict], change_at: str | None = None, path: str | Path | None = None):
     """Realised ROC AUC of the champion and the reversal rule over time, champion changes, retrains and a planted change
     marked; drift below."""
@@ -545,9 +595,21 @@ class ReplayTask:
         from nepse_mlops.settings import settings_kwargs
         return cls(**settings_kwargs(cls, params))
 
-def replay_stage(upstream: dict, product: dict, task: ReplayTask) -> dict:
+@dataclass
+class ReplayResult:
+    "What one replay stage run did: the memo's input (`replay_report`)."
+    timeline: pd.DataFrame
+    ledger: list[dict]
+    summary: dict              # summary.json
+    sessions: int              # sessions asked for (0: `replay_sessions: 0` skipped the loop)
+    out: Path                  # the replay's folder: timeline, ledger, predictions, models, resume state
+    change_at: str | None      # the planted change (None: none planted)
+    seconds: float
+
+def replay_stage(upstream: dict, product: dict, task: ReplayTask) -> ReplayResult:
     "The replay stage: the loop over the last `replay_sessions` sessions, from scratch; its products and summary."
     import shutil
+    t0 = time.time()
     from nepse_mlops.core import read_json, read_jsonl, write_json
     features = pd.read_parquet(upstream['features']['features'])
     planted = read_json(upstream['ingest']['planted'])
@@ -570,15 +632,15 @@ def replay_stage(upstream: dict, product: dict, task: ReplayTask) -> dict:
         'planted': planted.get('description'), 'change_at': planted.get('change_at'),
     }
     write_json(summary, product['summary'])
-    return dict(tl=tl, ledger=led, summary=summary, n=n, out=out, change_at=planted.get('change_at'))
+    return ReplayResult(tl, led, summary, n, out, planted.get('change_at'), round(time.time() - t0, 1))
 
-def replay_report(r: dict) -> None:
+def replay_report(r: ReplayResult) -> None:
     "The replay stage's memo; then the timeline plot and every retrain with its reason and the gate's decision."
     from IPython.display import display, Markdown
-    display(Markdown(replay_memo(r['summary'], r['n'])))
-    if r['n']:
-        display(timeline_plot(r['tl'], r['ledger'], r['change_at'], Path(r['out'], 'timeline.png')))
-        tl = r['tl']
+    display(Markdown(replay_memo(r.summary, r.sessions)))
+    if r.sessions:
+        display(timeline_plot(r.timeline, r.ledger, r.change_at, r.out / 'timeline.png'))
+        tl = r.timeline
         display(
             tl[tl.retrain.astype(bool)][['session', 'champion', 'reasons', 'gate', 'gate_auc']]
             .rename(columns={'reasons': 'why'}) .set_index('session')
