@@ -194,6 +194,10 @@ class LocalRegistry:
     def __init__(self): self.n, self.champion = 0, None
     def register(self, est, as_of, decision) -> str: self.n += 1; return str(self.n)
     def promote(self, version: str) -> None: self.champion = version
+    def resume(self, ledger: list[dict], champion: str | None) -> None:
+        "Carry on from a replay's `ledger`: number after every version it holds (a version is never reused)."
+        self.n = max([self.n, *(int(e['version']) for e in ledger if str(e.get('version', '')).isdigit())])
+        self.champion = champion
 
 # %% ../nbs/07a_replay.ipynb #fd68f1c6
 TIMELINE_COLUMNS = [
@@ -401,6 +405,7 @@ def replay(
     files.out.mkdir(parents=True, exist_ok=True)
     feats, sessions, todo = sessions_to_replay(features, start, end)
     state, plog, champ = resume_replay(feats, s, files)
+    if isinstance(registry, LocalRegistry): registry.resume(read_jsonl(files.ledger), champ and champ.version)
     if state['done']: todo = todo[todo > np.datetime64(pd.Timestamp(state['done']))]
     t_start = time.time()
     for i, t in enumerate(pd.DatetimeIndex(todo)):
