@@ -452,7 +452,8 @@ def dashboard_command(root: Path, host: str, port: int, max_kernels: int = 6, po
     # Not much less than 120 s: Voila draws the outputs only once its front end has loaded and connected to the kernel,
     # which took over a minute on a 2-core machine at load 15 (a page whose kernel is culled first never draws).
     return [sys.executable, '-m', 'nepse_mlops.dashboard_server', str(root / 'nbs' / 'voila_dashboard.ipynb'),
-            '--no-browser', f'--port={port}', f'--Voila.ip={host}', '--Voila.tornado_settings={"allow_origin": ""}',
+            '--no-browser', f'--port={port}', '--Voila.port_retries=0', f'--Voila.ip={host}',
+            '--Voila.tornado_settings={"allow_origin": ""}',
             '--preheat_kernel=True', f'--pool_size={pool_size}', f'--DashboardVoila.max_kernels={max_kernels}',
             f'--MappingKernelManager.cull_idle_timeout={cull_idle}',
             f'--MappingKernelManager.cull_interval={cull_interval}',
@@ -898,8 +899,9 @@ def _serve(root: Path, env: dict, args) -> int:
                  caps, products_market(env['products']))
 
 def _dashboard(root: Path, env: dict, args) -> int:
-    from nepse_mlops.dashboard_server import dashboard_refusal, TOKEN_ENV
-    if why := dashboard_refusal(args.host): print(f"error: {why}", file=sys.stderr); return 2
+    from nepse_mlops.dashboard_server import dashboard_refusal, port_refusal, TOKEN_ENV
+    if why := dashboard_refusal(args.host) or port_refusal(args.host, args.port):
+        print(f"error: {why}", file=sys.stderr); return 2
     login = '; token login on' if os.environ.get(TOKEN_ENV) else ''
     print(f"dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops; at most {args.max_kernels} kernels{login})",
           flush=True)

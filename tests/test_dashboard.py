@@ -19,15 +19,21 @@ BAD = ['Traceback', 'Error', 'Exception']
 @contextmanager
 def dashboard(products, env=None):
     "`nepse-mlops dashboard` on a free port, serving `products`; yields a Playwright page factory."
-    port = free_port()
-    # the server's log beside the products, for a failure
-    log = open(Path(products).parent / f'dashboard_{port}.log', 'w')
-    proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port)],
-                            env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(products)} | (env or {}),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f'http://127.0.0.1:{port}/'
+    for attempt in range(3):   # a free port can be taken between free_port() and the bind: refused, try another
+        port = free_port()
+        # the server's log beside the products, for a failure
+        log = open(Path(products).parent / f'dashboard_{port}.log', 'w')
+        proc = subprocess.Popen([str(BIN / 'nepse-mlops'), '--root', str(ROOT), 'dashboard', '--port', str(port)],
+                                env=os.environ | QUIET | {'NEPSE_MLOPS_PRODUCTS': str(products)} | (env or {}),
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f'http://127.0.0.1:{port}/'
+        try: wait_http(url, proc); break
+        except Exception as e:
+            if proc.poll() is None: os.killpg(proc.pid, signal.SIGTERM); proc.wait(20)
+            log.close()
+            # the CLI's refusal ("is in use") or Voila's own ("is already in use")
+            if attempt == 2 or not isinstance(e, RuntimeError) or 'in use' not in Path(log.name).read_text(): raise
     try:
-        wait_http(url, proc)
         from playwright.sync_api import sync_playwright
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
