@@ -50,3 +50,22 @@ def test_cli_names_a_bad_setting():
     assert res.returncode == 2
     assert "--set: n_windows: expected an integer, got 'ten'" in res.stderr
     assert "--set: unknown key 'min_setled' (did you mean min_settled?)" in res.stderr
+
+
+def test_papermill_knows_every_parameter_and_none_is_restated():
+    """A scheduler's `papermill` on one stage warns of no parameter ("Passed unknown parameter"): each stage's
+    parameters cell names every parameter of its task in pipeline.yaml, and takes its value from env.yaml."""
+    import json
+    from papermill.execute import _infer_parameters   # what papermill's warning compares the passed names with
+    from papermill.iorw import load_notebook_node
+    spec = yaml.safe_load((ROOT / 'pipeline.yaml').read_text())
+    stages = [t for t in spec['tasks'] if t.get('params')]
+    assert len(stages) == 8
+    for t in stages:
+        path = str(ROOT / t['source'])
+        known = {p.name for p in _infer_parameters(load_notebook_node(path), name='python3', language='python')}
+        assert set(t['params']) | {'upstream', 'product'} <= known, (t['name'], set(t['params']) - known)
+        cell = next(''.join(c['source']) for c in json.loads(Path(path).read_text())['cells']
+                    if 'parameters' in c['metadata'].get('tags', []))
+        assert [l for l in cell.splitlines() if l.split(' = ')[0] in t['params']] == \
+            [f"{n} = env_['{n}']" for n in t['params']], t['name']
